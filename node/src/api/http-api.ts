@@ -1,0 +1,123 @@
+// The HTTP API on the public port: publish, channel info, cluster stats. JSON in and out.
+import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
+import type { Server } from 'socket.io';
+import { z } from 'zod';
+import type { Bus } from '../bus/bus.js';
+import type { Config } from '../config/schema.js';
+import { assertChannel } from '../channels/names.js';
+import type { Publisher } from '../channels/publisher.js';
+import type { ChannelRules } from '../channels/rules.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { presenceOf } from '../protocol/handlers.js';
+import { SbError } from '../protocol/errors.js';
+import { parseJson, route, type Handler, type Request } from '../transport/http.js';
+import { requireApiKey } from './auth.js';
+
+export interface ApiDeps {
+  config: Config;
+  io: Server;
+  bus: Bus;
+  publisher: Publisher;
+  rules: ChannelRules;
+  metrics: Metrics;
+  log: Logger;
+  /** Local connections (all transports) and local SSE subscribers of a channel. */
+  localConnections(): number;
+  sseSubscribers(channel: string): number;
+}
+
+const publishBody = z
+  .object({
+    channel: z.string().optional(),
+    channels: z.array(z.string()).min(1).max(100).optional(),
+    event: z.string(),
+    data: z.unknown().optional(),
+  })
+  .strict()
+  .refine((b) => (b.channel === undefined) !== (b.channels === undefined), { message: 'give exactly one of `channel` or `channels`' });
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+export function issues(err: z.ZodError): string {
+  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
+export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
+  const ct = req.headers['content-type'] ?? '';
+  if (ct && !/^application\/(.+\+)?json\b/i.test(ct)) throw new SbError('bad_request', `content-type must be application/json, not ${ct}`);
+  return parseJson(await req.body(limit));
+}
+
+export function mountApi(app: TemplatedApp, d: ApiDeps) {
+  const log = d.log.child({ module: 'api' });
+  const counted = (name: string, h: Handler): Handler => async (req, reply) => {
+    const send = reply.send.bind(reply);
+    reply.send = (status, body, headers) => {
+      d.metrics.httpRequests.inc({ route: name, status: String(status) });
+      if (status === 400 || status === 413) d.metrics.badInput.inc({ kind: `http_${status}` });
+      send(status, body, headers);
+    };
+    await h(req, reply);
+  };
+
+  app.post(
+    '/api/publish',
+    route(
+      log,
+      counted('publish', async (req, reply) => {
+        requireApiKey(d.config.apiKeys, req.headers);
+        const body = publishBody.safeParse(await readJsonBody(req, d.config.maxHttpBodyBytes));
+        if (!body.success) throw new SbError('bad_request', issues(body.error));
+        const channels = body.data.channels ?? [body.data.channel!];
+        // Validate everything before publishing anything: a bad request publishes nothing.
+        const items = channels.map((c) => d.publisher.validate(c, body.data.event, body.data.data));
+        const idemKey = req.headers['idempotency-key'];
+        if (idemKey !== undefined) {
+          if (!IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
+          if (!(await d.bus.claimOnce(`idem:${idemKey}`, d.config.idempotencyWindowSeconds))) {
+            reply.json(200, { ok: true, duplicate: true });
+            return;
+          }
+        }
+        const ids = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http')));
+        reply.json(200, body.data.channels ? { ok: true, ids } : { ok: true, id: ids[0] });
+      }),
+    ),
+  );
+
+  app.get(
+    '/api/channels/*',
+    route(
+      log,
+      counted('channel', async (req, reply) => {
+        requireApiKey(d.config.apiKeys, req.headers);
+        const channel = assertChannel(decodeURIComponent(req.path.slice('/api/channels/'.length)));
+        const p = await presenceOf(d.io, channel, d);
+        const rule = d.rules.for(channel);
+        const out: Record<string, unknown> = { channel, subscribers: p.count + d.sseSubscribers(channel) };
+        if (rule.presence) out.members = p.members;
+        reply.json(200, out);
+      }),
+    ),
+  );
+
+  app.get(
+    '/api/stats',
+    route(
+      log,
+      counted('stats', async (req, reply) => {
+        requireApiKey(d.config.apiKeys, req.headers);
+        const nodes = await d.bus.nodes();
+        reply.json(200, { connections: nodes.reduce((n, x) => n + x.connections, 0), nodes });
+      }),
+    ),
+  );
+
+  // Which node serves this client: the demo page shows it. No secrets, no auth.
+  app.get('/api/node', route(log, (_req, reply) => reply.json(200, { id: d.config.nodeId, mode: d.bus.mode })));
+
+  app.any('/api/*', route(log, (req) => {
+    throw new SbError('not_found', `no API route ${req.method} ${req.path}`);
+  }));
+}

@@ -1,0 +1,65 @@
+// The cluster bus: how publications get their ids, reach every node in order, and are kept in history.
+// Two implementations: MemoryBus (one node, no Redis) and RedisBus. Everything above the bus is shared.
+import type { ServerOptions } from 'socket.io';
+
+/** A publication as it travels and as history keeps it. */
+export interface Publication {
+  channel: string;
+  event: string;
+  data: unknown;
+  /** Unique within the channel, increasing in history order ("<ms>-<seq>", as Redis stream ids). */
+  id: string;
+  /** Milliseconds since the epoch at publish. */
+  ts: number;
+}
+
+export interface PublishInput {
+  channel: string;
+  event: string;
+  data: unknown;
+  ts: number;
+  /** History bounds for this publication's channel (its rule's, else the node's); size 0 keeps none. */
+  history: { size: number; ttlMs: number };
+}
+
+export interface HistoryRead {
+  /** True when `since` is still in history, so `entries` holds everything after it. */
+  found: boolean;
+  entries: Publication[];
+}
+
+export interface NodeInfo {
+  id: string;
+  connections: number;
+}
+
+export interface BusHealth {
+  ready: boolean;
+  reason?: string;
+}
+
+export interface Bus {
+  readonly mode: 'memory' | 'redis';
+  /** Connects and verifies; resolves once the bus is usable (Redis: first canary round-trip). */
+  start(): Promise<void>;
+  /** Stores and fans out one publication; resolves with its id. */
+  publish(p: PublishInput): Promise<string>;
+  /** Publications after `since` (exclusive), oldest first; `since` undefined: the last `limit`. */
+  history(channel: string, since: string | undefined, limit: number, ttlMs: number): Promise<HistoryRead>;
+  /** Every publication, from any node, in id order per channel. */
+  onPublication(fn: (p: Publication) => void): void;
+  /** Called when the bus may have missed publications (a gap or a reconnect): catch up from history. */
+  onResync(fn: () => void): void;
+  /** Called when readiness changes. */
+  onHealth(fn: (h: BusHealth) => void): void;
+  health(): BusHealth;
+  /** The Socket.IO adapter constructor for cluster-wide rooms (undefined: Socket.IO's in-memory one). */
+  adapter(): ServerOptions['adapter'] | undefined;
+  /** Tells the bus how to describe this node to the cluster (heartbeats). */
+  setSelf(fn: () => NodeInfo): void;
+  /** Every live node with its connection count. */
+  nodes(): Promise<NodeInfo[]>;
+  /** Sets `key` once within `ttlSeconds`, cluster-wide; false when it was already set. */
+  claimOnce(key: string, ttlSeconds: number): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,63 @@
+// Single-node bus: ids from a local generator, history in memory, fan-out by a synchronous callback.
+import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput } from './bus.js';
+import { IdGenerator } from '../channels/ids.js';
+import { MemoryHistory } from '../channels/memory-history.js';
+
+
+export class MemoryBus implements Bus {
+  readonly mode = 'memory' as const;
+  // One generator for every channel: ids unique and increasing per channel (and globally).
+  private readonly ids = new IdGenerator();
+  private readonly store: MemoryHistory;
+  private readonly listeners: ((p: Publication) => void)[] = [];
+  private readonly claims = new Map<string, number>();
+
+  private self: () => NodeInfo = () => ({ id: 'local', connections: 0 });
+
+  constructor(maxTtlMs: number) {
+    this.store = new MemoryHistory(maxTtlMs);
+  }
+
+  async start() {}
+
+  async publish(input: PublishInput): Promise<string> {
+    const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: this.ids.next() };
+    this.store.append(p, input.history.size, input.history.ttlMs);
+    for (const fn of this.listeners) fn(p);
+    return p.id;
+  }
+
+  async history(channel: string, since: string | undefined, limit: number): Promise<HistoryRead> {
+    // The ttl is the one stored with the channel's entries.
+    return this.store.read(channel, since, limit);
+  }
+
+  onPublication(fn: (p: Publication) => void) {
+    this.listeners.push(fn);
+  }
+  onResync() {}
+  onHealth() {}
+  health(): BusHealth {
+    return { ready: true };
+  }
+  adapter() {
+    return undefined;
+  }
+  setSelf(fn: () => NodeInfo) {
+    this.self = fn;
+  }
+  async nodes(): Promise<NodeInfo[]> {
+    return [this.self()];
+  }
+  async claimOnce(key: string, ttlSeconds: number): Promise<boolean> {
+    const now = Date.now();
+    const until = this.claims.get(key);
+    if (until !== undefined && until > now) return false;
+    this.claims.set(key, now + ttlSeconds * 1000);
+    if (this.claims.size > 10_000) for (const [k, t] of this.claims) if (t <= now) this.claims.delete(k);
+    return true;
+  }
+  async close() {
+    this.store.close();
+  }
+}

@@ -1,0 +1,34 @@
+// The one publish path for every source (client, HTTP API, GRIP): validate, size-check, store and fan out.
+import type { Bus } from '../bus/bus.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { SbError } from '../protocol/errors.js';
+import { assertChannel, assertEventName } from './names.js';
+import type { ChannelRules } from './rules.js';
+
+export type PublicationSource = 'client' | 'http' | 'grip';
+
+export class Publisher {
+  constructor(
+    private readonly bus: Bus,
+    private readonly rules: ChannelRules,
+    private readonly metrics: Metrics,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Checks a publication without publishing it (for callers that authorize in between). */
+  validate(channel: unknown, event: unknown, data: unknown): { channel: string; event: string; data: unknown } {
+    const c = assertChannel(channel);
+    const e = assertEventName(event);
+    const d = data === undefined ? null : data;
+    const size = Buffer.byteLength(JSON.stringify(d));
+    if (size > this.maxBytes) throw new SbError('too_large', `data is ${size} bytes; the limit is ${this.maxBytes}`);
+    return { channel: c, event: e, data: d };
+  }
+
+  async publish(channel: string, event: string, data: unknown, source: PublicationSource): Promise<string> {
+    const rule = this.rules.for(channel);
+    const id = await this.bus.publish({ channel, event, data, ts: Date.now(), history: { size: rule.historySize, ttlMs: rule.historyTtlMs } });
+    this.metrics.publications.inc({ source });
+    return id;
+  }
+}

@@ -1,0 +1,81 @@
+// The one configuration schema: env name, default, validation and description per field.
+// The README's configuration table is generated from FIELDS (see docs.ts); a test fails when it is stale.
+import os from 'node:os';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const ms = z.coerce.number().int().min(1).max(24 * 3600 * 1000);
+const positiveInt = z.coerce.number().int().min(1);
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const optionalString = z.string().min(1).optional();
+
+export interface FieldSpec<S extends z.ZodType = z.ZodType> {
+  env: string;
+  /** Validates the env string (or flag) and supplies the default. */
+  schema: S;
+  description: string;
+  /** Shown in the README instead of the schema's default (computed defaults). */
+  defaultText?: string;
+}
+
+function f<S extends z.ZodType>(env: string, schema: S, description: string, defaultText?: string): FieldSpec<S> {
+  return { env, schema, description, defaultText };
+}
+
+/** Field name → spec. Order is the README's order. */
+export const FIELDS = {
+  port: f('PORT', port.default(3000), 'Public port: Socket.IO, SSE, HTTP API, demo page'),
+  host: f('HOST', z.string().min(1).default('0.0.0.0'), 'Listen address of both ports'),
+  internalPort: f('INTERNAL_PORT', port.default(9090), 'Internal port: `/metrics`, `/healthz`, `/readyz`'),
+  redisUrl: f('REDIS_URL', z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), 'Unset: single node, in-memory bus. `redis://…`: cluster mode'),
+  redisKeyPrefix: f('REDIS_KEY_PREFIX', z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ : . -').default('switchboard'), 'Prefix of every Redis key and pub/sub channel Switchboard uses (the Socket.IO adapter and emitter use `socket.io`)'),
+  nodeId: f('NODE_ID', z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 _ . : -').optional(), 'Names the node in logs, metrics and `/api/stats`', 'hostname-pid'),
+  apiKeys: f('API_KEYS', list.optional(), 'Comma-separated keys for the HTTP API; unset: the API answers 401 naming `API_KEYS`'),
+  jwtSecret: f('JWT_SECRET', optionalString, 'Set: every client connection must carry a valid HS256 token (`auth.token`, or `token` query for SSE)'),
+  jwtPublicKeyFile: f('JWT_PUBLIC_KEY_FILE', optionalString, 'PEM public key (SPKI) for RS256/ES256 client tokens'),
+  jwtJwksFile: f('JWT_JWKS_FILE', optionalString, 'JWKS file with public keys for RS256/ES256 client tokens'),
+  tokenRefreshGraceMs: f('TOKEN_REFRESH_GRACE_MS', ms.default(1000), 'Slack after a token\'s `exp` before a client that sent no `auth:refresh` is disconnected with `token_expired`'),
+  backendUrl: f('BACKEND_URL', z.url().optional(), 'Base URL of the backend webhooks'),
+  webhookSecret: f('WEBHOOK_SECRET', optionalString, 'HMAC-SHA256 key for webhook signatures (`X-Switchboard-Signature`)'),
+  allowedOrigins: f('ALLOWED_ORIGINS', list.optional(), 'Set: any request whose `Origin` is not listed is refused with 403'),
+  logLevel: f('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level'),
+  trustedProxies: f('TRUSTED_PROXIES', list.default([]), 'Addresses whose `X-Forwarded-For` is trusted for the client address (HAProxy)', 'empty'),
+  app: f('SWITCHBOARD_APP', optionalString, 'Path of an ESM module whose default export is the embedded application (RPC methods, authorization hooks)'),
+  maxPayloadBytes: f('MAX_PAYLOAD_BYTES', positiveInt.default(65536), 'Largest client frame (WebSocket message or polling body); larger closes the connection'),
+  maxHttpBodyBytes: f('MAX_HTTP_BODY_BYTES', positiveInt.default(1048576), 'Largest HTTP API body; larger answers 413'),
+  maxPublishBytes: f('MAX_PUBLISH_BYTES', positiveInt.default(65536), 'Largest publication `data` (JSON bytes), from clients and the HTTP API'),
+  idleTimeoutSeconds: f('WS_IDLE_TIMEOUT_S', z.coerce.number().int().min(8).max(960).default(120), 'uWS idle timeout of a WebSocket with no traffic (must exceed ping interval + timeout)'),
+  maxBackpressureBytes: f('MAX_BACKPRESSURE_BYTES', positiveInt.default(1048576), 'Outbound bytes buffered per WebSocket before the client counts as a slow consumer and is closed'),
+  perMessageDeflate: f('PER_MESSAGE_DEFLATE', bool.default(false), 'WebSocket per-message deflate (costs CPU and memory per connection)'),
+  pingIntervalMs: f('PING_INTERVAL_MS', ms.default(25000), 'Engine.IO ping interval'),
+  pingTimeoutMs: f('PING_TIMEOUT_MS', ms.default(20000), 'Engine.IO ping timeout'),
+  historySize: f('HISTORY_SIZE', z.coerce.number().int().min(0).max(1_000_000).default(1000), 'Publications kept per channel for recovery (0: none)'),
+  historyTtlSeconds: f('HISTORY_TTL_S', z.coerce.number().int().min(1).default(600), 'Age after which a publication leaves history'),
+  channelRules: f('CHANNEL_RULES', z.string().optional(), 'JSON array of channel rules, or `@path` of a JSON file (see "Channel rules")'),
+  maxSubscriptions: f('MAX_SUBSCRIPTIONS', positiveInt.default(100), 'Channels one connection may subscribe to'),
+  eventsPerSecond: f('EVENTS_PER_SECOND', positiveInt.default(50), 'Client events per second per connection before `rate_limited`'),
+  rateLimitStrikes: f('RATE_LIMIT_STRIKES', positiveInt.default(5), 'Seconds in a row over the event rate after which the connection is closed'),
+  connectionsPerIp: f('CONNECTIONS_PER_IP', positiveInt.default(1000), 'Concurrent connections per client address (cluster-wide with Redis)'),
+  connectionsPerUser: f('CONNECTIONS_PER_USER', positiveInt.default(100), 'Concurrent connections per authenticated user'),
+  handshakesPerSecondPerIp: f('HANDSHAKES_PER_SECOND_PER_IP', positiveInt.default(100), 'New connections per second per client address'),
+  drainTimeoutMs: f('DRAIN_TIMEOUT_MS', ms.default(10000), 'Drain window on SIGTERM: clients are disconnected in paced batches over it'),
+  drainWatchdogMs: f('DRAIN_WATCHDOG_MS', ms.default(10000), 'If shutdown has not finished this long after the drain window, exit 1'),
+  canaryIntervalMs: f('CANARY_INTERVAL_MS', ms.default(1000), 'How often the bus canary goes round Redis'),
+  canaryTimeoutMs: f('CANARY_TIMEOUT_MS', ms.default(2000), 'A canary not back within this marks the bus unready'),
+  clusterRequestTimeoutMs: f('CLUSTER_REQUEST_TIMEOUT_MS', ms.default(3000), 'Timeout of cluster-wide queries (presence, channel info)'),
+  webhookTimeoutMs: f('WEBHOOK_TIMEOUT_MS', ms.default(5000), 'Timeout of one webhook call'),
+  webhookConcurrency: f('WEBHOOK_CONCURRENCY', positiveInt.default(256), 'Webhook calls in flight per node; more answer `unavailable`'),
+  webhookForwardHeaders: f('WEBHOOK_FORWARD_HEADERS', list.default(['authorization', 'user-agent', 'x-forwarded-for']), 'Request headers forwarded to `/connect` besides `cookie`', 'authorization,user-agent,x-forwarded-for'),
+  idempotencyWindowSeconds: f('IDEMPOTENCY_WINDOW_S', positiveInt.default(600), 'How long an `Idempotency-Key` of the HTTP API is remembered'),
+  sseKeepaliveMs: f('SSE_KEEPALIVE_MS', ms.default(15000), 'Interval of SSE keep-alive comments'),
+} as const;
+
+export type FieldName = keyof typeof FIELDS;
+
+/** The validated, frozen configuration. */
+export type Config = { readonly [K in FieldName]: K extends 'nodeId' ? string : z.output<(typeof FIELDS)[K]['schema']> };
+
+export function defaultNodeId(): string {
+  return `${os.hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_.:-]/g, '-').slice(0, 100);
+}

@@ -1,0 +1,46 @@
+// start(): runs a node as a process: listens, guards the process against stray errors, drains on signals.
+import type { Config } from '../config/schema.js';
+import type { SwitchboardApp } from '../protocol/app.js';
+import { createSwitchboard, type Switchboard } from './switchboard.js';
+
+export async function start(config: Config, app: SwitchboardApp = {}): Promise<Switchboard> {
+  const sb = await createSwitchboard(config, app);
+  const log = sb.log.child({ module: 'lifecycle' });
+
+  // One bad connection or a library bug must not take every other client down with it.
+  process.on('uncaughtException', (err) => {
+    sb.metrics.uncaught.inc();
+    log.error({ err }, 'uncaught exception (the node keeps serving)');
+  });
+  process.on('unhandledRejection', (err) => {
+    sb.metrics.uncaught.inc();
+    log.error({ err }, 'unhandled rejection (the node keeps serving)');
+  });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const watchdog = setTimeout(() => {
+      log.error('drain did not finish in time; exiting 1');
+      process.exit(1);
+    }, config.drainTimeoutMs + config.drainWatchdogMs);
+    watchdog.unref();
+    sb.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  await sb.listen();
+  return sb;
+}

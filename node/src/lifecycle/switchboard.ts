@@ -1,0 +1,137 @@
+// createSwitchboard(): wires every concern together in one place, so the data flow reads top to bottom.
+import type { us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import type { Server } from 'socket.io';
+import { mountApi } from '../api/http-api.js';
+import { createTokenVerifier } from '../auth/tokens.js';
+import type { Bus } from '../bus/bus.js';
+import { MemoryBus } from '../bus/memory-bus.js';
+import { RedisBus } from '../bus/redis-bus.js';
+import { Authorizer } from '../channels/authorize.js';
+import { Delivery } from '../channels/delivery.js';
+import { Publisher } from '../channels/publisher.js';
+import { ChannelRules, parseRules } from '../channels/rules.js';
+import { loadConfig, type ConfigOverrides } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { mountInternal } from '../health/internal.js';
+import { Readiness } from '../health/readiness.js';
+import type { Backend } from '../hooks/backend.js';
+import { LocalConnectionLimits } from '../limits/connections.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import type { SwitchboardApp } from '../protocol/app.js';
+import { attachConnections } from '../protocol/connection.js';
+import { createSocketServer } from '../transport/socketio.js';
+import { mountStatic } from '../transport/static.js';
+import { loadUws, type LoadedUws } from '../transport/uws.js';
+import { drain } from './drain.js';
+
+export interface Switchboard {
+  readonly config: Config;
+  readonly io: Server;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly uws: LoadedUws;
+  /** Publishes from the embedding program (as the HTTP API would). */
+  publish(channel: string, event: string, data: unknown): Promise<string>;
+  /** Listens on PORT and INTERNAL_PORT; resolves when both are open and the bus is ready. */
+  listen(): Promise<void>;
+  /** Drains (readiness off, paced disconnects over DRAIN_TIMEOUT_MS) and closes everything. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a Switchboard node. `config` is a validated Config, or overrides applied on top of the environment.
+ * `app` registers in-process RPC methods and authorization hooks.
+ */
+export async function createSwitchboard(config: Config | ConfigOverrides = {}, app: SwitchboardApp = {}): Promise<Switchboard> {
+  const cfg: Config = Object.isFrozen(config) ? (config as Config) : loadConfig(process.env, config as ConfigOverrides);
+  const log = createLogger(cfg.logLevel, cfg.nodeId);
+  const metrics = createMetrics(cfg.nodeId);
+  const uws = loadUws();
+  log.info({ uws: uws.name, version: uws.version, nodeVersion: process.version }, `uWebSockets.js loaded from ${uws.name}`);
+
+  const rules = new ChannelRules(parseRules(cfg.channelRules), { historySize: cfg.historySize, historyTtlMs: cfg.historyTtlSeconds * 1000 });
+  const bus: Bus = cfg.redisUrl
+    ? new RedisBus(
+        {
+          url: cfg.redisUrl,
+          prefix: cfg.redisKeyPrefix,
+          nodeId: cfg.nodeId,
+          canaryIntervalMs: cfg.canaryIntervalMs,
+          canaryTimeoutMs: cfg.canaryTimeoutMs,
+          requestTimeoutMs: cfg.clusterRequestTimeoutMs,
+        },
+        log,
+        metrics,
+      )
+    : new MemoryBus(cfg.historyTtlSeconds * 1000);
+  metrics.busReady.set(bus.mode === 'memory' ? 1 : 0);
+  const readiness = new Readiness(bus, metrics);
+  const backend: Backend | undefined = undefined;
+  const verifier = await createTokenVerifier({ secret: cfg.jwtSecret, publicKeyFile: cfg.jwtPublicKeyFile, jwksFile: cfg.jwtJwksFile });
+
+  const allowed = cfg.allowedOrigins ? new Set(cfg.allowedOrigins) : undefined;
+  const originAllowed = (origin: string | undefined) => !allowed || origin === undefined || allowed.has(origin);
+
+  const publicApp = uws.uws.App();
+  const internalApp = uws.uws.App();
+  const io = createSocketServer(cfg, publicApp, bus, { originAllowed }, metrics, log);
+  const delivery = new Delivery(io, bus, rules, metrics);
+  const publisher = new Publisher(bus, rules, metrics, cfg.maxPublishBytes);
+  const authorizer = new Authorizer(rules, app, backend, verifier !== undefined, metrics, log);
+  const limits = new LocalConnectionLimits(cfg, metrics);
+  attachConnections(io, { config: cfg, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits });
+
+  const localConnections = () => io.engine.clientsCount;
+  bus.setSelf(() => ({ id: cfg.nodeId, connections: localConnections() }));
+  mountApi(publicApp, { config: cfg, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: () => 0 });
+  mountStatic(publicApp, log);
+  mountInternal(internalApp, readiness, metrics, log);
+
+  let publicSocket: us_listen_socket | undefined;
+  let internalSocket: us_listen_socket | undefined;
+  const listenOn = (a: typeof publicApp, port: number) =>
+    new Promise<us_listen_socket>((resolve, reject) =>
+      a.listen(cfg.host, port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${port} (in use, or not permitted)`)))),
+    );
+
+  let closing: Promise<void> | undefined;
+  const sb: Switchboard = {
+    config: cfg,
+    io,
+    metrics,
+    log,
+    uws,
+    async publish(channel, event, data) {
+      const p = publisher.validate(channel, event, data);
+      return publisher.publish(p.channel, p.event, p.data, 'http');
+    },
+    async listen() {
+      // The internal port first: /healthz answers and /readyz says why not ready while Redis is verified.
+      internalSocket = await listenOn(internalApp, cfg.internalPort);
+      await bus.start();
+      publicSocket = await listenOn(publicApp, cfg.port);
+      log.info({ port: cfg.port, internalPort: cfg.internalPort, host: cfg.host, bus: bus.mode }, 'listening');
+    },
+    close() {
+      closing ??= drain({
+        config: cfg,
+        io,
+        bus,
+        readiness,
+        metrics,
+        log,
+        closePublic: () => {
+          if (publicSocket) uws.uws.us_listen_socket_close(publicSocket);
+          publicSocket = undefined;
+        },
+        closeInternal: () => {
+          if (internalSocket) uws.uws.us_listen_socket_close(internalSocket);
+          internalSocket = undefined;
+        },
+      });
+      return closing;
+    },
+  };
+  return sb;
+}

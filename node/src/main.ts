@@ -1,0 +1,44 @@
+// The `switchboard` command line: parses flags and calls start(); nothing else lives here.
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { configTable } from './config/docs.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { UwsLoadError } from './transport/uws.js';
+import { start } from './lifecycle/start.js';
+import type { SwitchboardApp } from './protocol/app.js';
+
+const USAGE = `usage: switchboard listen [--port N] [--host H] [--internal-port N]
+       switchboard config-table     print the README's configuration table
+Every setting is an environment variable (see README); flags override them.`;
+
+async function main(argv: string[]) {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'internal-port': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const command = positionals[0] ?? 'listen';
+  if (values.help) return console.log(USAGE);
+  if (command === 'config-table') return console.log(configTable());
+  if (command !== 'listen') {
+    console.error(`unknown command "${command}"\n${USAGE}`);
+    process.exit(2);
+  }
+  const config = loadConfig(process.env, { port: values.port, host: values.host, internalPort: values['internal-port'] });
+  let app: SwitchboardApp = {};
+  if (config.app) app = ((await import(pathToFileURL(resolve(config.app)).href)) as { default: SwitchboardApp }).default ?? {};
+  await start(config, app);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof UwsLoadError) console.error(`switchboard: ${err.message}`);
+  else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') console.error(`switchboard: ${(err as Error).message}\n${USAGE}`);
+  else console.error('switchboard: failed to start:', err);
+  process.exit(1);
+});

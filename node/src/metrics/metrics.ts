@@ -1,0 +1,47 @@
+// Every Prometheus metric a node exposes, on a private registry passed in by start(); no global default registry.
+import client from 'prom-client';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export function createMetrics(nodeId: string) {
+  const registry = new client.Registry();
+  registry.setDefaultLabels({ node: nodeId });
+  client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  const r = [registry];
+
+  const m = {
+    registry,
+    connections: new client.Gauge({ name: 'switchboard_connections', help: 'Open client connections by transport', labelNames: ['transport'] as const, registers: r }),
+    handshakes: new client.Counter({ name: 'switchboard_handshakes_total', help: 'Client handshakes by outcome (ok, or the refusal reason)', labelNames: ['outcome'] as const, registers: r }),
+    disconnects: new client.Counter({ name: 'switchboard_disconnects_total', help: 'Client disconnections by reason', labelNames: ['reason'] as const, registers: r }),
+    subscriptions: new client.Gauge({ name: 'switchboard_subscriptions', help: 'Channel subscriptions held by clients of this node', registers: r }),
+    channels: new client.Gauge({ name: 'switchboard_channels', help: 'Channels with at least one local subscriber', registers: r }),
+    clientEvents: new client.Counter({ name: 'switchboard_client_events_total', help: 'Client events by type and outcome (ok or the error code)', labelNames: ['event', 'outcome'] as const, registers: r }),
+    publications: new client.Counter({ name: 'switchboard_publications_total', help: 'Publications accepted by source (client, http, grip, emitter)', labelNames: ['source'] as const, registers: r }),
+    deliveries: new client.Counter({ name: 'switchboard_deliveries_total', help: 'Messages handed to subscriber connections, by transport', labelNames: ['transport'] as const, registers: r }),
+    deliveryLatency: new client.Histogram({ name: 'switchboard_delivery_latency_seconds', help: 'End-to-end latency from publish to hand-off to local subscribers', buckets: LATENCY_BUCKETS, registers: r }),
+    busLatency: new client.Histogram({ name: 'switchboard_bus_latency_seconds', help: 'Latency of publications crossing the Redis bus (publish to receipt on a node)', buckets: LATENCY_BUCKETS, registers: r }),
+    busGaps: new client.Counter({ name: 'switchboard_bus_gaps_total', help: 'Bus messages missed, detected by per-origin sequence gaps', registers: r }),
+    busCatchup: new client.Counter({ name: 'switchboard_bus_catchup_total', help: 'Publications re-read from history after a bus gap or reconnect', registers: r }),
+    canaryRtt: new client.Histogram({ name: 'switchboard_bus_canary_rtt_seconds', help: 'Round trip of the bus canary through Redis', buckets: LATENCY_BUCKETS, registers: r }),
+    canaryFailures: new client.Counter({ name: 'switchboard_bus_canary_failures_total', help: 'Bus canaries not received back in time', registers: r }),
+    redisUp: new client.Gauge({ name: 'switchboard_redis_connected', help: '1 when the Redis client is connected, by role', labelNames: ['role'] as const, registers: r }),
+    busReady: new client.Gauge({ name: 'switchboard_bus_ready', help: '1 when the cluster bus is verified (always 1 in single-node mode)', registers: r }),
+    ready: new client.Gauge({ name: 'switchboard_ready', help: '1 when /readyz answers 200', registers: r }),
+    webhookRequests: new client.Counter({ name: 'switchboard_webhook_requests_total', help: 'Webhook calls by hook and outcome', labelNames: ['hook', 'outcome'] as const, registers: r }),
+    webhookDuration: new client.Histogram({ name: 'switchboard_webhook_duration_seconds', help: 'Webhook call latency by hook', labelNames: ['hook'] as const, buckets: LATENCY_BUCKETS, registers: r }),
+    dropped: new client.Counter({ name: 'switchboard_dropped_messages_total', help: 'Outbound messages dropped, by reason', labelNames: ['reason'] as const, registers: r }),
+    rejections: new client.Counter({ name: 'switchboard_rejections_total', help: 'Requests, frames or connections refused by a limit or check, by reason', labelNames: ['reason'] as const, registers: r }),
+    badInput: new client.Counter({ name: 'switchboard_bad_input_total', help: 'Malformed client or HTTP input, by kind', labelNames: ['kind'] as const, registers: r }),
+    appErrors: new client.Counter({ name: 'switchboard_app_errors_total', help: 'Exceptions thrown or promises rejected by embedded application code, by hook', labelNames: ['hook'] as const, registers: r }),
+    uncaught: new client.Counter({ name: 'switchboard_uncaught_exceptions_total', help: 'Uncaught exceptions and unhandled rejections caught by the process guard', registers: r }),
+    historyReplays: new client.Counter({ name: 'switchboard_history_replays_total', help: 'Subscriptions with `since` by recovered (true/false)', labelNames: ['recovered'] as const, registers: r }),
+    replayedMessages: new client.Counter({ name: 'switchboard_replayed_messages_total', help: 'Publications replayed from history to recovering subscribers', registers: r }),
+    httpRequests: new client.Counter({ name: 'switchboard_http_requests_total', help: 'HTTP API requests by route and status code', labelNames: ['route', 'status'] as const, registers: r }),
+    draining: new client.Gauge({ name: 'switchboard_draining', help: '1 while the node drains', registers: r }),
+    drainRemaining: new client.Gauge({ name: 'switchboard_drain_remaining_connections', help: 'Connections still open during a drain', registers: r }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,159 @@
+// The client protocol: one dispatcher for every Socket.IO event, each answered through its ack with
+// `{ ok: true, … }` or `{ ok: false, error: { code, message } }`. Nothing a client sends can throw out of here.
+import type { Socket } from 'socket.io';
+import { z } from 'zod';
+import type { Authorizer } from '../channels/authorize.js';
+import { callApp } from '../channels/authorize.js';
+import { Delivery } from '../channels/delivery.js';
+import { parseId } from '../channels/ids.js';
+import { assertChannel } from '../channels/names.js';
+import type { Publisher } from '../channels/publisher.js';
+import type { ChannelRules } from '../channels/rules.js';
+import type { Backend } from '../hooks/backend.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Config } from '../config/schema.js';
+import type { ClientContext, SwitchboardApp } from './app.js';
+import { SbError, errorAck } from './errors.js';
+
+export interface SocketState {
+  ctx: ClientContext;
+}
+
+export interface ProtocolDeps {
+  config: Config;
+  delivery: Delivery;
+  publisher: Publisher;
+  rules: ChannelRules;
+  authorizer: Authorizer;
+  app: SwitchboardApp;
+  backend: Backend | undefined;
+  metrics: Metrics;
+  log: Logger;
+  /** Counts and limits client events; throws `rate_limited`. */
+  checkRate(socket: Socket): Promise<void>;
+}
+
+type Handler = (socket: Socket, args: unknown[], d: ProtocolDeps) => Promise<Record<string, unknown>>;
+
+const subscribeOpts = z
+  .object({ since: z.string().refine((s) => parseId(s) !== undefined, 'since must be a publication id such as "1700000000000-0"').optional() })
+  .strict();
+const RPC_METHOD = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+export function ctxOf(socket: Socket): ClientContext {
+  return (socket.data as SocketState).ctx;
+}
+
+/** Channels a socket is subscribed to (its rooms, less its own id). */
+export function subscriptionsOf(socket: Socket): number {
+  return socket.rooms.size - 1;
+}
+
+export const HANDLERS: Record<string, Handler> = {
+  async subscribe(socket, args, d) {
+    const channel = assertChannel(args[0]);
+    const parsed = subscribeOpts.safeParse(args.length > 1 ? (args[1] ?? {}) : {});
+    if (!parsed.success) throw new SbError('bad_request', `subscribe options: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    const already = socket.rooms.has(channel);
+    if (!already && subscriptionsOf(socket) >= d.config.maxSubscriptions) {
+      d.metrics.rejections.inc({ reason: 'max_subscriptions' });
+      throw new SbError('rate_limited', `at most ${d.config.maxSubscriptions} subscriptions per connection`);
+    }
+    if (!already) await d.authorizer.subscribe(ctxOf(socket), channel);
+    const since = parsed.data.since;
+    if (already && since === undefined) return { recovered: false, replayed: 0 };
+    // Re-subscribing with `since` replays from there: leave first so live and replayed don't interleave.
+    if (already) socket.leave(channel);
+    const r = await d.delivery.joinWithHistory(
+      channel,
+      since,
+      (p) => Delivery.sendTo(socket, p),
+      () => {
+        socket.join(channel);
+        d.metrics.subscriptions.inc();
+      },
+      () => socket.connected,
+    );
+    return { recovered: r.recovered, replayed: r.replayed };
+  },
+
+  async unsubscribe(socket, args, d) {
+    const channel = assertChannel(args[0]);
+    if (socket.rooms.has(channel)) {
+      socket.leave(channel);
+      d.metrics.subscriptions.dec();
+    }
+    return {};
+  },
+
+  async publish(socket, args, d) {
+    const p = d.publisher.validate(args[0], args[1], args[2]);
+    await d.authorizer.publish(ctxOf(socket), p.channel, p.event, p.data);
+    return { id: await d.publisher.publish(p.channel, p.event, p.data, 'client') };
+  },
+
+  async rpc(socket, args, d) {
+    const method = args[0];
+    if (typeof method !== 'string' || !RPC_METHOD.test(method)) throw new SbError('bad_request', 'method must be 1-100 characters of A-Z a-z 0-9 _ . : -');
+    const params = args[1] ?? null;
+    const fn = d.app.rpc && Object.hasOwn(d.app.rpc, method) ? d.app.rpc[method] : undefined;
+    if (fn) return { result: (await callApp(d.metrics, d.log, `rpc:${method}`, () => fn(params, ctxOf(socket)))) ?? null };
+    if (d.backend) return { result: (await d.backend.rpc(ctxOf(socket), method, params)) ?? null };
+    throw new SbError('not_found', `no RPC method "${method}"`);
+  },
+
+  async presence(socket, args, d) {
+    const channel = assertChannel(args[0]);
+    const rule = d.rules.for(channel);
+    if (!rule.presence) throw new SbError('forbidden', `presence is not tracked on ${channel}`);
+    if (!socket.rooms.has(channel)) await d.authorizer.subscribe(ctxOf(socket), channel);
+    return presenceOf(socket.nsp.server, channel, d);
+  },
+};
+
+/** Cluster-wide members of a channel (Socket.IO clients, through the adapter on every node). */
+export async function presenceOf(io: Socket['nsp']['server'], channel: string, d: Pick<ProtocolDeps, 'metrics'>) {
+  let sockets;
+  try {
+    sockets = await io.in(channel).fetchSockets();
+  } catch (err) {
+    throw new SbError('timeout', `presence query timed out: ${(err as Error).message}`);
+  }
+  const byUser = new Map<string, number>();
+  for (const s of sockets) {
+    const user = (s.data as SocketState | undefined)?.ctx?.user ?? 'anonymous';
+    byUser.set(user, (byUser.get(user) ?? 0) + 1);
+  }
+  void d;
+  return { count: sockets.length, members: [...byUser].map(([user, connections]) => ({ user, connections })) };
+}
+
+/** Dispatches one client event. Every outcome is counted; errors become error acks. */
+export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {
+  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : undefined;
+  const handler = Object.hasOwn(HANDLERS, event) ? HANDLERS[event] : undefined;
+  const label = handler ? event : 'unknown';
+  if (!ack) {
+    // Without an ack there is nobody to answer; count it so a misbehaving client shows in metrics.
+    d.metrics.clientEvents.inc({ event: label, outcome: 'no_ack' });
+    return;
+  }
+  d.checkRate(socket)
+    .then(() => {
+      if (!handler) throw new SbError('not_found', `unknown event "${event.slice(0, 100)}"`);
+      return handler(socket, args, d);
+    })
+    .then(
+      (result) => {
+        d.metrics.clientEvents.inc({ event: label, outcome: 'ok' });
+        ack({ ok: true, ...result });
+      },
+      (err: unknown) => {
+        const a = errorAck(err);
+        if (a.error.code === 'internal' && !(err instanceof SbError)) d.log.error({ err, event: label }, 'event handler failed');
+        d.metrics.clientEvents.inc({ event: label, outcome: a.error.code });
+        ack(a);
+      },
+    );
+}

@@ -1,0 +1,145 @@
+// Small layer over uWS HTTP: copies the request (uWS invalidates it after the handler returns), reads bodies
+// with a limit, answers once, survives aborted requests, and turns thrown errors into JSON answers.
+import { STATUS_CODES } from 'node:http';
+import type { HttpRequest as UwsRequest, HttpResponse as UwsResponse } from '@trufflesuite/uws-js-unofficial';
+import { SbError } from '../protocol/errors.js';
+import type { Logger } from '../log/logger.js';
+
+export interface Request {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  query: URLSearchParams;
+  /** Lower-case header names. */
+  headers: Record<string, string>;
+  /** Peer address as uWS sees it (the proxy, behind HAProxy). */
+  remoteAddress: string;
+  /** Reads the body; rejects with `too_large` past `limit` bytes. */
+  body(limit: number): Promise<Buffer>;
+}
+
+export class Reply {
+  aborted = false;
+  done = false;
+  private abortHandlers: (() => void)[] = [];
+  constructor(readonly res: UwsResponse) {}
+
+  onAbort(fn: () => void) {
+    this.abortHandlers.push(fn);
+  }
+  /** @internal */
+  abort() {
+    this.aborted = true;
+    for (const fn of this.abortHandlers) fn();
+  }
+
+  send(status: number, body: string | Buffer, headers: Record<string, string> = {}) {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => {
+      this.res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
+      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+      this.res.end(body);
+    });
+  }
+
+  json(status: number, value: unknown, headers: Record<string, string> = {}) {
+    this.send(status, JSON.stringify(value), { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
+  }
+
+  error(err: SbError, headers: Record<string, string> = {}) {
+    this.json(err.httpStatus, { error: { code: err.code, message: err.message } }, headers);
+  }
+
+  /** Starts a streamed response (SSE). Returns false when the client has gone. */
+  startStream(status: number, headers: Record<string, string>): boolean {
+    if (this.aborted || this.done) return false;
+    this.res.cork(() => {
+      this.res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
+      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+    });
+    return true;
+  }
+
+  /** Writes a chunk of a streamed response; returns uWS's backpressure verdict (false: buffered). */
+  write(chunk: string): boolean {
+    if (this.aborted || this.done) return false;
+    let ok = false;
+    this.res.cork(() => (ok = this.res.write(chunk)));
+    return ok;
+  }
+
+  bufferedBytes(): number {
+    return this.aborted || this.done ? 0 : this.res.getWriteOffset();
+  }
+
+  end() {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => this.res.end());
+  }
+}
+
+export type Handler = (req: Request, reply: Reply) => void | Promise<void>;
+
+function readBody(res: UwsResponse, reply: Reply, declared: number, limit: number): Promise<Buffer> {
+  if (declared > limit) return Promise.reject(new SbError('too_large', `body is ${declared} bytes; the limit is ${limit}`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    reply.onAbort(() => reject(new SbError('bad_request', 'request aborted')));
+    res.onData((ab, isLast) => {
+      if (size > limit) return;
+      size += ab.byteLength;
+      if (size > limit) {
+        reject(new SbError('too_large', `body exceeds the limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(Buffer.from(ab.slice(0)));
+      if (isLast) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
+  });
+}
+
+/** Wraps a handler for uWS: copies the request, registers onAborted, and answers errors as JSON. */
+export function route(log: Logger, handler: Handler, onError?: (err: unknown) => void) {
+  return (res: UwsResponse, ureq: UwsRequest) => {
+    const reply = new Reply(res);
+    res.onAborted(() => reply.abort());
+    const headers: Record<string, string> = {};
+    ureq.forEach((k, v) => (headers[k] = v));
+    const query = ureq.getQuery() ?? '';
+    const req: Request = {
+      method: ureq.getMethod().toUpperCase(),
+      path: ureq.getUrl(),
+      query: new URLSearchParams(query),
+      headers,
+      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      body: (limit) => {
+        const p = readBody(res, reply, Number(headers['content-length'] ?? 0) || 0, limit);
+        return p;
+      },
+    };
+    const fail = (err: unknown) => {
+      if (err instanceof SbError) return reply.error(err);
+      onError?.(err);
+      log.error({ err, path: req.path }, 'HTTP handler failed');
+      reply.error(new SbError('internal', 'internal error'));
+    };
+    try {
+      const r = handler(req, reply);
+      if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+export function parseJson(buf: Buffer): unknown {
+  if (buf.length === 0) throw new SbError('bad_request', 'body is empty; send JSON');
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    throw new SbError('bad_request', `body is not valid JSON: ${(err as Error).message}`);
+  }
+}
