@@ -105,7 +105,9 @@ export class RedisBus implements Bus {
   }
 
   async start() {
-    await Promise.all([this.pub.connect(), this.sub.connect()]);
+    // The adapter may already have started a connection by issuing its SUBSCRIBE commands.
+    const connected = (c: Redis) => (c.status === 'wait' ? c.connect() : c.status === 'ready' ? undefined : new Promise((r) => c.once('ready', r)));
+    await Promise.all([connected(this.pub), connected(this.sub)]);
     await this.sub.subscribe(this.channel);
     this.canaryTimer = setInterval(() => this.tickCanary(), this.opts.canaryIntervalMs);
     this.tickCanary();

@@ -42,7 +42,7 @@ export const FIELDS = {
   logLevel: f('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level'),
   trustedProxies: f('TRUSTED_PROXIES', list.default([]), 'Addresses whose `X-Forwarded-For` is trusted for the client address (HAProxy)', 'empty'),
   app: f('SWITCHBOARD_APP', optionalString, 'Path of an ESM module whose default export is the embedded application (RPC methods, authorization hooks)'),
-  maxPayloadBytes: f('MAX_PAYLOAD_BYTES', positiveInt.default(65536), 'Largest client frame (WebSocket message or polling body); larger closes the connection'),
+  maxPayloadBytes: f('MAX_PAYLOAD_BYTES', positiveInt.default(102400), 'Largest client frame (WebSocket message or polling body); larger closes the connection'),
   maxHttpBodyBytes: f('MAX_HTTP_BODY_BYTES', positiveInt.default(1048576), 'Largest HTTP API body; larger answers 413'),
   maxPublishBytes: f('MAX_PUBLISH_BYTES', positiveInt.default(65536), 'Largest publication `data` (JSON bytes), from clients and the HTTP API'),
   idleTimeoutSeconds: f('WS_IDLE_TIMEOUT_S', z.coerce.number().int().min(8).max(960).default(120), 'uWS idle timeout of a WebSocket with no traffic (must exceed ping interval + timeout)'),
