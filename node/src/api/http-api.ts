@@ -80,8 +80,9 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
             return;
           }
         }
-        const ids = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http')));
-        reply.json(200, body.data.channels ? { ok: true, ids } : { ok: true, id: ids[0] });
+        const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http')));
+        const local = rs.some((r) => r.local) ? { local: true } : {};
+        reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...local } : { ok: true, id: rs[0]!.id, ...local });
       }),
     ),
   );

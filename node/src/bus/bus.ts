@@ -11,6 +11,8 @@ export interface Publication {
   id: string;
   /** Milliseconds since the epoch at publish. */
   ts: number;
+  /** Delivered on this node only (the cluster bus was down); not in history. */
+  localOnly?: boolean;
 }
 
 export interface PublishInput {
@@ -20,6 +22,12 @@ export interface PublishInput {
   ts: number;
   /** History bounds for this publication's channel (its rule's, else the node's); size 0 keeps none. */
   history: { size: number; ttlMs: number };
+}
+
+export interface PublishResult {
+  id: string;
+  /** True when the bus was down and only this node's subscribers got it (see RedisBus.publishLocal). */
+  localOnly?: boolean;
 }
 
 export interface HistoryRead {
@@ -42,8 +50,8 @@ export interface Bus {
   readonly mode: 'memory' | 'redis';
   /** Connects and verifies; resolves once the bus is usable (Redis: first canary round-trip). */
   start(): Promise<void>;
-  /** Stores and fans out one publication; resolves with its id. */
-  publish(p: PublishInput): Promise<string>;
+  /** Stores and fans out one publication. */
+  publish(p: PublishInput): Promise<PublishResult>;
   /** Publications after `since` (exclusive), oldest first; `since` undefined: the last `limit`. */
   history(channel: string, since: string | undefined, limit: number, ttlMs: number): Promise<HistoryRead>;
   /** Every publication, from any node, in id order per channel. */

@@ -1,5 +1,5 @@
 // Single-node bus: ids from a local generator, history in memory, fan-out by a synchronous callback.
-import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput } from './bus.js';
+import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
 import { IdGenerator } from '../channels/ids.js';
 import { MemoryHistory } from '../channels/memory-history.js';
 
@@ -20,11 +20,11 @@ export class MemoryBus implements Bus {
 
   async start() {}
 
-  async publish(input: PublishInput): Promise<string> {
+  async publish(input: PublishInput): Promise<PublishResult> {
     const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: this.ids.next() };
     this.store.append(p, input.history.size, input.history.ttlMs);
     for (const fn of this.listeners) fn(p);
-    return p.id;
+    return { id: p.id };
   }
 
   async history(channel: string, since: string | undefined, limit: number): Promise<HistoryRead> {

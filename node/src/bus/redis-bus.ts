@@ -2,8 +2,8 @@
 // (history, id) and PUBLISHes in the same atomic step, so every node sees every channel in id order.
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput } from './bus.js';
-import { parseId } from '../channels/ids.js';
+import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
+import { IdGenerator, parseId } from '../channels/ids.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { SbError } from '../protocol/errors.js';
@@ -61,6 +61,8 @@ export class RedisBus implements Bus {
   private canaryCounter = 0;
   private current: BusHealth = { ready: false, reason: 'redis not connected yet' };
   private closing = false;
+  private readonly localIds = new IdGenerator();
+  private lastRedisMs = 0;
   private self: () => NodeInfo = () => ({ id: this.opts.nodeId, connections: 0 });
   private readonly log: Logger;
 
@@ -123,14 +125,31 @@ export class RedisBus implements Bus {
     return `${this.opts.prefix}:${kind}:${name}`;
   }
 
-  async publish(input: PublishInput): Promise<string> {
+  async publish(input: PublishInput): Promise<PublishResult> {
+    if (!this.current.ready) return this.publishLocal(input);
     const payload: WirePayload = { c: input.channel, e: input.event, d: input.data, t: input.ts, o: this.opts.nodeId };
     try {
       // The stream keeps its last id even at MAXLEN 0, so ids stay increasing for channels without history.
-      return await this.pub.sbPublish(this.key('h', input.channel), this.key('seq', 'bus'), this.channel, JSON.stringify(payload), String(input.history.size), String(Math.max(input.history.ttlMs, 60_000)));
+      return { id: await this.pub.sbPublish(this.key('h', input.channel), this.key('seq', 'bus'), this.channel, JSON.stringify(payload), String(input.history.size), String(Math.max(input.history.ttlMs, 60_000))) };
     } catch (err) {
-      throw new SbError('unavailable', `the cluster bus is unavailable: ${(err as Error).message}`);
+      const msg = (err as Error).message;
+      // A timed-out command may still run when Redis wakes up: the publisher must not assume either way.
+      if (/timed? ?out/i.test(msg)) throw new SbError('timeout', `the cluster bus did not answer in time: ${msg}`);
+      throw new SbError('unavailable', `the cluster bus is unavailable: ${msg}`);
     }
+  }
+
+  /**
+   * While the bus is down, publications still reach this node's subscribers (nothing is sent to Redis, so
+   * nothing can arrive twice later). They are not in history; their ids come from a local generator kept
+   * above every id seen from Redis, so recovery from them reports recovered: false, never a false true.
+   */
+  private publishLocal(input: PublishInput): PublishResult {
+    this.metrics.localOnly.inc();
+    const id = this.localIds.next(Math.max(Date.now(), this.lastRedisMs));
+    const pub: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id, localOnly: true };
+    for (const fn of this.listeners) fn(pub);
+    return { id, localOnly: true };
   }
 
   async history(channel: string, since: string | undefined, limit: number, ttlMs: number): Promise<HistoryRead> {
@@ -174,6 +193,8 @@ export class RedisBus implements Bus {
       return;
     }
     this.trackSeq(seq);
+    const ms = Number(id.slice(0, id.indexOf('-')));
+    if (ms > this.lastRedisMs) this.lastRedisMs = ms;
     this.metrics.busLatency.observe(Math.max(0, Date.now() - p.t) / 1000);
     if (p.c === '') {
       if (p.o === this.opts.nodeId && this.canary && p.e === this.canary.token) this.canaryBack();

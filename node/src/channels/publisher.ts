@@ -25,10 +25,11 @@ export class Publisher {
     return { channel: c, event: e, data: d };
   }
 
-  async publish(channel: string, event: string, data: unknown, source: PublicationSource): Promise<string> {
+  /** Resolves with the id, and `local: true` when only this node's subscribers could be reached. */
+  async publish(channel: string, event: string, data: unknown, source: PublicationSource): Promise<{ id: string; local?: true }> {
     const rule = this.rules.for(channel);
-    const id = await this.bus.publish({ channel, event, data, ts: Date.now(), history: { size: rule.historySize, ttlMs: rule.historyTtlMs } });
+    const r = await this.bus.publish({ channel, event, data, ts: Date.now(), history: { size: rule.historySize, ttlMs: rule.historyTtlMs } });
     this.metrics.publications.inc({ source });
-    return id;
+    return r.localOnly ? { id: r.id, local: true } : { id: r.id };
   }
 }

@@ -90,7 +90,7 @@ export const HANDLERS: Record<string, Handler> = {
   async publish(socket, args, d) {
     const p = d.publisher.validate(args[0], args[1], args[2]);
     await d.authorizer.publish(ctxOf(socket), p.channel, p.event, p.data);
-    return { id: await d.publisher.publish(p.channel, p.event, p.data, 'client') };
+    return d.publisher.publish(p.channel, p.event, p.data, 'client');
   },
 
   async rpc(socket, args, d) {
