@@ -67,6 +67,12 @@ export const FIELDS = {
   webhookTimeoutMs: f('WEBHOOK_TIMEOUT_MS', ms.default(5000), 'Timeout of one webhook call'),
   webhookConcurrency: f('WEBHOOK_CONCURRENCY', positiveInt.default(256), 'Webhook calls in flight per node; more answer `unavailable`'),
   webhookForwardHeaders: f('WEBHOOK_FORWARD_HEADERS', list.default(['authorization', 'user-agent', 'x-forwarded-for']), 'Request headers forwarded to `/connect` besides `cookie`', 'authorization,user-agent,x-forwarded-for'),
+  webhookBreakerFailures: f('WEBHOOK_BREAKER_FAILURES', positiveInt.default(5), 'Consecutive webhook failures (timeouts, network errors, 5xx) that open the circuit: calls then fail fast with `unavailable`'),
+  webhookBreakerCooldownMs: f('WEBHOOK_BREAKER_COOLDOWN_MS', ms.default(5000), 'How long an open webhook circuit stays open before one probe call tests the backend again'),
+  webhookDisconnectRetries: f('WEBHOOK_DISCONNECT_RETRIES', z.coerce.number().int().min(0).max(100).default(5), 'Retries of a failed `/disconnect` webhook (timeouts, network errors, 5xx) before it is dropped'),
+  webhookRetryBackoffMs: f('WEBHOOK_RETRY_BACKOFF_MS', ms.default(500), 'Delay before the first `/disconnect` retry; doubles per attempt, up to 64 times this'),
+  webhookDisconnectQueue: f('WEBHOOK_DISCONNECT_QUEUE', positiveInt.default(10000), '`/disconnect` webhooks waiting for delivery; more are dropped (counted as outcome `dropped`)'),
+  connectionLimitsHeartbeatMs: f('CONNECTION_LIMITS_HEARTBEAT_MS', ms.default(5000), 'With Redis: how often a node renews its share of the cluster-wide connection counts; the counts of a node silent for 4 intervals are released'),
   idempotencyWindowSeconds: f('IDEMPOTENCY_WINDOW_S', positiveInt.default(600), 'How long an `Idempotency-Key` of the HTTP API is remembered'),
   sseKeepaliveMs: f('SSE_KEEPALIVE_MS', ms.default(15000), 'Interval of SSE keep-alive comments'),
 } as const;

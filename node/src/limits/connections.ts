@@ -1,7 +1,6 @@
 // Connection limits: handshakes per second per address, concurrent connections per address and per user.
-// With Redis the counters are cluster-wide (rate-limiter-flexible's Redis limiter, Redis counters).
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Redis } from 'ioredis';
+// This is the per-node implementation; redis-connections.ts makes the same limits cluster-wide.
+import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Metrics } from '../metrics/metrics.js';
 import { SbError } from '../protocol/errors.js';
 
@@ -10,6 +9,8 @@ export interface ConnectionLimits {
   handshake(ip: string): Promise<void>;
   /** Counts one connection for `ip` and `user`; throws `rate_limited` past the limits; returns its release. */
   acquire(ip: string, user: string | undefined): Promise<() => void>;
+  /** Stops timers and closes connections (at shutdown). */
+  close?(): Promise<void>;
 }
 
 export interface LimitOptions {
@@ -27,34 +28,19 @@ export class LocalConnectionLimits implements ConnectionLimits {
   constructor(
     private readonly opts: LimitOptions,
     private readonly metrics: Metrics,
-    redis?: { client: Redis; prefix: string },
   ) {
-    this.handshakes = redis
-      ? new RateLimiterRedis({ storeClient: redis.client, keyPrefix: `${redis.prefix}:hs`, points: opts.handshakesPerSecondPerIp, duration: 1, insuranceLimiter: new RateLimiterMemory({ points: opts.handshakesPerSecondPerIp, duration: 1 }) })
-      : new RateLimiterMemory({ points: opts.handshakesPerSecondPerIp, duration: 1 });
+    this.handshakes = new RateLimiterMemory({ points: opts.handshakesPerSecondPerIp, duration: 1 });
   }
 
   async handshake(ip: string) {
-    try {
-      await this.handshakes.consume(ip);
-    } catch (err) {
-      if (err instanceof Error) throw err;
-      this.metrics.rejections.inc({ reason: 'handshake_rate' });
-      throw new SbError('rate_limited', `more than ${this.opts.handshakesPerSecondPerIp} connections per second from this address`);
-    }
+    await consumeHandshake(this.handshakes, ip, this.opts, this.metrics);
   }
 
   async acquire(ip: string, user: string | undefined) {
     const nIp = this.perIp.get(ip) ?? 0;
-    if (nIp >= this.opts.connectionsPerIp) {
-      this.metrics.rejections.inc({ reason: 'connections_per_ip' });
-      throw new SbError('rate_limited', `at most ${this.opts.connectionsPerIp} connections per address`);
-    }
+    if (nIp >= this.opts.connectionsPerIp) throw limitError('ip', this.opts, this.metrics);
     const nUser = user === undefined ? 0 : (this.perUser.get(user) ?? 0);
-    if (user !== undefined && nUser >= this.opts.connectionsPerUser) {
-      this.metrics.rejections.inc({ reason: 'connections_per_user' });
-      throw new SbError('rate_limited', `at most ${this.opts.connectionsPerUser} connections per user`);
-    }
+    if (user !== undefined && nUser >= this.opts.connectionsPerUser) throw limitError('user', this.opts, this.metrics);
     this.perIp.set(ip, nIp + 1);
     if (user !== undefined) this.perUser.set(user, nUser + 1);
     let released = false;
@@ -65,6 +51,25 @@ export class LocalConnectionLimits implements ConnectionLimits {
       if (user !== undefined) dec(this.perUser, user);
     };
   }
+}
+
+/** Counts one handshake; `rate_limited` past the limit. Shared with the Redis implementation. */
+export async function consumeHandshake(limiter: RateLimiterAbstract, ip: string, opts: LimitOptions, metrics: Metrics) {
+  try {
+    await limiter.consume(ip);
+  } catch (err) {
+    if (err instanceof Error) throw err;
+    metrics.rejections.inc({ reason: 'handshake_rate' });
+    throw new SbError('rate_limited', `more than ${opts.handshakesPerSecondPerIp} connections per second from this address`);
+  }
+}
+
+/** The refusal of acquire(): counted, and the client's `connect_error`. */
+export function limitError(which: 'ip' | 'user', opts: LimitOptions, metrics: Metrics): SbError {
+  metrics.rejections.inc({ reason: which === 'ip' ? 'connections_per_ip' : 'connections_per_user' });
+  return which === 'ip'
+    ? new SbError('rate_limited', `at most ${opts.connectionsPerIp} connections per address`)
+    : new SbError('rate_limited', `at most ${opts.connectionsPerUser} connections per user`);
 }
 
 function dec(m: Map<string, number>, k: string) {

@@ -95,7 +95,8 @@ function guardTransport(conn: EngineSocket, t: EngineTransport, config: Config, 
   };
   const onClose = t.onClose.bind(t);
   t.onClose = (code, message) => {
-    if (code === 1009) metrics.rejections.inc({ reason: 'too_large' });
+    // uWS reports an oversized frame as 1009, or as 1006 with "Received too big message".
+    if (code === 1009 || (message && message.byteLength > 0 && /too big/i.test(Buffer.from(message).toString()))) metrics.rejections.inc({ reason: 'too_large' });
     onClose(code, message);
   };
 }

@@ -1,0 +1,271 @@
+// The Backend over HTTP: signed JSON POSTs to BACKEND_URL with a timeout, a concurrency bound and a circuit
+// breaker; answers are validated, and refusals become the contract's error codes.
+import { z } from 'zod';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ClientContext } from '../protocol/app.js';
+import { SbError, type ErrorCode } from '../protocol/errors.js';
+import type { Backend, ConnectInput, ConnectVerdict } from './backend.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { RetryQueue } from './retry-queue.js';
+import { SIGNATURE_HEADER, sign } from './signature.js';
+
+export interface WebhookOptions {
+  /** BACKEND_URL: hooks are POSTed to `<url>/connect`, `<url>/rpc/<method>`, … */
+  url: string;
+  /** WEBHOOK_SECRET: HMAC-SHA256 key of `X-Switchboard-Signature`. */
+  secret: string;
+  /** Timeout of one call, answer body included. @default 5000 */
+  timeoutMs: number;
+  /** Calls in flight at once; more answer `unavailable` at once. @default 256 */
+  concurrency: number;
+  /** Consecutive failures that open the circuit. @default 5 */
+  breakerFailures: number;
+  /** How long the circuit stays open before a probe. @default 5000 */
+  breakerCooldownMs: number;
+  /** Retries of a failed `/disconnect`. @default 5 */
+  disconnectRetries: number;
+  /** First `/disconnect` retry delay (doubles per attempt). @default 500 */
+  retryBackoffMs: number;
+  /** `/disconnect` calls waiting at most; more are dropped. @default 10000 */
+  disconnectQueue: number;
+  /** Largest answer body read from the backend. @default 1048576 */
+  maxAnswerBytes: number;
+}
+
+/** The hook label of metrics: a fixed set, never the RPC method name. */
+export type Hook = 'connect' | 'subscribe' | 'rpc' | 'publish' | 'disconnect';
+
+const connectAnswer = z.object({
+  // Backends in PHP or SQL land often have numeric ids: accept them as strings.
+  user: z.union([z.string().min(1).max(200), z.number().finite()]).transform(String),
+  channels: z.array(z.string().min(1).max(200)).max(1000).optional(),
+  data: z.unknown().optional(),
+});
+const rpcAnswer = z.object({ result: z.unknown().optional() });
+const errorAnswer = z.object({
+  error: z.union([z.string(), z.object({ code: z.string().optional(), message: z.string().optional() })]),
+});
+
+const STATUS_CODES: Record<number, ErrorCode> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 413: 'too_large', 429: 'rate_limited' };
+
+/** A 2xx or 4xx answer that is not what the contract says: the backend is broken, not the client. */
+class InvalidAnswer extends SbError {
+  constructor(path: string, what: string) {
+    super('unavailable', `the backend answered ${path} with ${what}`);
+  }
+}
+
+interface Answer {
+  status: number;
+  text: string;
+}
+
+export class Webhooks implements Backend {
+  private readonly base: string;
+  private readonly breaker: CircuitBreaker;
+  private readonly disconnects: RetryQueue<{ user: string | null; reason: string }>;
+  private readonly log: Logger;
+  private inflight = 0;
+
+  constructor(
+    private readonly opts: WebhookOptions,
+    private readonly metrics: Metrics,
+    log: Logger,
+  ) {
+    this.log = log.child({ module: 'webhooks' });
+    this.base = opts.url.replace(/\/+$/, '');
+    this.breaker = new CircuitBreaker({ failureThreshold: opts.breakerFailures, cooldownMs: opts.breakerCooldownMs }, (state, failures) => {
+      if (state === 'open') this.log.warn({ failures, cooldownMs: opts.breakerCooldownMs }, 'backend failing: circuit open, webhook calls fail fast');
+      else if (state === 'closed') this.log.info('backend answers again: circuit closed');
+    });
+    this.disconnects = new RetryQueue(
+      // A few at a time: a mass disconnect (a drain) must not take every slot from /connect and /rpc.
+      { capacity: opts.disconnectQueue, parallel: Math.max(1, Math.min(16, Math.floor(opts.concurrency / 4))), retries: opts.disconnectRetries, backoffMs: opts.retryBackoffMs },
+      async (body) => {
+        await this.call('disconnect', '/disconnect', body, () => undefined);
+      },
+      {
+        dropped: (_job, why, err) => {
+          this.metrics.webhookRequests.inc({ hook: 'disconnect', outcome: 'dropped' });
+          this.log.warn({ why, err: err instanceof Error ? { message: err.message } : undefined }, '/disconnect webhook dropped');
+        },
+      },
+    );
+  }
+
+  async connect(input: ConnectInput): Promise<ConnectVerdict> {
+    return this.call('connect', '/connect', input, (a) => {
+      if (ok(a)) return parseAnswer('/connect', a.text, connectAnswer);
+      throw refusal('/connect', a, 'the backend refused the connection');
+    });
+  }
+
+  async subscribe(ctx: ClientContext, channel: string): Promise<boolean> {
+    return this.call('subscribe', '/subscribe', { user: ctx.user ?? null, channel }, (a) => allowed('/subscribe', a));
+  }
+
+  async publish(ctx: ClientContext, channel: string, event: string, data: unknown): Promise<boolean> {
+    return this.call('publish', '/publish', { user: ctx.user ?? null, channel, event, data }, (a) => allowed('/publish', a));
+  }
+
+  async rpc(ctx: ClientContext, method: string, params: unknown): Promise<unknown> {
+    const path = `/rpc/${encodeURIComponent(method)}`;
+    return this.call('rpc', path, { user: ctx.user ?? null, params }, (a) => {
+      if (ok(a)) return parseAnswer(path, a.text, rpcAnswer).result ?? null;
+      throw refusal(path, a, a.status === 404 ? `the backend has no RPC method "${method}"` : `the backend refused ${method}`);
+    });
+  }
+
+  disconnect(ctx: ClientContext, reason: string): void {
+    this.disconnects.push({ user: ctx.user ?? null, reason });
+  }
+
+  /** Abandons queued `/disconnect` retries (at shutdown). */
+  close() {
+    this.disconnects.close();
+  }
+
+  /**
+   * One signed POST. `interpret` turns a 2xx/4xx answer into the hook's result or an SbError; 5xx, timeouts
+   * and network errors are failures of the backend (they count towards the circuit breaker).
+   */
+  private async call<T>(hook: Hook, path: string, body: unknown, interpret: (a: Answer) => T): Promise<T> {
+    if (this.inflight >= this.opts.concurrency) {
+      this.metrics.webhookRequests.inc({ hook, outcome: 'overloaded' });
+      throw new SbError('unavailable', `more than ${this.opts.concurrency} backend calls in flight (WEBHOOK_CONCURRENCY)`);
+    }
+    const ticket = this.breaker.tryAcquire();
+    if (!ticket) {
+      this.metrics.webhookRequests.inc({ hook, outcome: 'circuit_open' });
+      throw new SbError('unavailable', `the backend is failing; calls are paused for ${Math.ceil(this.breaker.retryInMs() / 100) / 10} s (circuit open)`);
+    }
+    this.inflight++;
+    const raw = JSON.stringify(body);
+    const timer = this.metrics.webhookDuration.startTimer({ hook });
+    let outcome = 'ok';
+    try {
+      let a: Answer;
+      try {
+        a = await this.post(path, raw);
+      } catch (err) {
+        if (err instanceof InvalidAnswer) {
+          // It answered (too much): the backend is up, the answer is wrong.
+          this.breaker.success(ticket);
+          outcome = 'invalid_answer';
+          throw err;
+        }
+        this.breaker.failure(ticket);
+        if (isTimeout(err)) {
+          outcome = 'timeout';
+          throw new SbError('timeout', `the backend did not answer ${path} within ${this.opts.timeoutMs} ms`);
+        }
+        outcome = 'unreachable';
+        throw new SbError('unavailable', `the backend is unreachable: ${describe(err)}`);
+      }
+      if (a.status >= 500) {
+        this.breaker.failure(ticket);
+        outcome = 'server_error';
+        throw new SbError('unavailable', `the backend answered ${path} with ${a.status}`);
+      }
+      this.breaker.success(ticket);
+      if (a.status >= 300 && a.status < 400) {
+        outcome = 'invalid_answer';
+        throw new InvalidAnswer(path, `a redirect (${a.status}); BACKEND_URL must point at the webhooks themselves`);
+      }
+      outcome = a.status >= 400 ? 'refused' : 'ok';
+      try {
+        return interpret(a);
+      } catch (err) {
+        if (err instanceof InvalidAnswer) outcome = 'invalid_answer';
+        throw err;
+      }
+    } finally {
+      this.inflight--;
+      timer();
+      this.metrics.webhookRequests.inc({ hook, outcome });
+      if (outcome !== 'ok' && outcome !== 'refused') this.log.debug({ hook, outcome }, 'webhook call failed');
+    }
+  }
+
+  private async post(path: string, raw: string): Promise<Answer> {
+    const res = await fetch(this.base + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: sign(this.opts.secret, raw), 'user-agent': 'switchboard' },
+      body: raw,
+      redirect: 'manual',
+      // One deadline for the whole exchange, answer body included.
+      signal: AbortSignal.timeout(this.opts.timeoutMs),
+    });
+    return { status: res.status, text: await readLimited(res, this.opts.maxAnswerBytes, path) };
+  }
+}
+
+function ok(a: Answer) {
+  return a.status >= 200 && a.status < 300;
+}
+
+/** `/subscribe` and `/publish`: 2xx allows, 401/403 refuses, other 4xx is an error for the client. */
+function allowed(path: string, a: Answer): boolean {
+  if (ok(a)) return true;
+  if (a.status === 401 || a.status === 403) return false;
+  throw refusal(path, a, `the backend answered ${path} with ${a.status}`);
+}
+
+/** A 4xx answer as the client's error: the code from the status, the message from `{ error }` if any. */
+function refusal(path: string, a: Answer, fallback: string): SbError {
+  if (a.status < 400 || a.status >= 500) return new InvalidAnswer(path, `status ${a.status}`);
+  return new SbError(STATUS_CODES[a.status] ?? 'bad_request', backendMessage(a.text) ?? fallback);
+}
+
+function backendMessage(text: string): string | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const r = errorAnswer.safeParse(v);
+  if (!r.success) return undefined;
+  const m = typeof r.data.error === 'string' ? r.data.error : (r.data.error.message ?? r.data.error.code);
+  return m?.slice(0, 500) || undefined;
+}
+
+function parseAnswer<S extends z.ZodType>(path: string, text: string, schema: S): z.output<S> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidAnswer(path, `invalid JSON: ${(err as Error).message}`);
+  }
+  const r = schema.safeParse(v);
+  if (!r.success) throw new InvalidAnswer(path, `an unexpected shape: ${r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ')}`);
+  return r.data;
+}
+
+async function readLimited(res: Response, limit: number, path: string): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > limit) {
+    await res.body?.cancel();
+    throw new InvalidAnswer(path, `an answer of ${declared} bytes; at most ${limit} are read`);
+  }
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limit) throw new InvalidAnswer(path, `an answer over ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function isTimeout(err: unknown): boolean {
+  const name = (err as { name?: string } | undefined)?.name;
+  return name === 'TimeoutError' || name === 'AbortError';
+}
+
+function describe(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err as Error).message ?? String(err);
+}

@@ -1,0 +1,112 @@
+// Reads the ops files (k8s/, dashboards, alert rules, HAProxy config) for the tests that check them.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from './node.js';
+import { parseYaml, parseYamlDocuments } from './yaml.js';
+
+export const k8sDir = join(repoRoot, 'k8s');
+export const dashboardsDir = join(k8sDir, 'dashboards');
+export const rulesFile = join(k8sDir, 'alerts/switchboard-rules.yml');
+export const KUBECTL_INSTALL = 'apt-get install -y kubectl (a kubectl with kustomize v5, 1.27 or later)';
+
+/** `kubectl kustomize <dir>`, parsed: every object it renders. */
+export async function kustomize(dir: string): Promise<any[]> {
+  const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.error || r.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${r.error?.message ?? r.stderr}`);
+  return parseYamlDocuments(r.stdout);
+}
+
+export interface Dashboard {
+  file: string;
+  json: any;
+}
+
+export function loadDashboards(): Dashboard[] {
+  return readdirSync(dashboardsDir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((file) => ({ file, json: JSON.parse(readFileSync(join(dashboardsDir, file), 'utf8')) }));
+}
+
+/** Every panel of a dashboard, including those nested in collapsed rows. */
+export function allPanels(dashboard: any): any[] {
+  const out: any[] = [];
+  const walk = (panels: any[] | undefined) => {
+    for (const p of panels ?? []) {
+      out.push(p);
+      walk(p.panels);
+    }
+  };
+  walk(dashboard.panels);
+  return out;
+}
+
+/** Every PromQL expression a dashboard runs: panel targets and template-variable queries. */
+export function dashboardExprs(dashboard: any): string[] {
+  const exprs: string[] = [];
+  for (const p of allPanels(dashboard)) for (const t of p.targets ?? []) if (t.expr) exprs.push(t.expr);
+  for (const v of dashboard.templating?.list ?? []) {
+    if (v.type !== 'query') continue;
+    const q = typeof v.query === 'string' ? v.query : v.query?.query;
+    if (q) exprs.push(q);
+  }
+  return exprs;
+}
+
+export async function loadRules(): Promise<any> {
+  return parseYaml(readFileSync(rulesFile, 'utf8'));
+}
+
+export function alertRules(rules: any): any[] {
+  return rules.groups.flatMap((g: any) => g.rules);
+}
+
+/**
+ * Metric names in a PromQL expression (Grafana variables and label values excluded) whose name
+ * starts with one of the prefixes.
+ */
+export function metricNames(expr: string, prefixes = ['switchboard_', 'haproxy_', 'nodejs_', 'process_']): string[] {
+  const noStrings = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""');
+  const names = new Set<string>();
+  for (const m of noStrings.matchAll(/(?<![$\w:])[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
+    if (prefixes.some((p) => m[0].startsWith(p))) names.add(m[0]);
+  }
+  return [...names];
+}
+
+/** Metric families of a Prometheus text exposition: name → type (from the # TYPE lines). */
+export function metricTypes(exposition: string): Map<string, string> {
+  const types = new Map<string, string>();
+  for (const line of exposition.split('\n')) {
+    const m = /^# TYPE (\S+) (\S+)/.exec(line);
+    if (m) types.set(m[1]!, m[2]!);
+  }
+  return types;
+}
+
+/** Whether `name` can be queried given the families: a histogram `x` answers `x_bucket`, `x_sum`, `x_count`. */
+export function isExposed(name: string, types: Map<string, string>): boolean {
+  if (types.has(name)) return true;
+  const m = /^(.*)_(bucket|sum|count)$/.exec(name);
+  if (!m) return false;
+  const t = types.get(m[1]!);
+  return t === 'histogram' || (t === 'summary' && m[2] !== 'bucket');
+}
+
+/**
+ * HAProxy configuration with server discovery taken out: `server` / `server-template` lines and
+ * `resolvers` sections. What remains must be the same in haproxy/ and k8s/.
+ */
+export function withoutServerDiscovery(cfg: string): string {
+  const out: string[] = [];
+  let inResolvers = false;
+  for (const line of cfg.split('\n')) {
+    const section = /^(global|defaults|frontend|backend|listen|resolvers|peers|userlist|program|http-errors|ring|mailers|cache)\b/.exec(line);
+    if (section) inResolvers = section[1] === 'resolvers';
+    if (inResolvers) continue;
+    if (/^\s*(server|server-template)\s/.test(line)) continue;
+    out.push(line.trimEnd());
+  }
+  return out.join('\n').trimEnd() + '\n';
+}
