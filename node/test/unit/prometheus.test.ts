@@ -1,5 +1,6 @@
-// The alert rules fire on the situations they name and stay quiet otherwise: `promtool test rules`
-// over synthetic series, and `promtool check rules` on the file operators load.
+// PromQL that operators run, checked by promtool: the alert rules fire on the situations they name
+// and stay quiet otherwise (`promtool test rules` over synthetic series), the rules file loads, and
+// every dashboard query parses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -7,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireOptional } from '../helpers/prereq.js';
-import { alertRules, loadRules, rulesFile } from '../helpers/ops.js';
+import { alertRules, allPanels, loadDashboards, loadRules, rulesFile } from '../helpers/ops.js';
 
 const PROMTOOL_INSTALL = 'apt-get install -y prometheus';
 const J = 'job="switchboard"';
@@ -175,6 +176,29 @@ test('every alert fires on its situation and stays quiet on look-alikes (promtoo
     writeFileSync(join(dir, 'tests.json'), JSON.stringify({ rule_files: ['rules.json'], evaluation_interval: '1m', tests }));
     const r = spawnSync('promtool', ['test', 'rules', join(dir, 'tests.json')], { encoding: 'utf8' });
     assert.equal(r.status, 0, `promtool test rules failed:\n${r.stdout}${r.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every dashboard query is valid PromQL once Grafana has filled in its variables', (t) => {
+  if (!requireOptional(t, 'promtool', PROMTOOL_INSTALL)) return;
+  const rules: { record: string; expr: string }[] = [];
+  for (const { json } of loadDashboards()) {
+    for (const p of allPanels(json)) {
+      for (const tg of p.targets ?? []) {
+        const expr = (tg.expr as string).replace(/\$__rate_interval|\$__interval|\$__range/g, '5m').replace(/\$(\w+)/g, '.*');
+        rules.push({ record: `dashboard:${json.uid.replace(/-/g, '_')}:${p.id}_${tg.refId}`, expr });
+      }
+    }
+  }
+  assert.ok(rules.length > 100);
+  const dir = mkdtempSync(join(tmpdir(), 'sb-dashboards-'));
+  try {
+    const file = join(dir, 'dashboards.json');
+    writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboards', rules }] }));
+    const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `promtool rejected a dashboard query:\n${r.stdout}${r.stderr}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,125 @@
+// `POST /publish/`: Pushpin's GRIP publish endpoint, so existing GRIP publishers (e.g. @fanoutio/grip's
+// Publisher) work unchanged. Each item becomes one publication with event `message` on its channel.
+import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
+import { errors as joseErrors, jwtVerify } from 'jose';
+import { z } from 'zod';
+import type { Bus } from '../bus/bus.js';
+import type { Publisher } from '../channels/publisher.js';
+import type { Config } from '../config/schema.js';
+import { assertOrigin, createOriginCheck } from '../limits/origin.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { SbError } from '../protocol/errors.js';
+import { route } from '../transport/http.js';
+import { bearer, keyMatches } from './auth.js';
+import { issues, readJsonBody } from './http-api.js';
+
+export interface GripDeps {
+  config: Config;
+  bus: Bus;
+  publisher: Publisher;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** One GRIP format: text `content`, or base64 `content-bin`; `action: "close"` items carry no message. */
+const format = z.object({ content: z.unknown().optional(), 'content-bin': z.string().optional(), action: z.string().optional() });
+const gripBody = z.object({
+  items: z
+    .array(
+      z.object({
+        channel: z.string(),
+        id: z.string().max(200).optional(),
+        'prev-id': z.string().max(200).optional(),
+        // Other formats (http-response, …) are accepted and ignored: nothing here long-polls.
+        formats: z.record(z.string(), z.unknown()),
+      }),
+    )
+    .min(1)
+    .max(1000),
+});
+
+/** The event name GRIP items are published under (Pushpin's ws-message is a plain WebSocket message). */
+export const GRIP_EVENT = 'message';
+
+export function mountGrip(app: TemplatedApp, d: GripDeps) {
+  const log = d.log.child({ module: 'grip' });
+  const originOk = createOriginCheck(d.config.allowedOrigins);
+  const handler = route(log, async (req, reply) => {
+    const send = reply.send.bind(reply);
+    reply.send = (status, body, headers) => {
+      d.metrics.httpRequests.inc({ route: 'grip', status: String(status) });
+      if (status === 400 || status === 413) d.metrics.badInput.inc({ kind: `http_${status}` });
+      send(status, body, headers);
+    };
+    assertOrigin(originOk, req.headers.origin, d.metrics);
+    await authorize(d.config.apiKeys, req.headers);
+    const body = gripBody.safeParse(await readJsonBody(req, d.config.maxHttpBodyBytes));
+    if (!body.success) throw new SbError('bad_request', issues(body.error));
+    // Validate every item before publishing any: a bad request publishes nothing.
+    const pubs: { channel: string; data: unknown; id?: string }[] = [];
+    for (const [i, item] of body.data.items.entries()) {
+      const content = messageOf(item.formats, i);
+      if (content === undefined) continue;
+      const p = d.publisher.validate(item.channel, GRIP_EVENT, content);
+      pubs.push({ channel: p.channel, data: p.data, id: item.id });
+    }
+    const ids: string[] = [];
+    for (const p of pubs) {
+      // GRIP item ids make retried publishes harmless, as Pushpin's do: one publication per channel and id.
+      if (p.id !== undefined && !(await d.bus.claimOnce(`grip:${p.channel}:${p.id}`, d.config.idempotencyWindowSeconds))) continue;
+      ids.push(await d.publisher.publish(p.channel, GRIP_EVENT, p.data, 'grip'));
+    }
+    if (/\bapplication\/json\b/.test(req.headers.accept ?? '')) reply.json(200, { ok: true, ids });
+    else reply.send(200, 'Published\n', { 'content-type': 'text/plain; charset=utf-8' });
+  });
+  // Pushpin's path is /publish/; GRIP clients append `publish/` to the control URI.
+  app.post('/publish/', handler);
+  app.post('/publish', handler);
+}
+
+/**
+ * The message of one item: `ws-message` content (what Socket.IO subscribers get), else `http-stream` content
+ * (SSE). undefined when the item has neither (close actions, http-response only).
+ */
+function messageOf(formats: Record<string, unknown>, i: number): unknown {
+  for (const name of ['ws-message', 'http-stream']) {
+    if (formats[name] === undefined) continue;
+    const f = format.safeParse(formats[name]);
+    if (!f.success) throw new SbError('bad_request', `items.${i}.formats.${name}: ${issues(f.error)}`);
+    if (f.data.action === 'close') continue;
+    if (f.data.content !== undefined) return f.data.content;
+    if (f.data['content-bin'] !== undefined) return decodeText(f.data['content-bin'], `items.${i}.formats.${name}`);
+  }
+  return undefined;
+}
+
+function decodeText(b64: string, where: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(b64, 'base64'));
+  } catch {
+    throw new SbError('bad_request', `${where}: content-bin must be base64 of UTF-8 text; binary messages are not supported`);
+  }
+}
+
+/** A Bearer API key, or a GRIP control JWT (HS256, any `iss`) signed with one of the API keys. */
+async function authorize(keys: readonly string[] | undefined, headers: Record<string, string>) {
+  if (!keys || keys.length === 0) throw new SbError('unauthorized', 'the HTTP API is disabled: set API_KEYS to enable it');
+  const token = bearer(headers);
+  if (!token) throw new SbError('unauthorized', 'send Authorization: Bearer <API key>, or a GRIP JWT signed with one');
+  if (keyMatches(keys, token)) return;
+  if (token.split('.').length === 3) {
+    let expired = false;
+    for (const k of keys) {
+      try {
+        await jwtVerify(token, new TextEncoder().encode(k), { algorithms: ['HS256'] });
+        return;
+      } catch (err) {
+        if (err instanceof joseErrors.JWTExpired) expired = true;
+      }
+    }
+    if (expired) throw new SbError('unauthorized', 'the GRIP JWT has expired');
+    throw new SbError('unauthorized', 'the GRIP JWT is not signed (HS256) with any of API_KEYS');
+  }
+  throw new SbError('unauthorized', 'unknown API key');
+}

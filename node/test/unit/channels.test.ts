@@ -1,0 +1,65 @@
+// Channel names, event names, ids, patterns, rules and in-memory history.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { assertChannel, assertEventName, isValidChannel } from '../../src/channels/names.js';
+import { compareIds, IdGenerator } from '../../src/channels/ids.js';
+import { matchesPattern } from '../../src/channels/patterns.js';
+import { ChannelRules, parseRules } from '../../src/channels/rules.js';
+import { MemoryHistory } from '../../src/channels/memory-history.js';
+import { SbError } from '../../src/protocol/errors.js';
+
+test('channel names: 1-200 of A-Z a-z 0-9 _ : . - @ / = ,', () => {
+  for (const ok of ['a', 'chat:room-1', 'user@example.com', 'a/b=c,d.e_f', 'x'.repeat(200)]) assert.ok(isValidChannel(ok), ok);
+  for (const bad of ['', 'x'.repeat(201), 'has space', 'émoji', 'a#b', 'a*', null, 42, {}]) assert.ok(!isValidChannel(bad), String(bad));
+  assert.throws(() => assertChannel('a b'), (e: unknown) => e instanceof SbError && e.code === 'invalid_channel');
+});
+
+test('event names: reserved Socket.IO names and our system prefix are refused', () => {
+  assert.equal(assertEventName('chat'), 'chat');
+  for (const bad of ['connect', 'disconnect', 'connect_error', 'disconnecting', 'newListener', 'removeListener', 'switchboard:x', '', 'x'.repeat(101), 5]) {
+    assert.throws(() => assertEventName(bad), (e: unknown) => e instanceof SbError && e.code === 'bad_request', String(bad));
+  }
+});
+
+test('ids increase even when the clock stands still or steps back', () => {
+  const g = new IdGenerator();
+  const ids = [g.next(1000), g.next(1000), g.next(999), g.next(1001)];
+  assert.deepEqual(ids, ['1000-0', '1000-1', '1000-2', '1001-0']);
+  for (let i = 1; i < ids.length; i++) assert.ok(compareIds(ids[i - 1]!, ids[i]!) < 0);
+  assert.ok(compareIds('10-0', '9-5') > 0, 'numeric, not lexicographic');
+});
+
+test('token channel patterns: * matches any run, the rest is literal', () => {
+  assert.ok(matchesPattern('chat:*', 'chat:room'));
+  assert.ok(!matchesPattern('chat:*', 'chatroom'));
+  assert.ok(matchesPattern('user.42', 'user.42'));
+  assert.ok(!matchesPattern('user.42', 'userX42'), 'dots are literal');
+});
+
+test('rules: the longest prefix wins, defaults are safe, bad rules fail clearly', () => {
+  const rules = new ChannelRules(parseRules(undefined), { historySize: 10, historyTtlMs: 1000 });
+  assert.equal(rules.for('orders:1').publish, 'nobody');
+  assert.equal(rules.for('demo:lobby').publish, 'anyone');
+  assert.equal(rules.for('demo:lobby').historySize, 100);
+  assert.equal(rules.for('orders:1').historySize, 10);
+  const custom = new ChannelRules(parseRules('[{"prefix":"a:","publish":"anyone"},{"prefix":"a:b:","publish":"nobody"}]'), { historySize: 1, historyTtlMs: 1 });
+  assert.equal(custom.for('a:x').publish, 'anyone');
+  assert.equal(custom.for('a:b:x').publish, 'nobody');
+  assert.equal(custom.for('zzz').publish, 'nobody', 'no matching rule: nothing allowed');
+  assert.throws(() => parseRules('[{"prefix":"a:","publish":"everyone"}]'), /CHANNEL_RULES: \[0\.publish\]/);
+  assert.throws(() => parseRules('not json'), /CHANNEL_RULES: cannot read/);
+});
+
+test('memory history: bounded, replays after an id, says when the id is gone', () => {
+  const h = new MemoryHistory(60_000);
+  const now = Date.now();
+  for (let i = 0; i < 5; i++) h.append({ channel: 'c', event: 'e', data: i, id: `${now}-${i}`, ts: now }, 3, 60_000);
+  const all = h.read('c', undefined, 10);
+  assert.deepEqual(all.entries.map((p) => p.data), [2, 3, 4]);
+  const after2 = h.read('c', `${now}-2`, 10);
+  assert.equal(after2.found, true);
+  assert.deepEqual(after2.entries.map((p) => p.data), [3, 4]);
+  const trimmed = h.read('c', `${now}-0`, 10);
+  assert.equal(trimmed.found, false, 'a trimmed id is never reported as recovered');
+  h.close();
+});
