@@ -53,8 +53,11 @@ export function mountGrip(app: TemplatedApp, d: GripDeps) {
       send(status, body, headers);
     };
     assertOrigin(originOk, req.headers.origin, d.metrics);
+    // uWS hands the body only to a reader attached before the handler first yields; JWT checks are async.
+    const raw = readJsonBody(req, d.config.maxHttpBodyBytes);
+    raw.catch(() => {});
     await authorize(d.config.apiKeys, req.headers);
-    const body = gripBody.safeParse(await readJsonBody(req, d.config.maxHttpBodyBytes));
+    const body = gripBody.safeParse(await raw);
     if (!body.success) throw new SbError('bad_request', issues(body.error));
     // Validate every item before publishing any: a bad request publishes nothing.
     const pubs: { channel: string; data: unknown; id?: string }[] = [];
@@ -65,12 +68,15 @@ export function mountGrip(app: TemplatedApp, d: GripDeps) {
       pubs.push({ channel: p.channel, data: p.data, id: item.id });
     }
     const ids: string[] = [];
+    let local = false;
     for (const p of pubs) {
       // GRIP item ids make retried publishes harmless, as Pushpin's do: one publication per channel and id.
       if (p.id !== undefined && !(await d.bus.claimOnce(`grip:${p.channel}:${p.id}`, d.config.idempotencyWindowSeconds))) continue;
-      ids.push(await d.publisher.publish(p.channel, GRIP_EVENT, p.data, 'grip'));
+      const r = await d.publisher.publish(p.channel, GRIP_EVENT, p.data, 'grip');
+      ids.push(r.id);
+      local ||= r.local === true;
     }
-    if (/\bapplication\/json\b/.test(req.headers.accept ?? '')) reply.json(200, { ok: true, ids });
+    if (/\bapplication\/json\b/.test(req.headers.accept ?? '')) reply.json(200, { ok: true, ids, ...(local ? { local: true } : {}) });
     else reply.send(200, 'Published\n', { 'content-type': 'text/plain; charset=utf-8' });
   });
   // Pushpin's path is /publish/; GRIP clients append `publish/` to the control URI.

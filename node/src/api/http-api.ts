@@ -13,6 +13,7 @@ import { presenceOf } from '../protocol/handlers.js';
 import { SbError } from '../protocol/errors.js';
 import { parseJson, route, type Handler, type Request } from '../transport/http.js';
 import { requireApiKey } from './auth.js';
+import { assertOrigin, createOriginCheck } from '../limits/origin.js';
 
 export interface ApiDeps {
   config: Config;
@@ -51,6 +52,7 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
 
 export function mountApi(app: TemplatedApp, d: ApiDeps) {
   const log = d.log.child({ module: 'api' });
+  const originOk = createOriginCheck(d.config.allowedOrigins);
   const counted = (name: string, h: Handler): Handler => async (req, reply) => {
     const send = reply.send.bind(reply);
     reply.send = (status, body, headers) => {
@@ -58,6 +60,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
       if (status === 400 || status === 413) d.metrics.badInput.inc({ kind: `http_${status}` });
       send(status, body, headers);
     };
+    assertOrigin(originOk, req.headers.origin, d.metrics);
     await h(req, reply);
   };
 

@@ -1,6 +1,7 @@
 // Client tokens (JWT) verified with jose: HS256 with JWT_SECRET, RS256/ES256 with a public key or a JWKS file.
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, errors, importSPKI, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { SbError } from '../protocol/errors.js';
 
@@ -32,31 +33,55 @@ export interface TokenKeys {
 }
 
 export async function createTokenVerifier(keys: TokenKeys): Promise<TokenVerifier | undefined> {
-  const getters: { alg: string[]; key: Uint8Array | Awaited<ReturnType<typeof importSPKI>> | JWTVerifyGetKey }[] = [];
+  const getters: { alg: string[]; key: Uint8Array | KeyObject | JWTVerifyGetKey }[] = [];
   if (keys.secret) getters.push({ alg: ['HS256'], key: new TextEncoder().encode(keys.secret) });
   if (keys.publicKeyFile) {
-    const pem = readFileSync(keys.publicKeyFile, 'utf8');
-    const alg = /BEGIN PUBLIC KEY/.test(pem) && pem.length < 400 ? 'ES256' : 'RS256';
-    getters.push({ alg: [alg], key: await importSPKI(pem, alg) });
+    let key: KeyObject;
+    try {
+      key = createPublicKey(readFileSync(keys.publicKeyFile, 'utf8'));
+    } catch (err) {
+      throw new Error(`JWT_PUBLIC_KEY_FILE=${keys.publicKeyFile}: not a readable PEM public key: ${(err as Error).message}`);
+    }
+    const type = key.asymmetricKeyType;
+    if (type !== 'rsa' && type !== 'ec') throw new Error(`JWT_PUBLIC_KEY_FILE=${keys.publicKeyFile}: an RSA (RS256) or EC P-256 (ES256) key is needed, not ${type}`);
+    getters.push({ alg: [type === 'rsa' ? 'RS256' : 'ES256'], key });
   }
-  if (keys.jwksFile) getters.push({ alg: ['RS256', 'ES256'], key: createLocalJWKSet(JSON.parse(readFileSync(keys.jwksFile, 'utf8'))) });
+  if (keys.jwksFile) {
+    let jwks: Parameters<typeof createLocalJWKSet>[0];
+    try {
+      jwks = JSON.parse(readFileSync(keys.jwksFile, 'utf8'));
+    } catch (err) {
+      throw new Error(`JWT_JWKS_FILE=${keys.jwksFile}: not a readable JSON key set: ${(err as Error).message}`);
+    }
+    getters.push({ alg: ['RS256', 'ES256'], key: createLocalJWKSet(jwks) });
+  }
   if (getters.length === 0) return undefined;
 
   return {
     async verify(token) {
       if (typeof token !== 'string' || token.length === 0) throw new SbError('unauthorized', 'a token is required');
+      let alg: string | undefined;
+      try {
+        alg = decodeProtectedHeader(token).alg;
+      } catch {
+        throw new SbError('unauthorized', 'invalid token: not a JWT');
+      }
+      // Only keys for the token's own algorithm: the error then says why this token failed, not why another key did.
+      const candidates = getters.filter((g) => alg !== undefined && g.alg.includes(alg));
+      if (candidates.length === 0) throw new SbError('unauthorized', `invalid token: algorithm ${alg ?? 'none'} is not accepted (${getters.flatMap((g) => g.alg).join(', ')})`);
       let payload: JWTPayload | undefined;
       let lastErr: unknown;
-      for (const g of getters) {
+      for (const g of candidates) {
         try {
           payload = (await jwtVerify(token, g.key as Uint8Array, { algorithms: g.alg })).payload;
           break;
         } catch (err) {
-          lastErr = err;
+          if (!(lastErr instanceof errors.JWTExpired)) lastErr = err;
         }
       }
       if (!payload) {
         if (lastErr instanceof errors.JWTExpired) throw new SbError('unauthorized', 'token expired');
+        if (lastErr instanceof errors.JWSSignatureVerificationFailed) throw new SbError('unauthorized', 'invalid token: signature verification failed');
         throw new SbError('unauthorized', `invalid token: ${(lastErr as Error)?.message ?? 'unknown'}`);
       }
       const c = claimsSchema.safeParse(payload);

@@ -28,6 +28,7 @@ export class Delivery {
   /** Subscribers between "history read started" and "joined the room": live publications wait here. */
   private readonly joining = new Map<string, Set<Publication[]>>();
   private readonly sinks: Sink[] = [];
+  private readonly resyncSinks: (() => void)[] = [];
 
   constructor(
     private readonly io: Server,
@@ -36,6 +37,29 @@ export class Delivery {
     private readonly metrics: Metrics,
   ) {
     bus.onPublication((p) => this.deliver(p));
+    bus.onResync(() => this.resync());
+  }
+
+  /**
+   * The bus may have missed publications (a sequence gap, a reconnect, Redis restarted). Every local
+   * subscriber is told, per channel, to re-subscribe with its last id: history then fills the gap exactly,
+   * or the answer says recovered: false. SSE streams are closed: EventSource reconnects with Last-Event-ID.
+   */
+  private resync() {
+    const adapter = this.io.of('/').adapter;
+    let channels = 0;
+    for (const room of adapter.rooms.keys()) {
+      if (adapter.sids.has(room)) continue; // a socket's own room
+      this.io.local.to(room).emit('switchboard:resync', { channel: room });
+      channels++;
+    }
+    for (const s of this.resyncSinks) s();
+    this.metrics.resyncs.inc({ channels: channels > 0 ? 'some' : 'none' });
+  }
+
+  /** Called on resync (SSE closes its streams). */
+  onResync(fn: () => void) {
+    this.resyncSinks.push(fn);
   }
 
   addSink(s: Sink) {

@@ -121,8 +121,11 @@ export class Webhooks implements Backend {
     this.disconnects.push({ user: ctx.user ?? null, reason });
   }
 
-  /** Abandons queued `/disconnect` retries (at shutdown). */
-  close() {
+  /** At shutdown: gives queued `/disconnect` calls (a drain makes many) up to `ms` to go out, then abandons the rest. */
+  async flush(ms: number) {
+    const deadline = Date.now() + ms;
+    while (this.disconnects.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (this.disconnects.size > 0) this.log.warn({ pending: this.disconnects.size }, 'shutting down with /disconnect webhooks undelivered');
     this.disconnects.close();
   }
 

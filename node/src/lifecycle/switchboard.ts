@@ -1,6 +1,7 @@
 // createSwitchboard(): wires every concern together in one place, so the data flow reads top to bottom.
 import type { us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import type { Server } from 'socket.io';
+import { mountGrip } from '../api/grip.js';
 import { mountApi } from '../api/http-api.js';
 import { createTokenVerifier } from '../auth/tokens.js';
 import type { Bus } from '../bus/bus.js';
@@ -14,14 +15,17 @@ import { loadConfig, type ConfigOverrides } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { mountInternal } from '../health/internal.js';
 import { Readiness } from '../health/readiness.js';
-import type { Backend } from '../hooks/backend.js';
-import { LocalConnectionLimits } from '../limits/connections.js';
+import { Webhooks } from '../hooks/webhooks.js';
+import { LocalConnectionLimits, type ConnectionLimits } from '../limits/connections.js';
+import { createOriginCheck } from '../limits/origin.js';
+import { RedisConnectionLimits } from '../limits/redis-connections.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import type { SwitchboardApp } from '../protocol/app.js';
 import { attachConnections } from '../protocol/connection.js';
 import { createSocketServer } from '../transport/socketio.js';
 import { mountStatic } from '../transport/static.js';
+import { SseHub } from '../transport/sse.js';
 import { loadUws, type LoadedUws } from '../transport/uws.js';
 import { drain } from './drain.js';
 
@@ -67,11 +71,27 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     : new MemoryBus(cfg.historyTtlSeconds * 1000);
   metrics.busReady.set(bus.mode === 'memory' ? 1 : 0);
   const readiness = new Readiness(bus, metrics);
-  const backend: Backend | undefined = undefined;
+  const backend: Webhooks | undefined = cfg.backendUrl
+    ? new Webhooks(
+        {
+          url: cfg.backendUrl,
+          secret: cfg.webhookSecret!,
+          timeoutMs: cfg.webhookTimeoutMs,
+          concurrency: cfg.webhookConcurrency,
+          breakerFailures: cfg.webhookBreakerFailures,
+          breakerCooldownMs: cfg.webhookBreakerCooldownMs,
+          disconnectRetries: cfg.webhookDisconnectRetries,
+          retryBackoffMs: cfg.webhookRetryBackoffMs,
+          disconnectQueue: cfg.webhookDisconnectQueue,
+          maxAnswerBytes: cfg.maxHttpBodyBytes,
+        },
+        metrics,
+        log,
+      )
+    : undefined;
   const verifier = await createTokenVerifier({ secret: cfg.jwtSecret, publicKeyFile: cfg.jwtPublicKeyFile, jwksFile: cfg.jwtJwksFile });
 
-  const allowed = cfg.allowedOrigins ? new Set(cfg.allowedOrigins) : undefined;
-  const originAllowed = (origin: string | undefined) => !allowed || origin === undefined || allowed.has(origin);
+  const originAllowed = createOriginCheck(cfg.allowedOrigins);
 
   const publicApp = uws.uws.App();
   const internalApp = uws.uws.App();
@@ -79,12 +99,21 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   const delivery = new Delivery(io, bus, rules, metrics);
   const publisher = new Publisher(bus, rules, metrics, cfg.maxPublishBytes);
   const authorizer = new Authorizer(rules, app, backend, verifier !== undefined, metrics, log);
-  const limits = new LocalConnectionLimits(cfg, metrics);
+  const limits: ConnectionLimits = cfg.redisUrl
+    ? new RedisConnectionLimits(
+        { ...cfg, url: cfg.redisUrl, prefix: cfg.redisKeyPrefix, heartbeatMs: cfg.connectionLimitsHeartbeatMs, commandTimeoutMs: cfg.canaryTimeoutMs },
+        metrics,
+        log,
+      )
+    : new LocalConnectionLimits(cfg, metrics);
   attachConnections(io, { config: cfg, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits });
 
-  const localConnections = () => io.engine.clientsCount;
+  const sse = new SseHub({ config: cfg, delivery, authorizer, verifier, backend, limits, originAllowed, isDraining: () => readiness.isDraining(), metrics, log });
+  sse.mount(publicApp);
+  const localConnections = () => io.engine.clientsCount + sse.count();
   bus.setSelf(() => ({ id: cfg.nodeId, connections: localConnections() }));
-  mountApi(publicApp, { config: cfg, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: () => 0 });
+  mountApi(publicApp, { config: cfg, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });
+  mountGrip(publicApp, { config: cfg, bus, publisher, metrics, log });
   mountStatic(publicApp, log);
   mountInternal(internalApp, readiness, metrics, log);
 
@@ -125,10 +154,14 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
           if (publicSocket) uws.uws.us_listen_socket_close(publicSocket);
           publicSocket = undefined;
         },
+        extraClients: () => sse.all(),
         closeInternal: () => {
           if (internalSocket) uws.uws.us_listen_socket_close(internalSocket);
           internalSocket = undefined;
         },
+      }).finally(async () => {
+        await backend?.flush(cfg.webhookTimeoutMs);
+        await limits.close?.();
       });
       return closing;
     },

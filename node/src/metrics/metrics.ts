@@ -24,6 +24,7 @@ export function createMetrics(nodeId: string) {
     busGaps: new client.Counter({ name: 'switchboard_bus_gaps_total', help: 'Bus messages missed, detected by per-origin sequence gaps', registers: r }),
     busCatchup: new client.Counter({ name: 'switchboard_bus_catchup_total', help: 'Publications re-read from history after a bus gap or reconnect', registers: r }),
     localOnly: new client.Counter({ name: 'switchboard_bus_local_only_publications_total', help: 'Publications delivered to local subscribers only because the cluster bus was down', registers: r }),
+    resyncs: new client.Counter({ name: 'switchboard_bus_resyncs_total', help: 'Times local subscribers were told to re-subscribe after a possible bus gap', labelNames: ['channels'] as const, registers: r }),
     canaryRtt: new client.Histogram({ name: 'switchboard_bus_canary_rtt_seconds', help: 'Round trip of the bus canary through Redis', buckets: LATENCY_BUCKETS, registers: r }),
     canaryFailures: new client.Counter({ name: 'switchboard_bus_canary_failures_total', help: 'Bus canaries not received back in time', registers: r }),
     redisUp: new client.Gauge({ name: 'switchboard_redis_connected', help: '1 when the Redis client is connected, by role', labelNames: ['role'] as const, registers: r }),

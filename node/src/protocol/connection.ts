@@ -118,7 +118,12 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
         // Open mode (no JWT_SECRET, no BACKEND_URL): the client names itself; nothing is verified.
         ctx.user = auth.user.slice(0, 100);
       }
-      st.release = await d.limits.acquire(ip, ctx.user);
+      const release = await d.limits.acquire(ip, ctx.user);
+      st.release = release;
+      // A client gone while the handshake ran never gets 'disconnect' (Socket.IO drops it silently): release
+      // on the transport's close as well (release is idempotent), or the count would leak for good.
+      if (socket.conn.readyState === 'open') socket.conn.once('close', release);
+      else release();
       socket.data = st;
       metrics.handshakes.inc({ outcome: 'ok' });
       next();

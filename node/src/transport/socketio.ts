@@ -28,6 +28,10 @@ export function createSocketServer(config: Config, app: TemplatedApp, bus: Bus, 
     serveClient: true,
     cleanupEmptyChildNamespaces: true,
   });
+  // Socket.IO broadcasts to WebSocket clients through uWS's own pub/sub (app.publish), which never calls the
+  // transport: past maxBackpressure uWS would drop silently. closeOnBackpressureLimit makes it close instead.
+  const ws = app.ws.bind(app);
+  (app as { ws: unknown }).ws = (pattern: string, behavior: Record<string, unknown>) => ws(pattern, { ...behavior, closeOnBackpressureLimit: true } as never);
   io.attachApp(app, {
     // uWS-level WebSocket options (engine.io passes them to app.ws()).
     idleTimeout: config.idleTimeoutSeconds,

@@ -218,6 +218,12 @@ for (const which of ['base', 'local'] as const) {
       const env = Object.fromEntries(c.env.filter((e: any) => 'value' in e).map((e: any) => [e.name, e.value]));
       assert.equal(env.SB_BIND_ADDR, '0.0.0.0');
       assert.equal(env.SB_STATS_BIND_ADDR, '0.0.0.0');
+      // A soft stop (the image's SIGUSR1) lets connections finish until hard-stop-after: the pod
+      // must live that long after its preStop.
+      const hardStop = env.SB_HARD_STOP_AFTER ?? /presetenv SB_HARD_STOP_AFTER\s+(\S+)/.exec(copy)?.[1];
+      assert.match(hardStop ?? '', /^\d+s$/, 'hard-stop-after in seconds');
+      const preStop = sleepSeconds(c.lifecycle?.preStop?.exec?.command);
+      assert.ok(pod.terminationGracePeriodSeconds > preStop + parseInt(hardStop!, 10), `HAProxy grace ${pod.terminationGracePeriodSeconds} > preStop ${preStop} + hard-stop-after ${hardStop}`);
       // TLS from the Secret: the certificate and its key under the names HAProxy looks for.
       const tlsVol = pod.volumes.find((v: any) => v.secret?.secretName === 'switchboard-tls');
       assert.ok(tlsVol, 'mounts the Secret switchboard-tls');

@@ -1,0 +1,145 @@
+// The IPC vocabulary between the harness (parent) and its client workers (worker.ts): requests, and what each returns.
+
+/** Which channels client `g` (its index across all workers) subscribes to: `k` consecutive ones modulo `channels`. */
+export interface ChannelPlan {
+  prefix: string;
+  channels: number;
+  perClient: number;
+}
+
+export function channelName(prefix: string, i: number): string {
+  return `${prefix}:${i}`;
+}
+
+export function channelsOf(plan: ChannelPlan, g: number): string[] {
+  const out: string[] = [];
+  for (let j = 0; j < plan.perClient; j++) out.push(channelName(plan.prefix, (g * plan.perClient + j) % plan.channels));
+  return out;
+}
+
+export type PublishVia = 'socket' | 'http';
+
+export type Request =
+  | {
+      op: 'connect';
+      group: string;
+      /** Client i of this group connects to urls[(offset + i) % urls.length]. */
+      urls: string[];
+      offset: number;
+      count: number;
+      concurrency: number;
+      localAddress: string;
+      /** Keep per-client sequence bookkeeping strict (every stream must start at 1). */
+      strictSeq: boolean;
+    }
+  | { op: 'subscribe'; group: string; plan: ChannelPlan; offset: number; concurrency: number }
+  | {
+      op: 'publishStart';
+      group: string;
+      via: PublishVia;
+      /** Publications per second from this worker. */
+      rate: number;
+      channels: string[];
+      event: string;
+      payloadBytes: number;
+      /** Publisher stream id; sequence numbers count per (stream, channel). */
+      stream: string;
+      httpUrl: string;
+      apiKey: string;
+      localAddress: string;
+    }
+  | { op: 'publishStop'; group: string }
+  | { op: 'rpcStart'; group: string; rate: number; method: string; payloadBytes: number }
+  | { op: 'rpcStop'; group: string }
+  | { op: 'churnStart'; group: string; intervalMs: number; fraction: number; localAddress: string }
+  | { op: 'churnStop'; group: string }
+  | { op: 'peek' }
+  | { op: 'stats'; reset: boolean }
+  | { op: 'totals'; reset: boolean }
+  | { op: 'tail'; group: string; finals: Record<string, Record<string, number>> }
+  | { op: 'close'; group: string }
+  | { op: 'exit' };
+
+export interface ConnectResult {
+  ok: number;
+  failed: number;
+  /** Handshake durations (µs), encoded histogram. */
+  handshake: string;
+  /** Monotonic µs of the first attempt and the last completion. */
+  t0: number;
+  t1: number;
+  errors: string[];
+}
+
+export interface SubscribeResult {
+  ok: number;
+  failed: number;
+  byChannel: Record<string, number>;
+  ackLatency: string;
+  errors: string[];
+}
+
+export interface PublishTotals {
+  sent: number;
+  acked: number;
+  failed: number;
+  /** Publications acknowledged per channel. */
+  ackedByChannel: Record<string, number>;
+  /** Highest sequence number sent per channel (stream = the request's `stream`). */
+  finalSeq: Record<string, number>;
+  stream: string;
+  errors: string[];
+}
+
+export interface RpcTotals {
+  calls: number;
+  ok: number;
+  failed: number;
+  errors: string[];
+}
+
+/** Counters over a window (since the last `stats` with reset). */
+export interface WindowStats {
+  /** Publications received by subscribers. */
+  received: number;
+  /** End-to-end latency (µs), encoded. */
+  latency: string;
+  /** Ack round trip of publish and rpc calls (µs), encoded. */
+  ackLatency: string;
+  pubSent: number;
+  pubAcked: number;
+  pubFailed: number;
+  /** Publications skipped because too many were in flight (the offered rate was not met). */
+  pubBehind: number;
+  rpcOk: number;
+  rpcFailed: number;
+  rpcBehind: number;
+  seqLost: number;
+  seqGaps: number;
+  seqLate: number;
+  malformed: number;
+  /** Connections lost without being asked to close. */
+  disconnects: number;
+  reconnects: number;
+  reconnectFailures: number;
+  unrecovered: number;
+  replayed: number;
+  /** Worker process CPU µs (user + system) over the window. */
+  cpuUs: number;
+  windowUs: number;
+  errors: string[];
+}
+
+export interface Peek {
+  received: number;
+  pubAcked: number;
+  rpcOk: number;
+  connected: number;
+}
+
+export interface Totals {
+  received: number;
+  byChannel: Record<string, number>;
+}
+
+export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };

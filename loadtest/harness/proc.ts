@@ -1,0 +1,163 @@
+// Child processes the harness starts (so every one is stopped, even on Ctrl-C), free ports, and /proc readings.
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import { sleep } from './clock.js';
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Polls `fn` until it returns true, or throws after `timeoutMs` naming `what`. */
+export async function waitFor(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await fn()) return;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(50, signal);
+  }
+}
+
+export interface Managed {
+  proc: ChildProcess;
+  name: string;
+  /** Last ~16 kB of stdout+stderr. */
+  output(): string;
+  exited: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Every process the harness started; `killAll` is safe to call from an exit handler (synchronous). */
+export class Processes {
+  private live = new Set<ChildProcess>();
+
+  track(proc: ChildProcess, _name: string): void {
+    this.live.add(proc);
+    proc.once('exit', () => this.live.delete(proc));
+  }
+
+  spawn(name: string, cmd: string, args: string[], opts: SpawnOptions = {}): Managed {
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    this.track(proc, name);
+    let out = '';
+    const keep = (d: Buffer) => {
+      out += d.toString();
+      if (out.length > 16_384) out = out.slice(-16_384);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    const exited = new Promise<void>((resolve) => {
+      if (proc.exitCode !== null) return resolve();
+      proc.once('exit', () => resolve());
+      proc.once('error', (err) => {
+        out += `\n${err.message}`;
+        resolve();
+      });
+    });
+    return {
+      proc,
+      name,
+      output: () => out,
+      exited,
+      async stop() {
+        if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return;
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(t);
+      },
+    };
+  }
+
+  killAll(): void {
+    for (const p of this.live) {
+      try {
+        p.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    this.live.clear();
+  }
+
+  get count(): number {
+    return this.live.size;
+  }
+}
+
+let clkTck = 0;
+function ticksPerSecond(): number {
+  if (!clkTck) clkTck = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+  return clkTck;
+}
+
+function readStat(pid: number): { ppid: number; cpuSeconds: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (which may hold spaces) start at field 3 (state).
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), cpuSeconds: (Number(f[11]) + Number(f[12])) / ticksPerSecond() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid and all its descendants (a server may fork helpers; they count as the server). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const st = readStat(Number(d));
+    if (!st) continue;
+    const list = children.get(st.ppid) ?? [];
+    list.push(Number(d));
+    children.set(st.ppid, list);
+  }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** utime + stime of the process tree, in seconds. */
+export function cpuSeconds(pid: number): number {
+  let sum = 0;
+  for (const p of processTree(pid)) sum += readStat(p)?.cpuSeconds ?? 0;
+  return sum;
+}
+
+/** VmRSS of the process tree, in KiB. */
+export function rssKiB(pid: number): number {
+  let sum = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      sum += m ? Number(m[1]) : 0;
+    } catch {
+      // exited
+    }
+  }
+  return sum;
+}
+
+/** True when `bin` is on PATH. */
+export function hasBinary(bin: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+}

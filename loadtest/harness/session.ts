@@ -1,0 +1,424 @@
+// The building blocks every scenario runner uses: the run context, window-stat merging, and a publish/subscribe
+// session (subscribers on chosen nodes, publishers on one node, phases at a given rate with exact loss accounting).
+import { engineUrl } from '../k6/lib/protocol.js';
+import { nowUs, sleep } from './clock.js';
+import type { Cluster, Clusters, SystemName } from './cluster.js';
+import { mergeEncoded, newHistogram, summarize, type Histogram } from './histogram.js';
+import { channelName, type ChannelPlan, type ConnectResult, type Peek, type PublishTotals, type PublishVia, type SubscribeResult, type Totals, type WindowStats } from './messages.js';
+import type { Progress } from './progress.js';
+import type { CounterSummary, MetricsSummary } from './results.js';
+import { split, type Addresses, type WorkerPool } from './workers.js';
+
+export interface Ctx {
+  pool: WorkerPool;
+  clusters: Clusters;
+  addresses: Addresses;
+  progress: Progress;
+  signal: AbortSignal;
+  apiKey: string;
+  /** Short id that makes this run's channel names unique. */
+  runId: string;
+  smoke: boolean;
+}
+
+/** Systems in round `r`: as given on even rounds, reversed on odd ones (ABC, CBA, …) to cancel drift. */
+export function roundOrder<T>(systems: readonly T[], r: number): T[] {
+  return r % 2 === 0 ? [...systems] : [...systems].reverse();
+}
+
+let uid = 0;
+export const nextId = (prefix: string) => `${prefix}${++uid}`;
+
+/** Sums the workers' window stats; histograms merge. */
+export interface MergedWindow extends Omit<WindowStats, 'latency' | 'ackLatency'> {
+  latency: Histogram;
+  ackLatency: Histogram;
+}
+
+export function mergeWindows(parts: readonly WindowStats[]): MergedWindow {
+  const out: MergedWindow = {
+    received: 0,
+    pubSent: 0,
+    pubAcked: 0,
+    pubFailed: 0,
+    pubBehind: 0,
+    rpcOk: 0,
+    rpcFailed: 0,
+    rpcBehind: 0,
+    seqLost: 0,
+    seqGaps: 0,
+    seqLate: 0,
+    malformed: 0,
+    disconnects: 0,
+    reconnects: 0,
+    reconnectFailures: 0,
+    unrecovered: 0,
+    replayed: 0,
+    cpuUs: 0,
+    windowUs: 0,
+    errors: [],
+    latency: mergeEncoded(parts.map((p) => p.latency)),
+    ackLatency: mergeEncoded(parts.map((p) => p.ackLatency)),
+  };
+  for (const p of parts) {
+    for (const k of Object.keys(out) as Array<keyof MergedWindow>) {
+      const v = p[k as keyof WindowStats];
+      if (typeof v === 'number' && k !== 'windowUs') (out[k] as number) += v;
+    }
+    out.windowUs = Math.max(out.windowUs, p.windowUs);
+    for (const e of p.errors) if (out.errors.length < 10 && !out.errors.includes(e)) out.errors.push(e);
+  }
+  return out;
+}
+
+export function addWindow(into: MergedWindow, w: MergedWindow): MergedWindow {
+  for (const k of Object.keys(into) as Array<keyof MergedWindow>) {
+    const v = w[k];
+    if (typeof v === 'number') (into[k] as number) += v;
+  }
+  into.latency.add(w.latency);
+  into.ackLatency.add(w.ackLatency);
+  for (const e of w.errors) if (into.errors.length < 10 && !into.errors.includes(e)) into.errors.push(e);
+  return into;
+}
+
+export function emptyWindow(): MergedWindow {
+  return mergeWindows([]);
+}
+
+export const counter = (count: number, seconds: number): CounterSummary => ({ count, rate: seconds > 0 ? Math.round((count / seconds) * 100) / 100 : 0 });
+
+/** The metrics of a pub/sub window in the k6 names (trends in ms). */
+export function pubsubMetrics(w: MergedWindow, seconds: number, extra: { lost: number; connectErrors: number }): MetricsSummary {
+  return {
+    sb_e2e_latency: summarize(w.latency),
+    sb_ack_latency: summarize(w.ackLatency),
+    sb_deliveries: counter(w.received, seconds),
+    sb_messages_lost: counter(extra.lost, seconds),
+    sb_seq_gaps: counter(w.seqGaps, seconds),
+    sb_publish_errors: counter(w.pubFailed, seconds),
+    sb_connect_errors: counter(extra.connectErrors, seconds),
+    sb_reconnects: counter(w.reconnects, seconds),
+    sb_unrecovered: counter(w.unrecovered, seconds),
+  };
+}
+
+/** Received-so-far rate for the progress line. */
+export function rateSampler(ctx: Ctx): () => Promise<string> {
+  let last = { t: Date.now(), received: 0, pub: 0, rpc: 0 };
+  let first = true;
+  return async () => {
+    const peeks = await ctx.pool.all<Peek>(() => ({ op: 'peek' }));
+    const now = { t: Date.now(), received: 0, pub: 0, rpc: 0 };
+    let connected = 0;
+    for (const p of peeks) {
+      now.received += p.received;
+      now.pub += p.pubAcked;
+      now.rpc += p.rpcOk;
+      connected += p.connected;
+    }
+    const dt = (now.t - last.t) / 1000;
+    const fmt = (n: number) => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0));
+    const text = first
+      ? `${connected} connected`
+      : `${connected} connected · ${fmt((now.received - last.received) / dt)} deliveries/s · ${fmt((now.pub - last.pub) / dt)} pub/s${now.rpc ? ` · ${fmt((now.rpc - last.rpc) / dt)} rpc/s` : ''}`;
+    first = false;
+    last = now;
+    return text;
+  };
+}
+
+/** Connects `total` clients spread over the workers (client g → urls[g % urls.length]). */
+export async function connectClients(ctx: Ctx, group: string, total: number, urls: string[], concurrency: number, strictSeq = false): Promise<ConnectResult[]> {
+  const parts = split(total, ctx.pool.size);
+  const per = Math.max(1, Math.ceil(concurrency / ctx.pool.size));
+  return ctx.pool.all<ConnectResult>((i) => {
+    const [count, offset] = parts[i]!;
+    if (count === 0) return undefined;
+    return { op: 'connect', group, urls, offset, count, concurrency: per, localAddress: ctx.addresses.next(), strictSeq };
+  });
+}
+
+export function sumConnect(rs: readonly ConnectResult[]) {
+  const hist = mergeEncoded(rs.map((r) => r.handshake));
+  return {
+    ok: rs.reduce((a, r) => a + r.ok, 0),
+    failed: rs.reduce((a, r) => a + r.failed, 0),
+    hist,
+    seconds: rs.length ? (Math.max(...rs.map((r) => r.t1)) - Math.min(...rs.map((r) => r.t0))) / 1e6 : 0,
+    errors: [...new Set(rs.flatMap((r) => r.errors))].slice(0, 5),
+  };
+}
+
+export async function closeGroup(ctx: Ctx, group: string): Promise<void> {
+  await ctx.pool.all(() => ({ op: 'close', group }));
+}
+
+export interface PubSubSetup {
+  label: string;
+  cluster: Cluster;
+  subscribers: number;
+  /** Node indexes the subscribers spread over. */
+  subscriberNodes: number[];
+  plan: ChannelPlan;
+  publisherNode: number;
+  publishVia: PublishVia;
+  event: string;
+  payloadBytes: number;
+  /** Every stream must start at 1 at every subscriber (soak: seq-based loss with churn). */
+  strictSeq: boolean;
+}
+
+export interface PhaseOptions {
+  /** Publications per second over all publishers. */
+  rate: number;
+  warmupSeconds: number;
+  measureSeconds: number;
+  churn?: { intervalSeconds: number; fraction: number };
+  /** Sample RSS of every node this often during the measured window. */
+  rssSampleSeconds?: number;
+  status: string;
+}
+
+export interface PhaseResult {
+  window: MergedWindow;
+  /** Wall-clock seconds of the measured window. */
+  seconds: number;
+  cpu: { nodes: number; perNode: number[]; redis: number };
+  /** Publications the subscribers should have received over the whole phase, and did. */
+  expected: number;
+  receivedTotal: number;
+  lost: number;
+  extra: number;
+  published: { sent: number; acked: number; failed: number };
+  rssSamples: Array<{ t: number; kib: number[] }>;
+  errors: string[];
+}
+
+/** Subscribers and publishers held open across one or more phases (rate steps reuse one session). */
+export class PubSubSession {
+  private subsGroup = nextId('sub');
+  private pubGroup = nextId('pub');
+  private phaseNo = 0;
+  /** Successful subscriptions per channel (exact expected deliveries). */
+  subsByChannel: Record<string, number> = {};
+  connectErrors = 0;
+  subscribeErrors = 0;
+  errors: string[] = [];
+  channels: string[];
+
+  constructor(
+    private readonly ctx: Ctx,
+    readonly setup: PubSubSetup,
+  ) {
+    this.channels = Array.from({ length: setup.plan.channels }, (_, i) => channelName(setup.plan.prefix, i));
+  }
+
+  /** Mean subscribers per channel: deliveries per publication. */
+  get fanout(): number {
+    const counts = Object.values(this.subsByChannel);
+    return counts.length ? counts.reduce((a, b) => a + b, 0) / this.channels.length : 0;
+  }
+
+  async open(): Promise<void> {
+    const { ctx, setup } = this;
+    const urls = setup.subscriberNodes.map((n) => engineUrl(setup.cluster.nodes[n]!.url));
+    ctx.progress.status(`connecting ${setup.subscribers} subscribers`);
+    const conn = sumConnect(await connectClients(ctx, this.subsGroup, setup.subscribers, urls, ctx.smoke ? 50 : 400, setup.strictSeq));
+    this.connectErrors += conn.failed;
+    this.errors.push(...conn.errors);
+    ctx.progress.status(`subscribing ${conn.ok} × ${setup.plan.perClient}`);
+    const parts = split(setup.subscribers, ctx.pool.size);
+    const subs = await ctx.pool.all<SubscribeResult>((i) => {
+      const [count, offset] = parts[i]!;
+      return count ? { op: 'subscribe', group: this.subsGroup, plan: setup.plan, offset, concurrency: 200 } : undefined;
+    });
+    for (const s of subs) {
+      this.subscribeErrors += s.failed;
+      for (const [ch, n] of Object.entries(s.byChannel)) this.subsByChannel[ch] = (this.subsByChannel[ch] ?? 0) + n;
+      this.errors.push(...s.errors);
+    }
+    if (setup.publishVia === 'socket') {
+      const pubUrl = engineUrl(setup.cluster.nodes[setup.publisherNode]!.url);
+      const rs = await ctx.pool.all<ConnectResult>(() => ({ op: 'connect', group: this.pubGroup, urls: [pubUrl], offset: 0, count: 1, concurrency: 1, localAddress: ctx.addresses.next(), strictSeq: false }));
+      const pc = sumConnect(rs);
+      this.connectErrors += pc.failed;
+      this.errors.push(...pc.errors);
+      if (pc.ok === 0) throw new Error(`no publisher could connect: ${pc.errors.join('; ')}`);
+    }
+    this.errors = [...new Set(this.errors)].slice(0, 10);
+  }
+
+  /** One phase at `rate`: warm up, measure, stop, drain, account for every publication. */
+  async phase(o: PhaseOptions): Promise<PhaseResult> {
+    const { ctx, setup } = this;
+    const phase = ++this.phaseNo;
+    const cluster = setup.cluster;
+    await ctx.pool.all(() => ({ op: 'totals', reset: true }));
+    await ctx.pool.all(() => ({ op: 'stats', reset: true })); // nothing from before this phase counts
+    const pubRate = o.rate / ctx.pool.size;
+    const pubUrl = setup.cluster.nodes[setup.publisherNode]!.url;
+    await ctx.pool.all(
+      (i) =>
+        ({
+          op: 'publishStart',
+          group: this.pubGroup,
+          via: setup.publishVia,
+          rate: pubRate,
+          channels: this.channels,
+          event: setup.event,
+          payloadBytes: setup.payloadBytes,
+          stream: `${setup.label}.${phase}.${i}`,
+          httpUrl: pubUrl,
+          apiKey: ctx.apiKey,
+          localAddress: ctx.addresses.next(),
+        }) as const,
+    );
+    if (o.churn) {
+      const churn = o.churn;
+      await ctx.pool.all(() => ({ op: 'churnStart', group: this.subsGroup, intervalMs: churn.intervalSeconds * 1000, fraction: churn.fraction, localAddress: ctx.addresses.next() }));
+    }
+    const sampler = rateSampler(ctx);
+    const windows: MergedWindow[] = [];
+    const collect = async () => windows.push(mergeWindows(await ctx.pool.all<WindowStats>(() => ({ op: 'stats', reset: true }))));
+    if (o.warmupSeconds > 0) {
+      ctx.progress.phase(`${o.status} · warm-up`);
+      await ctx.progress.wait(o.warmupSeconds, ctx.signal, sampler);
+    }
+    await collect();
+    const cpu0 = cluster.cpu();
+    const t0 = nowUs();
+    ctx.progress.phase(`${o.status} · measuring`);
+    const rssSamples: PhaseResult['rssSamples'] = [];
+    const sampleRss = () => rssSamples.push({ t: (nowUs() - t0) / 1e6, kib: cluster.nodes.map((_, i) => cluster.rss(i)) });
+    if (o.rssSampleSeconds) {
+      sampleRss();
+      const end = Date.now() + o.measureSeconds * 1000;
+      while (Date.now() < end) {
+        await ctx.progress.wait(Math.min(o.rssSampleSeconds, (end - Date.now()) / 1000), ctx.signal, sampler);
+        sampleRss();
+      }
+    } else {
+      await ctx.progress.wait(o.measureSeconds, ctx.signal, sampler);
+    }
+    await collect();
+    const cpu1 = cluster.cpu();
+    const seconds = (nowUs() - t0) / 1e6;
+    if (o.churn) await ctx.pool.all(() => ({ op: 'churnStop', group: this.subsGroup }));
+    ctx.progress.status('stopping publishers, draining');
+    const pubs = await ctx.pool.all<PublishTotals>(() => ({ op: 'publishStop', group: this.pubGroup }));
+    const ackedByChannel: Record<string, number> = {};
+    const finals: Record<string, Record<string, number>> = {};
+    for (const p of pubs) {
+      for (const [ch, n] of Object.entries(p.ackedByChannel)) ackedByChannel[ch] = (ackedByChannel[ch] ?? 0) + n;
+      for (const [ch, s] of Object.entries(p.finalSeq)) (finals[ch] ??= {})[p.stream] = s;
+    }
+    const expected = o.churn ? 0 : Object.entries(ackedByChannel).reduce((a, [ch, n]) => a + n * (this.subsByChannel[ch] ?? 0), 0);
+    // Exact accounting waits until everything acknowledged has arrived (bounded); with churn there is no exact
+    // expectation, so give in-flight deliveries and replays a fixed moment.
+    const received = async () => (await ctx.pool.all<Totals>(() => ({ op: 'totals', reset: false }))).reduce((a, t) => a + t.received, 0);
+    let receivedTotal = 0;
+    if (o.churn) {
+      await sleep(ctx.smoke ? 500 : 2000, ctx.signal);
+      receivedTotal = await received();
+    } else {
+      const deadline = Date.now() + (ctx.smoke ? 2000 : 5000);
+      while ((receivedTotal = await received()) < expected && Date.now() < deadline) await sleep(50, ctx.signal);
+    }
+    await collect();
+    let lost: number;
+    let extra = 0;
+    if (setup.strictSeq) {
+      const tails = await ctx.pool.all<{ lost: number }>(() => ({ op: 'tail', group: this.subsGroup, finals }));
+      lost = windows.reduce((a, w) => a + w.seqLost, 0) + tails.reduce((a, t) => a + t.lost, 0);
+    } else {
+      lost = Math.max(0, expected - receivedTotal);
+      extra = Math.max(0, receivedTotal - expected);
+    }
+    const measured = windows[1]!;
+    // Sequence and reconnect counts cover the whole phase; latency and rates only the measured window.
+    for (const w of [windows[0]!, windows[2]!]) {
+      measured.seqGaps += w.seqGaps;
+      measured.seqLost += w.seqLost;
+      measured.reconnects += w.reconnects;
+      measured.reconnectFailures += w.reconnectFailures;
+      measured.unrecovered += w.unrecovered;
+      measured.replayed += w.replayed;
+      measured.disconnects += w.disconnects;
+      measured.pubFailed += w.pubFailed;
+    }
+    const published = { sent: pubs.reduce((a, p) => a + p.sent, 0), acked: pubs.reduce((a, p) => a + p.acked, 0), failed: pubs.reduce((a, p) => a + p.failed, 0) };
+    const errors = [...new Set([...pubs.flatMap((p) => p.errors), ...windows.flatMap((w) => w.errors)])].slice(0, 10);
+    return {
+      window: measured,
+      seconds,
+      cpu: { nodes: cpu1.nodes - cpu0.nodes, perNode: cpu1.perNode.map((c, i) => c - (cpu0.perNode[i] ?? 0)), redis: cpu1.redis - cpu0.redis },
+      expected,
+      receivedTotal,
+      lost,
+      extra,
+      published,
+      rssSamples,
+      errors,
+    };
+  }
+
+  async close(): Promise<void> {
+    await closeGroup(this.ctx, this.subsGroup);
+    await closeGroup(this.ctx, this.pubGroup);
+  }
+}
+
+/** Accumulates phases of one system over rounds. */
+export class PubSubAgg {
+  window = emptyWindow();
+  seconds = 0;
+  cpuNodes = 0;
+  cpuRedis = 0;
+  lost = 0;
+  extra = 0;
+  expected = 0;
+  connectErrors = 0;
+  published = { sent: 0, acked: 0, failed: 0 };
+  errors: string[] = [];
+  rounds: Array<Record<string, number>> = [];
+
+  add(r: PhaseResult, connectErrors: number): void {
+    addWindow(this.window, r.window);
+    this.seconds += r.seconds;
+    this.cpuNodes += r.cpu.nodes;
+    this.cpuRedis += r.cpu.redis;
+    this.lost += r.lost;
+    this.extra += r.extra;
+    this.expected += r.expected;
+    this.connectErrors += connectErrors;
+    this.published.sent += r.published.sent;
+    this.published.acked += r.published.acked;
+    this.published.failed += r.published.failed;
+    for (const e of r.errors) if (this.errors.length < 10 && !this.errors.includes(e)) this.errors.push(e);
+    this.rounds.push({
+      seconds: round(r.seconds, 2),
+      deliveries: r.window.received,
+      p99Ms: summarize(r.window.latency).p99,
+      cpuSeconds: round(r.cpu.nodes, 3),
+      lost: r.lost,
+    });
+  }
+
+  /** Server CPU seconds per 1,000 deliveries over the measured windows. */
+  get cpuPer1k(): number | null {
+    return this.window.received > 0 ? round(this.cpuNodes / (this.window.received / 1000), 5) : null;
+  }
+}
+
+export function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export type { SystemName, Histogram };
+export { newHistogram };

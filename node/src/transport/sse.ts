@@ -1,0 +1,176 @@
+// Server-Sent Events: GET /sse?channel=a&channel=b. Same auth, channel rules and limits as Socket.IO;
+// Last-Event-ID replays from history; keep-alive comments; slow readers are closed, never buffered forever.
+import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
+import type { Publication } from '../bus/bus.js';
+import type { Authorizer } from '../channels/authorize.js';
+import type { Delivery, Sink } from '../channels/delivery.js';
+import { parseId } from '../channels/ids.js';
+import { assertChannel } from '../channels/names.js';
+import type { Config } from '../config/schema.js';
+import type { TokenVerifier } from '../auth/tokens.js';
+import type { Backend } from '../hooks/backend.js';
+import type { ConnectionLimits } from '../limits/connections.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ClientContext } from '../protocol/app.js';
+import { SbError } from '../protocol/errors.js';
+import { clientIp } from './client-ip.js';
+import { route, type Reply } from './http.js';
+
+export interface SseDeps {
+  config: Config;
+  delivery: Delivery;
+  authorizer: Authorizer;
+  verifier: TokenVerifier | undefined;
+  backend: Backend | undefined;
+  limits: ConnectionLimits;
+  originAllowed(origin: string | undefined): boolean;
+  isDraining(): boolean;
+  metrics: Metrics;
+  log: Logger;
+}
+
+class SseClient {
+  pending = 0;
+  closed = false;
+  constructor(
+    readonly reply: Reply,
+    readonly ctx: ClientContext,
+  ) {}
+}
+
+export class SseHub implements Sink {
+  private readonly byChannel = new Map<string, Set<SseClient>>();
+  private readonly clients = new Set<SseClient>();
+  private counter = 0;
+  private readonly log: Logger;
+
+  constructor(private readonly d: SseDeps) {
+    this.log = d.log.child({ module: 'sse' });
+    d.delivery.addSink(this);
+    d.delivery.onResync(() => {
+      for (const c of [...this.clients]) this.close(c, 'resync');
+    });
+  }
+
+  subscribers(channel: string): number {
+    return this.byChannel.get(channel)?.size ?? 0;
+  }
+
+  count(): number {
+    return this.clients.size;
+  }
+
+  /** For the drain: every open stream. */
+  all(): { end(): void }[] {
+    return [...this.clients].map((c) => ({ end: () => this.close(c, 'draining') }));
+  }
+
+  deliver(p: Publication): number {
+    const set = this.byChannel.get(p.channel);
+    if (!set) return 0;
+    const frame = this.frame(p);
+    for (const c of set) this.write(c, frame);
+    this.d.metrics.deliveries.inc({ transport: 'sse' }, set.size);
+    return set.size;
+  }
+
+  private frame(p: Publication): string {
+    // One `data:` line: JSON never contains a raw newline.
+    return `id: ${p.id}\nevent: ${p.event}\ndata: ${JSON.stringify(p.data ?? null)}\n\n`;
+  }
+
+  private write(c: SseClient, chunk: string) {
+    if (c.closed) return;
+    if (!c.reply.write(chunk)) {
+      c.pending += chunk.length;
+      if (c.pending > this.d.config.maxBackpressureBytes) {
+        this.d.metrics.dropped.inc({ reason: 'slow_consumer' });
+        this.close(c, 'slow_consumer');
+      }
+    }
+  }
+
+  private close(c: SseClient, reason: string) {
+    if (c.closed) return;
+    if (reason !== 'client_gone') c.reply.write(`event: switchboard:closing\ndata: ${JSON.stringify({ reason })}\n\n`);
+    c.reply.end();
+    this.forget(c, reason);
+  }
+
+  private forget(c: SseClient, reason: string) {
+    if (c.closed) return;
+    c.closed = true;
+    this.clients.delete(c);
+    for (const [ch, set] of this.byChannel) {
+      if (set.delete(c) && set.size === 0) this.byChannel.delete(ch);
+    }
+    this.d.metrics.connections.dec({ transport: 'sse' });
+    this.d.metrics.disconnects.inc({ reason });
+  }
+
+  mount(app: TemplatedApp) {
+    const d = this.d;
+    app.get(
+      '/sse',
+      route(this.log, async (req, reply) => {
+        if (!d.originAllowed(req.headers.origin)) {
+          d.metrics.rejections.inc({ reason: 'origin' });
+          throw new SbError('forbidden', 'origin not allowed');
+        }
+        if (d.isDraining()) throw new SbError('unavailable', 'this node is draining; retry');
+        const channels = [...new Set(req.query.getAll('channel'))].map(assertChannel);
+        if (channels.length === 0) throw new SbError('bad_request', 'give at least one ?channel=');
+        if (channels.length > d.config.maxSubscriptions) throw new SbError('rate_limited', `at most ${d.config.maxSubscriptions} channels per stream`);
+        const since = req.headers['last-event-id'] ?? req.query.get('lastEventId') ?? undefined;
+        if (since !== undefined && !parseId(since)) throw new SbError('bad_request', 'Last-Event-ID must be a publication id');
+        const ip = clientIp(req.remoteAddress, req.headers['x-forwarded-for'], d.config.trustedProxies);
+        await d.limits.handshake(ip);
+        const ctx: ClientContext = { user: undefined, connectionId: `sse:${++this.counter}`, ip };
+        if (d.verifier) {
+          const c = await d.verifier.verify(req.query.get('token') ?? undefined);
+          Object.assign(ctx, { user: c.user, channels: c.channels, publish: c.publish, data: c.data });
+        } else if (d.backend) {
+          const headers: Record<string, string> = {};
+          for (const h of ['cookie', ...d.config.webhookForwardHeaders]) if (req.headers[h] !== undefined) headers[h] = req.headers[h]!;
+          const v = await d.backend.connect({ headers, auth: {}, ip });
+          Object.assign(ctx, { user: v.user, channels: v.channels, data: v.data });
+        }
+        for (const ch of channels) await d.authorizer.subscribe(ctx, ch);
+        const release = await d.limits.acquire(ip, ctx.user);
+        const client = new SseClient(reply, ctx);
+        reply.onAbort(() => {
+          release();
+          this.forget(client, 'client_gone');
+        });
+        if (!reply.startStream(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })) return release();
+        this.clients.add(client);
+        d.metrics.connections.inc({ transport: 'sse' });
+        d.metrics.handshakes.inc({ outcome: 'ok' });
+        reply.write(`retry: 2000\n: connected to switchboard\n\n`);
+        const keepalive = setInterval(() => (client.closed ? clearInterval(keepalive) : this.write(client, ': keepalive\n\n')), d.config.sseKeepaliveMs);
+        try {
+          for (const ch of channels) {
+          // Ids are Redis stream ids (time-ordered across channels), so one Last-Event-ID serves every channel.
+          await d.delivery.joinWithHistory(
+            ch,
+            since,
+            (p) => this.write(client, this.frame(p)),
+            () => {
+              let set = this.byChannel.get(ch);
+              if (!set) this.byChannel.set(ch, (set = new Set()));
+              set.add(client);
+            },
+            () => !client.closed,
+          );
+          }
+        } catch (err) {
+          // The stream has started: the status line is gone, so the error goes as an event, then a close.
+          this.log.warn({ err: { message: (err as Error).message } }, 'SSE replay failed');
+          client.reply.write(`event: switchboard:error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
+          this.close(client, 'error');
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,186 @@
+// Delivery under faults, checked with sequence numbers: failover with recovery, Redis hanging and
+// restarting, SSE Last-Event-ID replay, and a slow consumer closed without hurting the others.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import WebSocket from 'ws';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { repoRoot, startNode, type TestNode } from '../helpers/node.js';
+import { apiPublish, call, connect, type Client } from '../helpers/client.js';
+import { sleep, waitFor } from '../helpers/ports.js';
+
+const FAST = { CANARY_INTERVAL_MS: '200', CANARY_TIMEOUT_MS: '500', DRAIN_TIMEOUT_MS: '1000' };
+type SbClient = { subscribe(c: string, o?: object): Promise<any>; lastId(c: string): string | undefined; onLost(fn: (c: string, a: any) => void): void; onRecovered(fn: (c: string, a: any) => void): void };
+let SwitchboardClient: new (s: Client) => SbClient;
+
+/** A subscriber that records the sequence numbers it receives. */
+function numbers(s: Client, event = 'n'): number[] {
+  const got: number[] = [];
+  s.on(event, (data: { seq: number }) => got.push(data.seq));
+  return got;
+}
+
+function assertExactlyOnceInOrder(got: number[], upTo: number, who: string) {
+  assert.deepEqual(got, Array.from({ length: upTo }, (_, i) => i), `${who} holds every number once, in order`);
+}
+
+describe('delivery under faults', () => {
+  let redis: TestRedis;
+  let nodes: TestNode[];
+  const clients: Client[] = [];
+  const open = async (n: TestNode, opts = {}) => {
+    const c = await connect(n.url, opts);
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    SwitchboardClient = (await import(pathToFileURL(join(repoRoot, 'node/public/switchboard-client.js')).href)).SwitchboardClient;
+    redis = await startRedis();
+    nodes = [];
+    for (let i = 0; i < 3; i++) nodes.push(await startNode({ env: { REDIS_URL: redis.url, ...FAST, MAX_BACKPRESSURE_BYTES: '65536' } }));
+  });
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    for (const n of nodes) await n.stop();
+    await redis.stop();
+  });
+
+  test('kill -9 a node mid-stream: its subscriber fails over with since, recovered, every number once, in order', async () => {
+    const [a, b, c] = nodes as [TestNode, TestNode, TestNode];
+    const channel = 'orders:failover';
+    const subs = await Promise.all([open(a), open(b), open(c)]);
+    const got = subs.map((s) => numbers(s));
+    const sb = subs.map((s) => new SwitchboardClient(s));
+    for (const x of sb) assert.equal((await x.subscribe(channel)).ok, true);
+    let seq = 0;
+    const publishUpTo = async (n: number, via: TestNode) => {
+      for (; seq < n; seq++) assert.equal((await apiPublish(via.url, { channel, event: 'n', data: { seq } })).status, 200);
+    };
+    await publishUpTo(20, a);
+    await waitFor(() => got[2]!.length === 20, { what: 'first 20 on node c' });
+    c.kill('SIGKILL');
+    await c.exited;
+    await publishUpTo(50, a); // published while c's subscriber is gone
+    // What HAProxy does for a real client: it reconnects to a surviving node; the helper re-subscribes from its last id.
+    const moved = await open(b);
+    const gotMoved = numbers(moved);
+    const ack = await new SwitchboardClient(moved).subscribe(channel, { since: sb[2]!.lastId(channel) });
+    assert.deepEqual(ack, { ok: true, recovered: true, replayed: 30 });
+    await publishUpTo(60, b);
+    await waitFor(() => got[0]!.length === 60 && got[1]!.length === 60 && got[2]!.length + gotMoved.length === 60, { what: 'all 60 everywhere' });
+    assertExactlyOnceInOrder(got[0]!, 60, 'subscriber on a');
+    assertExactlyOnceInOrder(got[1]!, 60, 'subscriber on b');
+    assertExactlyOnceInOrder([...got[2]!, ...gotMoved], 60, 'the failed-over subscriber');
+    nodes = [a, b];
+  });
+
+  test('/readyz turns 503 within two canary intervals of Redis hanging, and returns after SIGCONT', async () => {
+    const [a, b] = nodes as [TestNode, TestNode];
+    const channel = 'orders:stop';
+    const s = await open(b);
+    const got = numbers(s);
+    await call(s, 'subscribe', channel);
+    redis.signal('SIGSTOP');
+    const stoppedAt = Date.now();
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 503, { what: '503 while Redis hangs', interval: 20, timeout: 5000 });
+    const detectMs = Date.now() - stoppedAt;
+    assert.ok(detectMs <= 2 * 200 + 500 + 300, `unready after ${detectMs} ms (canary interval 200, timeout 500)`);
+    redis.signal('SIGCONT');
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200, { what: 'ready again', timeout: 10000 });
+    for (let seq = 0; seq < 10; seq++) assert.equal((await apiPublish(a.url, { channel, event: 'n', data: { seq } })).status, 200);
+    await waitFor(() => got.length === 10, { what: 'delivery after SIGCONT' });
+    assertExactlyOnceInOrder(got, 10, 'subscriber after the hang');
+  });
+
+  test('Redis restarted without persistence: subscribers are told, and recovery says recovered: false, never a false true', async () => {
+    const [a, b] = nodes as [TestNode, TestNode];
+    const channel = 'orders:restart';
+    const s = await open(b);
+    const got = numbers(s);
+    const sb = new SwitchboardClient(s);
+    const lost: string[] = [];
+    sb.onLost((c) => lost.push(c));
+    await sb.subscribe(channel);
+    for (let seq = 0; seq < 5; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq } });
+    await waitFor(() => got.length === 5);
+    await redis.restart();
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200, { what: 'ready after restart', timeout: 15000 });
+    await waitFor(() => lost.includes(channel), { what: 'the client told history was lost', timeout: 10000 });
+    // A fresh client asking for the old id gets an honest answer.
+    const late = await open(a);
+    const ack = await call(late, 'subscribe', channel, { since: sb.lastId(channel) });
+    assert.equal(ack.recovered, false);
+    // And live delivery carries on.
+    await apiPublish(a.url, { channel, event: 'n', data: { seq: 5 } });
+    await waitFor(() => got.length === 6, { what: 'live after restart' });
+    assertExactlyOnceInOrder(got, 6, 'subscriber across the restart');
+  });
+
+  test('SSE: a client reconnecting with Last-Event-ID gets exactly the missed events', async () => {
+    const [a, b] = nodes as [TestNode, TestNode];
+    const channel = 'orders:sse';
+    const read = async (url: string, headers: Record<string, string>, want: number) => {
+      const ctl = new AbortController();
+      const res = await fetch(url, { headers, signal: ctl.signal });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+      const events: { id: string; event: string; data: any }[] = [];
+      const reader = res.body!.getReader();
+      let buf = '';
+      while (events.length < want) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += Buffer.from(value).toString();
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const f = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+          if (f.id) events.push({ id: f.id, event: f.event!, data: JSON.parse(f.data!) });
+        }
+      }
+      ctl.abort();
+      return events;
+    };
+    const first = read(`${b.url}/sse?channel=${channel}`, {}, 3);
+    await sleep(200);
+    for (let seq = 0; seq < 3; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq } });
+    const ev1 = await first;
+    assert.deepEqual(ev1.map((e) => e.data.seq), [0, 1, 2]);
+    for (let seq = 3; seq < 7; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq } });
+    const ev2 = await read(`${a.url}/sse?channel=${channel}`, { 'last-event-id': ev1[2]!.id }, 4);
+    assert.deepEqual(ev2.map((e) => e.data.seq), [3, 4, 5, 6]);
+    assert.ok(ev2.every((e) => e.event === 'n'));
+  });
+
+  test('a client that stops reading is closed as slow_consumer; a fast client on the same channel keeps up', async () => {
+    const [a] = nodes as [TestNode];
+    const channel = 'orders:slow';
+    // The slow client: a raw WebSocket whose socket we pause, so the node's outbound buffer fills.
+    const ws = new WebSocket(`ws://127.0.0.1:${a.port}/socket.io/?EIO=4&transport=websocket`);
+    const frames: string[] = [];
+    ws.on('message', (d) => frames.push(d.toString()));
+    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+    await new Promise((r) => ws.once('open', r));
+    ws.send('40');
+    await waitFor(() => frames.some((f) => f.startsWith('40')));
+    ws.send(`420["subscribe","${channel}"]`);
+    await waitFor(() => frames.some((f) => f.startsWith('430')));
+    (ws as any)._socket.pause();
+    const fast = await open(a);
+    const got = numbers(fast);
+    await call(fast, 'subscribe', channel);
+    // Well past what loopback's kernel buffers absorb (a few MB), so the node's own buffer must fill.
+    const blob = 'x'.repeat(60_000);
+    for (let seq = 0; seq < 600; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq, blob } });
+    await waitFor(() => got.length === 600, { what: 'the fast client got everything' });
+    assertExactlyOnceInOrder(got, 600, 'fast client');
+    (ws as any)._socket.resume();
+    // Broadcasts go through uWS pub/sub, which closes at the backpressure limit (1006, no close frame);
+    // transport-level sends close with 4008 "slow_consumer". Either way: closed, never silently dropped.
+    const code = await closed;
+    assert.ok(code === 1006 || code === 4008, `slow client closed with ${code}`);
+  });
+});

@@ -1,0 +1,128 @@
+// The webhook building blocks without a network: circuit breaker, retry queue, signatures, Origin check, tokens.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { CircuitBreaker, type CircuitState } from '../../src/hooks/circuit-breaker.js';
+import { RetryQueue } from '../../src/hooks/retry-queue.js';
+import { sign, verify } from '../../src/hooks/signature.js';
+import { createOriginCheck } from '../../src/limits/origin.js';
+import { createTokenVerifier } from '../../src/auth/tokens.js';
+import { SbError } from '../../src/protocol/errors.js';
+import { sleep, waitFor } from '../helpers/ports.js';
+
+test('circuit breaker: opens after N consecutive failures, fails fast, lets one probe through after the cool-down', () => {
+  let now = 0;
+  const changes: CircuitState[] = [];
+  const cb = new CircuitBreaker({ failureThreshold: 3, cooldownMs: 1000 }, (s) => changes.push(s), () => now);
+  // A success in between resets the count: failures must be consecutive.
+  cb.failure(cb.tryAcquire()!);
+  cb.failure(cb.tryAcquire()!);
+  cb.success(cb.tryAcquire()!);
+  cb.failure(cb.tryAcquire()!);
+  cb.failure(cb.tryAcquire()!);
+  assert.equal(cb.state, 'closed');
+  const inFlight = cb.tryAcquire()!;
+  cb.failure(cb.tryAcquire()!);
+  assert.equal(cb.state, 'open');
+  assert.equal(cb.tryAcquire(), undefined);
+  assert.equal(cb.retryInMs(), 1000);
+  // A late answer to a call made before the circuit opened changes nothing.
+  cb.success(inFlight);
+  assert.equal(cb.state, 'open');
+
+  now = 1000;
+  const probe = cb.tryAcquire();
+  assert.deepEqual(probe, { probe: true });
+  assert.equal(cb.state, 'half_open');
+  assert.equal(cb.tryAcquire(), undefined, 'one probe at a time');
+  cb.failure(probe!);
+  assert.equal(cb.state, 'open', 'a failed probe opens the circuit again');
+  assert.equal(cb.tryAcquire(), undefined);
+
+  now = 2500;
+  const probe2 = cb.tryAcquire()!;
+  cb.success(probe2);
+  assert.equal(cb.state, 'closed');
+  assert.deepEqual(cb.tryAcquire(), { probe: false });
+  assert.deepEqual(changes, ['open', 'half_open', 'open', 'half_open', 'closed']);
+});
+
+test('retry queue: retries failures with backoff, drops after the retries and when full', async () => {
+  const attempts = new Map<string, number>();
+  const dropped: string[] = [];
+  const q = new RetryQueue<string>(
+    { capacity: 3, parallel: 1, retries: 2, backoffMs: 10 },
+    async (job) => {
+      const n = (attempts.get(job) ?? 0) + 1;
+      attempts.set(job, n);
+      if (job === 'flaky' && n < 3) throw new Error('503');
+      if (job === 'dead') throw new Error('down');
+    },
+    { dropped: (job, why) => dropped.push(`${job}:${why}`) },
+  );
+  q.push('flaky'); // running at once: not waiting
+  q.push('dead');
+  q.push('ok');
+  q.push('ok-2');
+  q.push('overflow-1'); // a fourth waiting job: over capacity
+  assert.deepEqual(dropped, ['overflow-1:queue_full']);
+  await waitFor(() => q.size === 0, { what: 'the queue to drain', timeout: 2000 });
+  assert.equal(attempts.get('flaky'), 3);
+  assert.equal(attempts.get('dead'), 3, 'one attempt and two retries');
+  assert.equal(attempts.get('ok'), 1);
+  assert.equal(attempts.get('ok-2'), 1);
+  assert.equal(attempts.get('overflow-1'), undefined);
+  assert.deepEqual(dropped, ['overflow-1:queue_full', 'dead:retries_exhausted']);
+  q.close();
+  q.push('after-close');
+  await sleep(20);
+  assert.equal(attempts.get('after-close'), undefined);
+});
+
+test('signatures are sha256=<hex HMAC of the raw body>, checked in constant time', () => {
+  const body = '{"user":"alice","reason":"transport close"}';
+  const want = `sha256=${createHmac('sha256', 's3cret').update(body).digest('hex')}`;
+  assert.equal(sign('s3cret', body), want);
+  assert.ok(verify('s3cret', body, want));
+  assert.ok(!verify('s3cret', `${body} `, want));
+  assert.ok(!verify('other', body, want));
+  assert.ok(!verify('s3cret', body, undefined));
+  assert.ok(!verify('s3cret', body, 'sha256=00'));
+});
+
+test('Origin check: unset allows all; set allows listed origins and requests without Origin only', () => {
+  assert.ok(createOriginCheck(undefined)('http://anything.example'));
+  const check = createOriginCheck(['https://app.example', 'http://localhost:3000/']);
+  assert.ok(check('https://app.example'));
+  assert.ok(check('HTTPS://APP.EXAMPLE'));
+  assert.ok(check('http://localhost:3000'), 'a trailing slash in the list is ignored');
+  assert.ok(check(undefined));
+  assert.ok(!check('https://app.example.evil.example'));
+  assert.ok(!check('http://app.example'));
+  assert.ok(!check('null'));
+});
+
+test('token verifier: claims, expiry, algorithm mismatch and bad claims give clear unauthorized errors', async () => {
+  const v = (await createTokenVerifier({ secret: 'k' }))!;
+  const key = new TextEncoder().encode('k');
+  const tok = (claims: Record<string, unknown>, k = key) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(k);
+  assert.deepEqual(await v.verify(await tok({ sub: 'a', channels: ['c:*'], publish: ['c:1'], data: { x: 1 }, exp: 2_000_000_000 })), {
+    user: 'a',
+    channels: ['c:*'],
+    publish: ['c:1'],
+    data: { x: 1 },
+    exp: 2_000_000_000,
+  });
+  const fails = async (token: unknown, message: RegExp) => {
+    await assert.rejects(v.verify(token), (e: unknown) => e instanceof SbError && e.code === 'unauthorized' && message.test(e.message));
+  };
+  await fails(await tok({ sub: 'a', exp: 1 }), /^token expired$/);
+  await fails(await tok({ sub: 'a' }, new TextEncoder().encode('other')), /signature verification failed/);
+  await fails(await tok({ sub: 'a', channels: 'c' }), /invalid token claims: channels/);
+  await fails(await tok({ sub: 'a', nbf: 2_000_000_000 }), /invalid token: /);
+  await fails(undefined, /^a token is required$/);
+  await fails('abc', /not a JWT/);
+  await fails(await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'HS512' }).sign(key), /algorithm HS512 is not accepted/);
+  assert.equal(await createTokenVerifier({}), undefined, 'no keys: no tokens required');
+});
