@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, freePort, rssKiB, waitFor, type Managed, type Processes } from './proc.js';
+import { FatalError, cpuSeconds, freePort, rssKiB, waitFor, type Managed, type Processes } from './proc.js';
 
 export const SYSTEMS = ['switchboard', 'stock', 'ceiling'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
@@ -89,7 +89,7 @@ async function startRedis(opts: ClusterOptions, tag: string) {
   void managed.exited.then(() => (dead = true));
   await waitFor(
     async () => {
-      if (dead) throw new Error(`redis-server exited: ${managed.output() || 'is redis-server installed? apt-get install -y redis-server'}`);
+      if (dead) throw new FatalError(`redis-server exited: ${managed.output() || 'is redis-server installed? apt-get install -y redis-server'}`);
       return ping(port);
     },
     `redis-server on ${port}`,
@@ -114,7 +114,11 @@ async function startNode(system: SystemName, variant: Variant, index: number, re
     LOG_LEVEL: 'warn',
     NODE_ENV: 'production',
   };
-  if (variant === 'webhook') env.BACKEND_URL = backendUrl;
+  if (variant === 'webhook') {
+    env.BACKEND_URL = backendUrl;
+    // Switchboard signs every webhook; the bench backend does not check, but the key is required.
+    env.WEBHOOK_SECRET = 'bench-webhook-secret';
+  }
   if (system === 'switchboard') {
     if (variant === 'embedded') env.SWITCHBOARD_APP = BENCH_APP_JS;
     Object.assign(env, SWITCHBOARD_BENCH_ENV, opts.switchboardEnv);
@@ -125,7 +129,7 @@ async function startNode(system: SystemName, variant: Variant, index: number, re
   try {
     await waitFor(
       async () => {
-        if (dead) throw new Error(`exited early (code ${managed.proc.exitCode})`);
+        if (dead) throw new FatalError(`exited early (code ${managed.proc.exitCode})`);
         const res = await fetch(`http://127.0.0.1:${internalPort}/readyz`, { signal: AbortSignal.timeout(1000) });
         await res.arrayBuffer();
         return res.status === 200;

@@ -16,6 +16,9 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** Thrown from a waitFor condition to stop waiting at once (the process it waits for has died). */
+export class FatalError extends Error {}
+
 /** Polls `fn` until it returns true, or throws after `timeoutMs` naming `what`. */
 export async function waitFor(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -24,6 +27,7 @@ export async function waitFor(fn: () => Promise<boolean> | boolean, what: string
     try {
       if (await fn()) return;
     } catch (err) {
+      if (err instanceof FatalError) throw err;
       last = err;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);

@@ -111,7 +111,7 @@
         const user = document.createElement('span');
         user.textContent = m.user;
         const n = document.createElement('span');
-        n.textContent = m.connections === 1 ? '1 tab' : `${m.connections} tabs`;
+        n.textContent = m.connections === 1 ? '1 connection' : `${m.connections} connections`;
         li.append(user, n);
         return li;
       }),

@@ -28,7 +28,7 @@ export async function guarded<T>(ctx: Ctx, fn: () => Promise<T>, onError: (err: 
     return await fn();
   } catch (err) {
     if (ctx.signal.aborted) throw err;
-    ctx.progress.log(`  ! ${errorText(err).split('\n')[0]}`);
+    ctx.progress.log(`  ! ${errorText(err).split('\n').filter(Boolean).slice(0, 6).join('\n    ')}`);
     onError(err);
     return undefined;
   }

@@ -65,7 +65,7 @@ function session(ctx: Ctx, system: SystemName, p: FanoutParams, nodes: number, t
   });
 }
 
-/** Steps the delivery rate up, then holds the best passing rate (trying the next lower one if the hold misses). */
+/** Steps the delivery rate up, then holds the best passing rate (the next lower passing ones, up to three, if a hold misses). */
 async function maxRate(ctx: Ctx, system: SystemName, p: FanoutParams, nodes: number): Promise<{ held: number | null; steps: Step[] }> {
   const cluster = await ctx.clusters.get(system);
   const s = session(ctx, system, p, nodes, 'max', cluster);
@@ -86,7 +86,7 @@ async function maxRate(ctx: Ctx, system: SystemName, p: FanoutParams, nodes: num
       passing.push(rate);
       rate *= m.factor;
     }
-    for (const candidate of passing.reverse().slice(0, 2)) {
+    for (const candidate of passing.reverse().slice(0, 3)) {
       const r = await s.phase({ rate: candidate / s.fanout, warmupSeconds: 0, measureSeconds: m.holdSeconds, status: `fanout · ${system} · hold ${Math.round(candidate)} deliveries/s` });
       const step = judge('hold', candidate, candidate / s.fanout, r, p);
       steps.push(step);

@@ -26,6 +26,9 @@ export async function drain(d: DrainDeps): Promise<void> {
   const log = d.log.child({ module: 'lifecycle' });
   d.readiness.startDrain();
   d.metrics.draining.set(1);
+  // HAProxy (or Kubernetes) needs a few health checks to see /readyz 503; until then it may still send
+  // new clients here, so the listener stays open and nobody is disconnected yet.
+  if (d.config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, d.config.drainDelayMs));
   d.closePublic();
   const sockets = [...d.io.of('/').sockets.values()];
   const extra = d.extraClients?.() ?? [];

@@ -28,7 +28,7 @@ export async function start(config: Config, app: SwitchboardApp = {}): Promise<S
     const watchdog = setTimeout(() => {
       log.error('drain did not finish in time; exiting 1');
       process.exit(1);
-    }, config.drainTimeoutMs + config.drainWatchdogMs);
+    }, config.drainDelayMs + config.drainTimeoutMs + config.drainWatchdogMs);
     watchdog.unref();
     sb.close().then(
       () => process.exit(0),

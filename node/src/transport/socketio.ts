@@ -29,13 +29,14 @@ export function createSocketServer(config: Config, app: TemplatedApp, bus: Bus, 
     cleanupEmptyChildNamespaces: true,
   });
   // Socket.IO broadcasts to WebSocket clients through uWS's own pub/sub (app.publish), which never calls the
-  // transport: past maxBackpressure uWS would drop silently. closeOnBackpressureLimit makes it close instead.
+  // transport: past maxBackpressure uWS would drop silently. closeOnBackpressureLimit makes it close instead
+  // (at 16x our own limit, which TransportGuard enforces first with a clear reason).
   const ws = app.ws.bind(app);
   (app as { ws: unknown }).ws = (pattern: string, behavior: Record<string, unknown>) => ws(pattern, { ...behavior, closeOnBackpressureLimit: true } as never);
   io.attachApp(app, {
     // uWS-level WebSocket options (engine.io passes them to app.ws()).
     idleTimeout: config.idleTimeoutSeconds,
-    maxBackpressure: config.maxBackpressureBytes,
+    maxBackpressure: config.maxBackpressureBytes * 16,
     compression: config.perMessageDeflate ? 1 : 0,
   } as Record<string, unknown>);
 
@@ -54,10 +55,12 @@ export function createSocketServer(config: Config, app: TemplatedApp, bus: Bus, 
     metrics.rejections.inc({ reason: ENGINE_ERRORS[err.code] ?? 'engine_error' });
     log.debug({ code: err.code, message: err.message }, 'engine connection error');
   });
+  const guard = new TransportGuard(config, metrics);
   io.engine.on('connection', (conn: EngineSocket) => {
-    guardTransport(conn, conn.transport, config, metrics);
-    conn.on('upgrade', (t: EngineTransport) => guardTransport(conn, t, config, metrics));
+    guard.watch(conn, conn.transport);
+    conn.on('upgrade', (t: EngineTransport) => guard.watch(conn, t));
   });
+  io.engine.on('close', () => guard.close());
   return io;
 }
 
@@ -76,33 +79,65 @@ interface EngineSocket {
 export const CLOSE_SLOW_CONSUMER = 4008;
 
 /**
- * Wraps one transport instance (not the prototype):
- * - a WebSocket whose outbound buffer is past MAX_BACKPRESSURE_BYTES is closed with `slow_consumer` instead of
- *   letting uWS drop reliable messages silently; the client reconnects and recovers with `since`;
+ * Watches every WebSocket transport (wrapping the instance, not the prototype):
+ * - a socket whose outbound buffer passes MAX_BACKPRESSURE_BYTES is closed with 4008 `slow_consumer`, checked
+ *   on every transport send and on a short sweep (broadcasts go through uWS pub/sub and never reach the
+ *   transport); uWS itself closes at 16x that (closeOnBackpressureLimit) rather than drop silently. The client
+ *   reconnects and recovers with `since`; nobody else waits for it.
  * - a frame over the payload limit (uWS closes with 1009) is counted as `too_large`.
  */
-function guardTransport(conn: EngineSocket, t: EngineTransport, config: Config, metrics: Metrics) {
-  if (t.name !== 'websocket') return;
-  const send = t.send.bind(t);
-  let closed = false;
-  t.send = (packets) => {
-    if (closed) return;
+export class TransportGuard {
+  private readonly open = new Set<{ conn: EngineSocket; t: EngineTransport }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly config: Config,
+    private readonly metrics: Metrics,
+  ) {
+    this.timer = setInterval(() => this.sweep(), config.slowConsumerCheckMs);
+    this.timer.unref();
+  }
+
+  close() {
+    clearInterval(this.timer);
+  }
+
+  private sweep() {
+    for (const e of this.open) this.tooSlow(e.conn, e.t);
+  }
+
+  private tooSlow(conn: EngineSocket, t: EngineTransport): boolean {
     const ws = t.socket;
-    if (ws && ws.getBufferedAmount() > config.maxBackpressureBytes) {
-      closed = true;
-      (conn as { sbCloseReason?: string }).sbCloseReason = 'slow_consumer';
-      metrics.dropped.inc({ reason: 'slow_consumer' }, packets.length);
+    if (!ws || ws.getBufferedAmount() <= this.config.maxBackpressureBytes) return false;
+    const c = conn as { sbCloseReason?: string };
+    if (c.sbCloseReason === undefined) {
+      c.sbCloseReason = 'slow_consumer';
       ws.end(CLOSE_SLOW_CONSUMER, 'slow_consumer');
-      return;
     }
-    send(packets);
-  };
-  const onClose = t.onClose.bind(t);
-  t.onClose = (code, message) => {
-    // uWS reports an oversized frame as 1009, or as 1006 with "Received too big message".
-    if (code === 1009 || (message && message.byteLength > 0 && /too big/i.test(Buffer.from(message).toString()))) metrics.rejections.inc({ reason: 'too_large' });
-    onClose(code, message);
-  };
+    return true;
+  }
+
+  watch(conn: EngineSocket, t: EngineTransport) {
+    if (t.name !== 'websocket') return;
+    const entry = { conn, t };
+    this.open.add(entry);
+    const send = t.send.bind(t);
+    t.send = (packets) => {
+      if (this.tooSlow(conn, t)) {
+        this.metrics.dropped.inc({ reason: 'slow_consumer' }, packets.length);
+        return;
+      }
+      send(packets);
+    };
+    const onClose = t.onClose.bind(t);
+    t.onClose = (code, message) => {
+      this.open.delete(entry);
+      const text = message && message.byteLength > 0 ? Buffer.from(message).toString() : '';
+      // uWS reports an oversized frame as 1009, or as 1006 with "Received too big message".
+      if (code === 1009 || /too big/i.test(text)) this.metrics.rejections.inc({ reason: 'too_large' });
+      onClose(code, message);
+    };
+  }
 }
 
 export type { Socket };

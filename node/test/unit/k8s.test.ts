@@ -116,8 +116,9 @@ for (const which of ['base', 'local'] as const) {
       const drain = Number(env.DRAIN_TIMEOUT_MS) / 1000;
       const watchdog = Number(env.DRAIN_WATCHDOG_MS ?? 10000) / 1000;
       assert.ok(drain > 0 && Number.isFinite(watchdog));
+      const delay = Number(env.DRAIN_DELAY_MS ?? 2000) / 1000;
       const grace = pod.terminationGracePeriodSeconds;
-      assert.ok(grace > preStop + drain + watchdog, `terminationGracePeriodSeconds ${grace} > preStop ${preStop} + drain ${drain} + watchdog ${watchdog}`);
+      assert.ok(grace > preStop + delay + drain + watchdog, `terminationGracePeriodSeconds ${grace} > preStop ${preStop} + delay ${delay} + drain ${drain} + watchdog ${watchdog}`);
       assert.equal(env.PORT, '3000');
       assert.equal(env.INTERNAL_PORT, '9090');
       assert.match(env.REDIS_URL, /^redis:\/\/switchboard-redis:6379$/);
