@@ -41,7 +41,8 @@ if (files.length === 0) {
   process.exit(1);
 }
 // One file at a time: integration tests spawn redis, haproxy and several node processes on a 2-core machine.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+// --test-force-exit: a failed test must not leave a file hanging on a client that keeps reconnecting.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   cwd: root,
 });

@@ -2,6 +2,7 @@
 // The README's configuration table is generated from FIELDS (see docs.ts); a test fails when it is stale.
 import os from 'node:os';
 import { z } from 'zod';
+import { isAddressOrCidr } from '../transport/client-ip.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const ms = z.coerce.number().int().min(1).max(24 * 3600 * 1000);
@@ -40,7 +41,7 @@ export const FIELDS = {
   webhookSecret: f('WEBHOOK_SECRET', optionalString, 'HMAC-SHA256 key for webhook signatures (`X-Switchboard-Signature`)'),
   allowedOrigins: f('ALLOWED_ORIGINS', list.optional(), 'Set: any request whose `Origin` is not listed is refused with 403'),
   logLevel: f('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level'),
-  trustedProxies: f('TRUSTED_PROXIES', list.default([]), 'Addresses whose `X-Forwarded-For` is trusted for the client address (HAProxy)', 'empty'),
+  trustedProxies: f('TRUSTED_PROXIES', list.refine((l) => l.every(isAddressOrCidr), 'each entry must be an IP address or CIDR range (10.0.0.0/8)').default([]), 'Addresses or CIDR ranges whose `X-Forwarded-For` is trusted for the client address (HAProxy)', 'empty'),
   app: f('SWITCHBOARD_APP', optionalString, 'Path of an ESM module whose default export is the embedded application (RPC methods, authorization hooks)'),
   maxPayloadBytes: f('MAX_PAYLOAD_BYTES', positiveInt.default(102400), 'Largest client frame (WebSocket message or polling body); larger closes the connection'),
   maxHttpBodyBytes: f('MAX_HTTP_BODY_BYTES', positiveInt.default(1048576), 'Largest HTTP API body; larger answers 413'),

@@ -8,7 +8,7 @@ import type { Backend } from '../hooks/backend.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ConnectionLimits } from '../limits/connections.js';
-import { clientIp } from '../transport/client-ip.js';
+import { clientIp, TrustedProxies } from '../transport/client-ip.js';
 import type { ClientContext } from './app.js';
 import { SbError } from './errors.js';
 import { dispatch, HANDLERS, type ProtocolDeps, type SocketState } from './handlers.js';
@@ -40,6 +40,7 @@ function connectError(err: unknown): Error & { data?: unknown } {
 export function attachConnections(io: Server, d: ConnectionDeps) {
   const { config, metrics } = d;
   const log = d.log.child({ module: 'connection' });
+  const trusted = new TrustedProxies(config.trustedProxies);
   const limiter = new RateLimiterMemory({ points: config.eventsPerSecond, duration: 1 });
 
   const checkRate = async (socket: Socket) => {
@@ -95,7 +96,7 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
   io.use(async (socket, next) => {
     const hs = socket.handshake;
     try {
-      const ip = clientIp(hs.address, hs.headers['x-forwarded-for'] as string | undefined, config.trustedProxies);
+      const ip = clientIp(hs.address, hs.headers['x-forwarded-for'] as string | undefined, trusted);
       await d.limits.handshake(ip);
       const ctx: ClientContext = { user: undefined, connectionId: socket.id, ip };
       const st: ConnState = { ctx, strikes: 0, strikeSecond: 0 };

@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClientContext } from '../protocol/app.js';
 import { SbError } from '../protocol/errors.js';
-import { clientIp } from './client-ip.js';
+import { clientIp, TrustedProxies } from './client-ip.js';
 import { route, type Reply } from './http.js';
 
 export interface SseDeps {
@@ -44,9 +44,11 @@ export class SseHub implements Sink {
   private readonly clients = new Set<SseClient>();
   private counter = 0;
   private readonly log: Logger;
+  private readonly trusted: TrustedProxies;
 
   constructor(private readonly d: SseDeps) {
     this.log = d.log.child({ module: 'sse' });
+    this.trusted = new TrustedProxies(d.config.trustedProxies);
     d.delivery.addSink(this);
     d.delivery.onResync(() => {
       for (const c of [...this.clients]) this.close(c, 'resync');
@@ -124,7 +126,7 @@ export class SseHub implements Sink {
         if (channels.length > d.config.maxSubscriptions) throw new SbError('rate_limited', `at most ${d.config.maxSubscriptions} channels per stream`);
         const since = req.headers['last-event-id'] ?? req.query.get('lastEventId') ?? undefined;
         if (since !== undefined && !parseId(since)) throw new SbError('bad_request', 'Last-Event-ID must be a publication id');
-        const ip = clientIp(req.remoteAddress, req.headers['x-forwarded-for'], d.config.trustedProxies);
+        const ip = clientIp(req.remoteAddress, req.headers['x-forwarded-for'], this.trusted);
         await d.limits.handshake(ip);
         const ctx: ClientContext = { user: undefined, connectionId: `sse:${++this.counter}`, ip };
         if (d.verifier) {

@@ -63,3 +63,16 @@ test('memory history: bounded, replays after an id, says when the id is gone', (
   assert.equal(trimmed.found, false, 'a trimmed id is never reported as recovered');
   h.close();
 });
+
+test('client address: X-Forwarded-For is trusted only from configured proxies, addresses or CIDR ranges', async () => {
+  const { clientIp, TrustedProxies, isAddressOrCidr } = await import('../../src/transport/client-ip.js');
+  const t = new TrustedProxies(['127.0.0.1', '10.0.0.0/8', 'fd00::/8']);
+  assert.equal(clientIp('127.0.0.1', '203.0.113.9', t), '203.0.113.9');
+  assert.equal(clientIp('10.4.5.6', '198.51.100.1, 10.1.1.1', t), '198.51.100.1', 'walks past proxy hops from the right');
+  assert.equal(clientIp('192.0.2.1', '203.0.113.9', t), '192.0.2.1', 'an untrusted peer cannot claim an address');
+  assert.equal(clientIp('::ffff:127.0.0.1', '203.0.113.9', t), '203.0.113.9');
+  assert.equal(clientIp('fd00::5', '2001:db8::1', t), '2001:db8::1');
+  assert.equal(clientIp('127.0.0.1', undefined, new TrustedProxies([])), '127.0.0.1');
+  for (const ok of ['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8']) assert.ok(isAddressOrCidr(ok), ok);
+  for (const bad of ['10.0.0.0/33', 'localhost', '10.0.0.0/8/1', '1.2.3']) assert.ok(!isAddressOrCidr(bad), bad);
+});
