@@ -110,6 +110,8 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
 
   const sse = new SseHub({ config: cfg, delivery, authorizer, verifier, backend, limits, originAllowed, isDraining: () => readiness.isDraining(), metrics, log });
   sse.mount(publicApp);
+  const adapter = io.of('/').adapter;
+  metrics.providers.channels = () => adapter.rooms.size - adapter.sids.size;
   const localConnections = () => io.engine.clientsCount + sse.count();
   bus.setSelf(() => ({ id: cfg.nodeId, connections: localConnections() }));
   mountApi(publicApp, { config: cfg, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });

@@ -8,14 +8,24 @@ export function createMetrics(nodeId: string) {
   registry.setDefaultLabels({ node: nodeId });
   client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
   const r = [registry];
+  /** Values read at scrape time, supplied by start() once the parts that know them exist. */
+  const providers = { channels: () => 0 };
 
   const m = {
     registry,
+    providers,
     connections: new client.Gauge({ name: 'switchboard_connections', help: 'Open client connections by transport', labelNames: ['transport'] as const, registers: r }),
     handshakes: new client.Counter({ name: 'switchboard_handshakes_total', help: 'Client handshakes by outcome (ok, or the refusal reason)', labelNames: ['outcome'] as const, registers: r }),
     disconnects: new client.Counter({ name: 'switchboard_disconnects_total', help: 'Client disconnections by reason', labelNames: ['reason'] as const, registers: r }),
     subscriptions: new client.Gauge({ name: 'switchboard_subscriptions', help: 'Channel subscriptions held by clients of this node', registers: r }),
-    channels: new client.Gauge({ name: 'switchboard_channels', help: 'Channels with at least one local subscriber', registers: r }),
+    channels: new client.Gauge({
+      name: 'switchboard_channels',
+      help: 'Channels with at least one local subscriber',
+      registers: r,
+      collect() {
+        this.set(providers.channels());
+      },
+    }),
     clientEvents: new client.Counter({ name: 'switchboard_client_events_total', help: 'Client events by type and outcome (ok or the error code)', labelNames: ['event', 'outcome'] as const, registers: r }),
     publications: new client.Counter({ name: 'switchboard_publications_total', help: 'Publications accepted by source (client, http, grip, emitter)', labelNames: ['source'] as const, registers: r }),
     deliveries: new client.Counter({ name: 'switchboard_deliveries_total', help: 'Messages handed to subscriber connections, by transport', labelNames: ['transport'] as const, registers: r }),
@@ -47,3 +57,18 @@ export function createMetrics(nodeId: string) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+export const METRICS_BEGIN = '<!-- metrics-table:begin (generated: `npm run build && node scripts/update-config-table.mjs`; do not edit) -->';
+export const METRICS_END = '<!-- metrics-table:end -->';
+
+/** The README's metrics reference, from the registry itself (Switchboard's own metrics). */
+export async function metricsTable(): Promise<string> {
+  const m = createMetrics('docs');
+  const rows: string[] = [];
+  for (const x of await m.registry.getMetricsAsJSON()) {
+    if (!x.name.startsWith('switchboard_')) continue;
+    const labels = ((m.registry.getSingleMetric(x.name) as unknown as { labelNames?: string[] }).labelNames ?? []).map((l) => `\`${l}\``).join(', ');
+    rows.push(`| \`${x.name}\` | ${x.type} | ${labels || '—'} | ${x.help} |`);
+  }
+  return [METRICS_BEGIN, '| metric | type | labels | meaning |', '|---|---|---|---|', ...rows, METRICS_END].join('\n');
+}

@@ -52,3 +52,9 @@ test("the README's configuration table is the one generated from the schema", ()
     'README.md is stale: replace the block between the config-table markers with the output of `node dist/node/src/main.js config-table`',
   );
 });
+
+test("the README's metrics reference is the one generated from the registry", async () => {
+  const { metricsTable } = await import('../../src/metrics/metrics.js');
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  assert.ok(readme.includes(await metricsTable()), 'README.md is stale: run `npm run build && node scripts/update-config-table.mjs`');
+});
