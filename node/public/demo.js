@@ -23,7 +23,9 @@
   let lastId = null;
   const seen = new Set();
 
-  const socket = io({ transports: ['polling', 'websocket'] });
+  // On an open node (no JWT_SECRET, no BACKEND_URL) the name given here is what presence shows; it is read
+  // again at every reconnect, so a rename shows after the next one.
+  const socket = io({ transports: ['polling', 'websocket'], auth: (cb) => cb({ user: ui.name.value.trim() || 'anonymous' }) });
 
   function setStatus(state, text) {
     ui.status.dataset.state = state;
@@ -134,15 +136,17 @@
       ui.presenceCount.textContent = '0';
     }
     ui.joined.textContent = name;
-    const opts = !fresh && lastId ? { since: lastId } : {};
+    // A fresh join asks for everything history still holds ('0-0' precedes every id), so recent messages show.
+    const opts = !fresh && lastId ? { since: lastId } : { since: '0-0' };
     const res = await call('subscribe', name, opts);
     if (!res || !res.ok) {
       showError(`Could not join ${name}: ${res && res.error ? res.error.message || res.error.code : 'no answer'}`);
       setStatus(socket.connected ? 'connected' : 'disconnected');
       return;
     }
-    if (opts.since && res.replayed) addSystem(`Back online: ${res.replayed} missed message${res.replayed === 1 ? '' : 's'} replayed.`);
-    if (opts.since && res.recovered === false) addSystem('Back online: some messages from while you were away may be missing.');
+    const resumed = !fresh && opts.since !== '0-0';
+    if (resumed && res.replayed) addSystem(`Back online: ${res.replayed} missed message${res.replayed === 1 ? '' : 's'} replayed.`);
+    if (resumed && res.recovered === false) addSystem('Back online: some messages from while you were away may be missing.');
     history.replaceState(null, '', `?channel=${encodeURIComponent(name)}`);
     setStatus(socket.connected ? 'connected' : 'disconnected');
     refreshPresence();
