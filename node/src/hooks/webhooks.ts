@@ -134,6 +134,7 @@ export class Webhooks implements Backend {
    * and network errors are failures of the backend (they count towards the circuit breaker).
    */
   private async call<T>(hook: Hook, path: string, body: unknown, interpret: (a: Answer) => T): Promise<T> {
+    const raw = JSON.stringify(body);
     if (this.inflight >= this.opts.concurrency) {
       this.metrics.webhookRequests.inc({ hook, outcome: 'overloaded' });
       throw new SbError('unavailable', `more than ${this.opts.concurrency} backend calls in flight (WEBHOOK_CONCURRENCY)`);
@@ -141,10 +142,10 @@ export class Webhooks implements Backend {
     const ticket = this.breaker.tryAcquire();
     if (!ticket) {
       this.metrics.webhookRequests.inc({ hook, outcome: 'circuit_open' });
-      throw new SbError('unavailable', `the backend is failing; calls are paused for ${Math.ceil(this.breaker.retryInMs() / 100) / 10} s (circuit open)`);
+      const wait = this.breaker.retryInMs();
+      throw new SbError('unavailable', wait > 0 ? `the backend is failing; calls are paused for ${Math.ceil(wait / 100) / 10} s (circuit open)` : 'the backend is failing; one probe call is testing it (circuit half-open)');
     }
     this.inflight++;
-    const raw = JSON.stringify(body);
     const timer = this.metrics.webhookDuration.startTimer({ hook });
     let outcome = 'ok';
     try {
