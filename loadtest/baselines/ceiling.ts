@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { HttpResponse, TemplatedApp, WebSocket } from '@trufflesuite/uws-js-unofficial';
 import { Redis } from 'ioredis';
-import { authorized, callWebhook, checkPublish, fail, idGenerator, onShutdown, readConfig, startInternalServer } from './common.js';
+import { authorized, checkPublish, fail, idGenerator, onShutdown, readConfig, startInternalServer, webhookCaller } from './common.js';
 
 type Uws = typeof import('@trufflesuite/uws-js-unofficial');
 
@@ -24,6 +24,7 @@ async function loadUws(): Promise<{ uws: Uws; name: string }> {
 const cfg = readConfig();
 const { uws } = await loadUws();
 const nextId = idGenerator(cfg.nodeId);
+const callWebhook = cfg.backendUrl ? webhookCaller(cfg.backendUrl) : undefined;
 const nodeUid = randomBytes(6).toString('hex');
 const BUS = 'ceiling#bus';
 const PING_TOPIC = '\u0000eio-ping';
@@ -86,9 +87,9 @@ function onEvent(ws: WebSocket<Conn>, name: string, args: unknown[], ackId: numb
     case 'rpc': {
       const [method, params] = args;
       if (typeof method !== 'string') return ack(ws, ackId, fail('bad_request', 'method'));
-      if (cfg.backendUrl) {
+      if (callWebhook) {
         const open = ws.getUserData();
-        void callWebhook(cfg.backendUrl, method, params).then((res) => {
+        void callWebhook(method, params).then((res) => {
           if (open.connected) ack(ws, ackId, res);
         });
         return;

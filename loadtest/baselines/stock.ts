@@ -5,10 +5,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server, type Socket } from 'socket.io';
-import { authorized, callWebhook, checkPublish, fail, idGenerator, onShutdown, readConfig, startInternalServer } from './common.js';
+import { authorized, checkPublish, fail, idGenerator, onShutdown, readConfig, startInternalServer, webhookCaller } from './common.js';
 
 const cfg = readConfig();
 const nextId = idGenerator(cfg.nodeId);
+const callWebhook = cfg.backendUrl ? webhookCaller(cfg.backendUrl) : undefined;
 const pub = new Redis(cfg.redisUrl, { lazyConnect: false });
 const sub = pub.duplicate();
 
@@ -48,8 +49,8 @@ const HANDLERS: Record<string, (socket: Socket, args: unknown[], ack: Ack) => vo
   },
   rpc(_socket, [method, params], ack) {
     if (typeof method !== 'string') return ack(fail('bad_request', 'method'));
-    if (cfg.backendUrl) {
-      void callWebhook(cfg.backendUrl, method, params).then(ack);
+    if (callWebhook) {
+      void callWebhook(method, params).then(ack);
       return;
     }
     if (method !== 'echo') return ack(fail('not_found', `no rpc method ${method}`));

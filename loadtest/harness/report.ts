@@ -117,10 +117,12 @@ function scenarioSection(s: ScenarioResult): string {
   out.push('');
   const steps = s.runs.filter((r) => (r.details as { maxRate?: unknown[] } | undefined)?.maxRate?.length);
   if (steps.length) {
-    out.push('Rate steps (deliveries per second offered → achieved, p99):', '');
+    out.push('Rate steps (deliveries per second offered → achieved, p99; [client-bound]: the client workers used ≥ 60 % of the machine, so a miss may be theirs):', '');
     for (const r of steps) {
-      const list = (r.details as { maxRate: Array<{ kind: string; offeredDeliveryRate: number; achievedDeliveryRate: number; p99Ms: number; pass: boolean; why?: string }> }).maxRate;
-      out.push(`- ${runName(r)}: ${list.map((x) => `${x.kind} ${fmt(x.offeredDeliveryRate)} → ${fmt(x.achievedDeliveryRate)}, ${fmt(x.p99Ms)} ms ${x.pass ? '✓' : `✗ (${x.why})`}`).join('; ')}`);
+      const list = (r.details as { maxRate: Array<{ kind: string; offeredDeliveryRate: number; achievedDeliveryRate: number; p99Ms: number; pass: boolean; why?: string; clientBound?: boolean }> }).maxRate;
+      out.push(
+        `- ${runName(r)}: ${list.map((x) => `${x.kind} ${fmt(x.offeredDeliveryRate)} → ${fmt(x.achievedDeliveryRate)}, ${fmt(x.p99Ms)} ms ${x.pass ? '✓' : `✗ (${x.why})`}${x.clientBound ? ' [client-bound]' : ''}`).join('; ')}`,
+      );
     }
     out.push('');
   }

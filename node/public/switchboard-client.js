@@ -1,6 +1,6 @@
 // Switchboard client helper (ESM, browser or Node): wraps a socket.io-client socket, remembers the last
-// publication id per channel, and re-subscribes with `since` after every reconnect or resync notice, so an
-// application sees each publication once, in order, and is told when something could not be recovered.
+// publication id per channel, and re-subscribes with `since` after every reconnect, so an application sees
+// each publication once, in order, and is told (onLost) whenever something could not be recovered.
 //
 //   import { io } from 'socket.io-client';            // or /socket.io/socket.io.esm.min.js in a browser
 //   import { SwitchboardClient } from 'switchboard/client';
@@ -25,8 +25,9 @@ export class SwitchboardClient {
       if (this.connectedOnce) for (const channel of this.channels.keys()) this.resubscribe(channel);
       this.connectedOnce = true;
     });
+    // The node could not fill a gap from history (Redis restarted empty, history trimmed): say so.
     socket.on('switchboard:resync', (msg) => {
-      if (msg && this.channels.has(msg.channel)) this.resubscribe(msg.channel);
+      if (msg && this.channels.has(msg.channel) && msg.recovered === false) for (const fn of this.lostHandlers) fn(msg.channel, msg);
     });
   }
 

@@ -1,6 +1,7 @@
 // fanout: subscribers of `channels` channels on the last node, publishers on node 1. First the fixed rate (rounds
 // alternating systems): cross-node latency and server CPU per delivery. Then, per system, the rate steps up until a
 // step misses (p99 over the limit, loss, or the offered rate not met), and the best rate must hold for `holdSeconds`.
+import os from 'node:os';
 import type { SystemName } from '../cluster.js';
 import { summarize } from '../histogram.js';
 import { PubSubAgg, PubSubSession, errorText, round, roundOrder, type Ctx, type PhaseResult } from '../session.js';
@@ -20,6 +21,7 @@ interface Step {
   why?: string;
   serverCpuPercent: number;
   clientCpuPercent: number;
+  clientBound: boolean;
 }
 
 /**
@@ -27,7 +29,7 @@ interface Step {
  * stayed under the limit, no publish failed, and the publishers kept the offered rate (a system that cannot take
  * the publications fails the step; slow delivery shows as latency).
  */
-function judge(kind: Step['kind'], offered: number, pubRate: number, r: PhaseResult, p: FanoutParams): Step {
+function judge(kind: Step['kind'], offered: number, pubRate: number, fanout: number, r: PhaseResult, p: FanoutParams): Step {
   const lat = summarize(r.window.latency);
   const achieved = r.seconds > 0 ? r.window.received / r.seconds : 0;
   const why: string[] = [];
@@ -35,6 +37,10 @@ function judge(kind: Step['kind'], offered: number, pubRate: number, r: PhaseRes
   if (r.published.failed > 0) why.push(`${r.published.failed} publishes failed`);
   if (lat.p99 >= p.maxRate.p99Ms) why.push(`p99 ${lat.p99} ms`);
   if (r.window.pubSent < pubRate * r.seconds * 0.95 - 2) why.push(`publishers fell behind (${Math.round(r.window.pubSent / r.seconds)}/${Math.round(pubRate)} pub/s)`);
+  // Deliveries must keep pace within the window, or a backlog is growing that a short step would not show as loss.
+  const due = r.window.pubAcked * fanout;
+  if (due > 0 && r.window.received < due * 0.95) why.push(`deliveries falling behind (${Math.round((r.window.received / due) * 100)}% of due)`);
+  const clientCpu = r.seconds > 0 ? round((r.window.cpuUs / 1e6 / r.seconds) * 100, 1) : 0;
   return {
     kind,
     offeredDeliveryRate: Math.round(offered),
@@ -46,7 +52,9 @@ function judge(kind: Step['kind'], offered: number, pubRate: number, r: PhaseRes
     pass: why.length === 0,
     ...(why.length ? { why: why.join(', ') } : {}),
     serverCpuPercent: r.seconds > 0 ? round((r.cpu.nodes / r.seconds) * 100, 1) : 0,
-    clientCpuPercent: r.seconds > 0 ? round((r.window.cpuUs / 1e6 / r.seconds) * 100, 1) : 0,
+    clientCpuPercent: clientCpu,
+    // The clients took most of the machine: a miss here may be the load generator's, not the server's.
+    clientBound: clientCpu >= os.cpus().length * 100 * 0.6,
   };
 }
 
@@ -79,18 +87,18 @@ async function maxRate(ctx: Ctx, system: SystemName, p: FanoutParams, nodes: num
     let rate = m.startDeliveryRate;
     for (let i = 0; i < m.maxSteps; i++) {
       const r = await s.phase({ rate: rate / s.fanout, warmupSeconds: 0, measureSeconds: m.probeSeconds, status: `fanout · ${system} · probe ${Math.round(rate)} deliveries/s` });
-      const step = judge('probe', rate, rate / s.fanout, r, p);
+      const step = judge('probe', rate, rate / s.fanout, s.fanout, r, p);
       steps.push(step);
-      ctx.progress.log(`fanout · ${system} · probe ${step.offeredDeliveryRate}/s → ${step.pass ? 'ok' : `miss (${step.why})`}, p99 ${step.p99Ms} ms`);
+      ctx.progress.log(`fanout · ${system} · probe ${step.offeredDeliveryRate}/s → ${step.pass ? 'ok' : `miss (${step.why})`}, p99 ${step.p99Ms} ms${step.clientBound ? ' (client-bound)' : ''}`);
       if (!step.pass) break;
       passing.push(rate);
       rate *= m.factor;
     }
     for (const candidate of passing.reverse().slice(0, 3)) {
       const r = await s.phase({ rate: candidate / s.fanout, warmupSeconds: 0, measureSeconds: m.holdSeconds, status: `fanout · ${system} · hold ${Math.round(candidate)} deliveries/s` });
-      const step = judge('hold', candidate, candidate / s.fanout, r, p);
+      const step = judge('hold', candidate, candidate / s.fanout, s.fanout, r, p);
       steps.push(step);
-      ctx.progress.log(`fanout · ${system} · hold ${step.offeredDeliveryRate}/s for ${step.seconds} s → ${step.pass ? 'held' : `miss (${step.why})`}, p99 ${step.p99Ms} ms`);
+      ctx.progress.log(`fanout · ${system} · hold ${step.offeredDeliveryRate}/s for ${step.seconds} s → ${step.pass ? 'held' : `miss (${step.why})`}, p99 ${step.p99Ms} ms${step.clientBound ? ' (client-bound)' : ''}`);
       if (step.pass) return { held: step.achievedDeliveryRate, steps };
     }
     return { held: null, steps };

@@ -71,8 +71,9 @@ export function mountGrip(app: TemplatedApp, d: GripDeps) {
     let local = false;
     for (const p of pubs) {
       // GRIP item ids make retried publishes harmless, as Pushpin's do: one publication per channel and id.
-      if (p.id !== undefined && !(await d.bus.claimOnce(`grip:${p.channel}:${p.id}`, d.config.idempotencyWindowSeconds))) continue;
-      const r = await d.publisher.publish(p.channel, GRIP_EVENT, p.data, 'grip');
+      const once = p.id === undefined ? undefined : { key: `grip:${p.channel}:${p.id}`, ttlSeconds: d.config.idempotencyWindowSeconds };
+      const r = await d.publisher.publish(p.channel, GRIP_EVENT, p.data, 'grip', once);
+      if (r.duplicate) continue;
       ids.push(r.id);
       local ||= r.local === true;
     }

@@ -76,16 +76,11 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
         // Validate everything before publishing anything: a bad request publishes nothing.
         const items = channels.map((c) => d.publisher.validate(c, body.data.event, body.data.data));
         const idemKey = req.headers['idempotency-key'];
-        if (idemKey !== undefined) {
-          if (!IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
-          if (!(await d.bus.claimOnce(`idem:${idemKey}`, d.config.idempotencyWindowSeconds))) {
-            reply.json(200, { ok: true, duplicate: true });
-            return;
-          }
-        }
-        const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http')));
-        const local = rs.some((r) => r.local) ? { local: true } : {};
-        reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...local } : { ok: true, id: rs[0]!.id, ...local });
+        if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
+        const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.config.idempotencyWindowSeconds });
+        const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel))));
+        const flags = { ...(rs.some((r) => r.local) ? { local: true } : {}), ...(rs.every((r) => r.duplicate) ? { duplicate: true } : {}) };
+        reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
       }),
     ),
   );

@@ -22,12 +22,20 @@ export interface PublishInput {
   ts: number;
   /** History bounds for this publication's channel (its rule's, else the node's); size 0 keeps none. */
   history: { size: number; ttlMs: number };
+  /**
+   * Publish at most once per `key` within `ttlSeconds`, cluster-wide (Idempotency-Key, GRIP item ids).
+   * The check and the publish are one atomic step, so a retry after an ambiguous failure (a timeout whose
+   * command ran later) answers with the first publication's id instead of publishing again or losing it.
+   */
+  once?: { key: string; ttlSeconds: number };
 }
 
 export interface PublishResult {
   id: string;
   /** True when the bus was down and only this node's subscribers got it (see RedisBus.publishLocal). */
   localOnly?: boolean;
+  /** True when `once.key` had already published: `id` is that publication's. */
+  duplicate?: boolean;
 }
 
 export interface HistoryRead {
@@ -56,8 +64,13 @@ export interface Bus {
   history(channel: string, since: string | undefined, limit: number, ttlMs: number): Promise<HistoryRead>;
   /** Every publication, from any node, in id order per channel. */
   onPublication(fn: (p: Publication) => void): void;
-  /** Called when the bus may have missed publications (a gap or a reconnect): catch up from history. */
-  onResync(fn: () => void): void;
+  /**
+   * Called when the bus may have missed publications: `gap` (a sequence gap or a reconnect: catch up from
+   * history) or `reset` (Redis lost its data: history before now is gone).
+   */
+  onResync(fn: (kind: 'gap' | 'reset') => void): void;
+  /** The newest publication id seen from any channel (ids are time-ordered across channels). */
+  watermark(): string;
   /** Called when readiness changes. */
   onHealth(fn: (h: BusHealth) => void): void;
   health(): BusHealth;
@@ -67,7 +80,5 @@ export interface Bus {
   setSelf(fn: () => NodeInfo): void;
   /** Every live node with its connection count. */
   nodes(): Promise<NodeInfo[]>;
-  /** Sets `key` once within `ttlSeconds`, cluster-wide; false when it was already set. */
-  claimOnce(key: string, ttlSeconds: number): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -10,7 +10,7 @@ export class MemoryBus implements Bus {
   private readonly ids = new IdGenerator();
   private readonly store: MemoryHistory;
   private readonly listeners: ((p: Publication) => void)[] = [];
-  private readonly claims = new Map<string, number>();
+  private readonly once = new Map<string, { id: string; until: number }>();
 
   private self: () => NodeInfo = () => ({ id: 'local', connections: 0 });
 
@@ -21,8 +21,17 @@ export class MemoryBus implements Bus {
   async start() {}
 
   async publish(input: PublishInput): Promise<PublishResult> {
+    const now = Date.now();
+    if (input.once) {
+      const prev = this.once.get(input.once.key);
+      if (prev && prev.until > now) return { id: prev.id, duplicate: true };
+    }
     const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: this.ids.next() };
     this.store.append(p, input.history.size, input.history.ttlMs);
+    if (input.once) {
+      this.once.set(input.once.key, { id: p.id, until: now + input.once.ttlSeconds * 1000 });
+      if (this.once.size > 100_000) for (const [k, v] of this.once) if (v.until <= now) this.once.delete(k);
+    }
     for (const fn of this.listeners) fn(p);
     return { id: p.id };
   }
@@ -36,6 +45,9 @@ export class MemoryBus implements Bus {
     this.listeners.push(fn);
   }
   onResync() {}
+  watermark() {
+    return '0-0';
+  }
   onHealth() {}
   health(): BusHealth {
     return { ready: true };
@@ -48,14 +60,6 @@ export class MemoryBus implements Bus {
   }
   async nodes(): Promise<NodeInfo[]> {
     return [this.self()];
-  }
-  async claimOnce(key: string, ttlSeconds: number): Promise<boolean> {
-    const now = Date.now();
-    const until = this.claims.get(key);
-    if (until !== undefined && until > now) return false;
-    this.claims.set(key, now + ttlSeconds * 1000);
-    if (this.claims.size > 10_000) for (const [k, t] of this.claims) if (t <= now) this.claims.delete(k);
-    return true;
   }
   async close() {
     this.store.close();

@@ -22,8 +22,14 @@ export interface RedisBusOptions {
 // Inside a script Redis runs both with nothing in between, and pub/sub keeps order on each connection,
 // so every subscriber receives each channel in id order. The global counter lets receivers count gaps;
 // it restarts at 1 when Redis loses its data, which receivers take as "history may be lost".
-// KEYS[1] stream, KEYS[2] counter. ARGV: pubsub channel, payload, maxlen ('0': keep none), ttl ms.
+// The optional idempotency key is checked and set in the same step (see PublishInput.once).
+// KEYS[1] stream, KEYS[2] counter, KEYS[3] idempotency key. ARGV: pubsub channel, payload,
+// maxlen ('0': keep none), ttl ms, idempotency ttl s ('' : no key).
 const PUBLISH_LUA = `
+if ARGV[5] ~= '' then
+  local prev = redis.call('GET', KEYS[3])
+  if prev then return {prev, 1} end
+end
 local seq = redis.call('INCR', KEYS[2])
 local id
 if ARGV[3] == '0' then
@@ -33,7 +39,8 @@ else
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PUBLISH', ARGV[1], seq .. ' ' .. id .. ' ' .. ARGV[2])
-return id
+if ARGV[5] ~= '' then redis.call('SET', KEYS[3], id, 'EX', ARGV[5]) end
+return {id, 0}
 `;
 
 interface WirePayload {
@@ -44,7 +51,9 @@ interface WirePayload {
   o: string; // origin node
 }
 
-type RedisWithScript = Redis & { sbPublish(stream: string, counter: string, chan: string, payload: string, maxlen: string, ttl: string): Promise<string> };
+type RedisWithScript = Redis & {
+  sbPublish(stream: string, counter: string, once: string, chan: string, payload: string, maxlen: string, ttl: string, onceTtl: string): Promise<[string, number]>;
+};
 
 export class RedisBus implements Bus {
   readonly mode = 'redis' as const;
@@ -52,7 +61,8 @@ export class RedisBus implements Bus {
   private readonly sub: Redis;
   private readonly channel: string;
   private readonly listeners: ((p: Publication) => void)[] = [];
-  private readonly resyncListeners: (() => void)[] = [];
+  private readonly resyncListeners: ((kind: 'gap' | 'reset') => void)[] = [];
+  private lastId = '0-0';
   private readonly healthListeners: ((h: BusHealth) => void)[] = [];
   private lastSeq: number | undefined;
   private verified = false;
@@ -82,7 +92,7 @@ export class RedisBus implements Bus {
     // Commands fail fast while Redis is away (publish answers `unavailable`), instead of queueing in memory.
     this.pub = new Redis(opts.url, { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.canaryTimeoutMs }) as RedisWithScript;
     this.sub = new Redis(opts.url, { ...base, maxRetriesPerRequest: null });
-    this.pub.defineCommand('sbPublish', { numberOfKeys: 2, lua: PUBLISH_LUA });
+    this.pub.defineCommand('sbPublish', { numberOfKeys: 3, lua: PUBLISH_LUA });
     this.channel = `${opts.prefix}:pub`;
     for (const [role, client] of [['publisher', this.pub], ['subscriber', this.sub]] as const) {
       client.on('error', (err) => this.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role }, 'redis error'));
@@ -92,7 +102,7 @@ export class RedisBus implements Bus {
         // After any reconnect the subscription is verified again (canary) before readiness returns.
         this.verified = false;
         this.evaluate();
-        if (role === 'subscriber') this.emitResync('subscriber reconnected');
+        if (role === 'subscriber') this.emitResync('gap', 'subscriber reconnected');
       });
       client.on('close', () => {
         this.metrics.redisUp.set({ role }, 0);
@@ -126,11 +136,26 @@ export class RedisBus implements Bus {
   }
 
   async publish(input: PublishInput): Promise<PublishResult> {
-    if (!this.current.ready) return this.publishLocal(input);
+    if (!this.current.ready) {
+      // Exactly-once can't be promised by one node alone: the caller retries once the bus is back.
+      if (input.once) throw new SbError('unavailable', `the cluster bus is unavailable (${this.current.reason}); retry`);
+      return this.publishLocal(input);
+    }
     const payload: WirePayload = { c: input.channel, e: input.event, d: input.data, t: input.ts, o: this.opts.nodeId };
     try {
       // The stream keeps its last id even at MAXLEN 0, so ids stay increasing for channels without history.
-      return { id: await this.pub.sbPublish(this.key('h', input.channel), this.key('seq', 'bus'), this.channel, JSON.stringify(payload), String(input.history.size), String(Math.max(input.history.ttlMs, 60_000))) };
+      const stream = this.key('h', input.channel);
+      const [id, dup] = await this.pub.sbPublish(
+        stream,
+        this.key('seq', 'bus'),
+        input.once ? this.key('once', input.once.key) : stream,
+        this.channel,
+        JSON.stringify(payload),
+        String(input.history.size),
+        String(Math.max(input.history.ttlMs, 60_000)),
+        input.once ? String(input.once.ttlSeconds) : '',
+      );
+      return dup ? { id, duplicate: true } : { id };
     } catch (err) {
       const msg = (err as Error).message;
       // A timed-out command may still run when Redis wakes up: the publisher must not assume either way.
@@ -195,6 +220,8 @@ export class RedisBus implements Bus {
     this.trackSeq(seq);
     const ms = Number(id.slice(0, id.indexOf('-')));
     if (ms > this.lastRedisMs) this.lastRedisMs = ms;
+    // The watermark drops the sequence part: ids of other streams with the same millisecond may be lower.
+    this.lastId = `${ms}-0`;
     this.metrics.busLatency.observe(Math.max(0, Date.now() - p.t) / 1000);
     if (p.c === '') {
       if (p.o === this.opts.nodeId && this.canary && p.e === this.canary.token) this.canaryBack();
@@ -211,16 +238,20 @@ export class RedisBus implements Bus {
     if (seq > last + 1) {
       this.metrics.busGaps.inc(seq - last - 1);
       this.log.warn({ missed: seq - last - 1 }, 'bus gap: publications missed; catching up from history');
-      this.emitResync('gap');
+      this.emitResync('gap', 'sequence gap');
     } else {
       this.log.warn({ seq, last }, 'bus sequence restarted (Redis lost its data); history may be lost');
-      this.emitResync('reset');
+      this.emitResync('reset', 'sequence restarted');
     }
   }
 
-  private emitResync(reason: string) {
-    this.log.info({ reason }, 'bus resync');
-    for (const fn of this.resyncListeners) fn();
+  private emitResync(kind: 'gap' | 'reset', reason: string) {
+    this.log.info({ kind, reason }, 'bus resync');
+    for (const fn of this.resyncListeners) fn(kind);
+  }
+
+  watermark() {
+    return this.lastId;
   }
 
   private tickCanary() {
@@ -238,7 +269,7 @@ export class RedisBus implements Bus {
     this.canary = { token, sentAt: now };
     const payload: WirePayload = { c: '', e: token, d: null, t: now, o: this.opts.nodeId };
     this.pub
-      .sbPublish(this.key('canary', this.opts.nodeId), this.key('seq', 'bus'), this.channel, JSON.stringify(payload), '0', String(this.opts.canaryTimeoutMs * 10))
+      .sbPublish(this.key('canary', this.opts.nodeId), this.key('seq', 'bus'), this.key('canary', this.opts.nodeId), this.channel, JSON.stringify(payload), '0', String(this.opts.canaryTimeoutMs * 10), '')
       .catch((err: Error) => this.log.debug({ err: { message: err.message } }, 'canary publish failed'));
   }
 
@@ -267,7 +298,7 @@ export class RedisBus implements Bus {
   onPublication(fn: (p: Publication) => void) {
     this.listeners.push(fn);
   }
-  onResync(fn: () => void) {
+  onResync(fn: (kind: 'gap' | 'reset') => void) {
     this.resyncListeners.push(fn);
   }
   onHealth(fn: (h: BusHealth) => void) {
@@ -312,14 +343,6 @@ export class RedisBus implements Bus {
   private heartbeat() {
     const self = this.self();
     this.pub.hset(this.key('nodes', 'all'), self.id, JSON.stringify({ c: self.connections, t: Date.now() })).catch(() => {});
-  }
-
-  async claimOnce(key: string, ttlSeconds: number): Promise<boolean> {
-    try {
-      return (await this.pub.set(this.key('once', key), '1', 'EX', ttlSeconds, 'NX')) === 'OK';
-    } catch (err) {
-      throw new SbError('unavailable', `the cluster bus is unavailable: ${(err as Error).message}`);
-    }
   }
 
   async close() {

@@ -25,10 +25,14 @@ export class Publisher {
     return { channel: c, event: e, data: d };
   }
 
-  /** Resolves with the id, and `local: true` when only this node's subscribers could be reached. */
-  async publish(channel: string, event: string, data: unknown, source: PublicationSource): Promise<{ id: string; local?: true }> {
+  /**
+   * Resolves with the id; `local: true` when only this node's subscribers could be reached; `duplicate: true`
+   * when `once` had already published (the id is that publication's).
+   */
+  async publish(channel: string, event: string, data: unknown, source: PublicationSource, once?: { key: string; ttlSeconds: number }): Promise<{ id: string; local?: true; duplicate?: true }> {
     const rule = this.rules.for(channel);
-    const r = await this.bus.publish({ channel, event, data, ts: Date.now(), history: { size: rule.historySize, ttlMs: rule.historyTtlMs } });
+    const r = await this.bus.publish({ channel, event, data, ts: Date.now(), history: { size: rule.historySize, ttlMs: rule.historyTtlMs }, once });
+    if (r.duplicate) return { id: r.id, duplicate: true };
     this.metrics.publications.inc({ source });
     return r.localOnly ? { id: r.id, local: true } : { id: r.id };
   }

@@ -62,9 +62,9 @@ export const HANDLERS: Record<string, Handler> = {
     }
     if (!already) await d.authorizer.subscribe(ctxOf(socket), channel);
     const since = parsed.data.since;
-    if (already && since === undefined) return { recovered: false, replayed: 0 };
-    // Re-subscribing with `since` replays from there: leave first so live and replayed don't interleave.
-    if (already) socket.leave(channel);
+    // Already subscribed: everything after `since` has reached this socket live (in order, gaps filled by
+    // the node's catch-up) or will. Replaying would only repeat it, so say whether history still holds it.
+    if (already) return { recovered: since !== undefined && (await d.delivery.inHistory(channel, since)), replayed: 0 };
     const r = await d.delivery.joinWithHistory(
       channel,
       since,

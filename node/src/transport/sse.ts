@@ -50,13 +50,20 @@ export class SseHub implements Sink {
     this.log = d.log.child({ module: 'sse' });
     this.trusted = new TrustedProxies(d.config.trustedProxies);
     d.delivery.addSink(this);
-    d.delivery.onResync(() => {
-      for (const c of [...this.clients]) this.close(c, 'resync');
-    });
+
   }
 
   subscribers(channel: string): number {
     return this.byChannel.get(channel)?.size ?? 0;
+  }
+
+  has(channel: string): boolean {
+    return this.byChannel.has(channel);
+  }
+
+  notice(channel: string, data: unknown) {
+    const frame = `event: switchboard:resync\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const c of this.byChannel.get(channel) ?? []) this.write(c, frame);
   }
 
   count(): number {
@@ -105,7 +112,10 @@ export class SseHub implements Sink {
     c.closed = true;
     this.clients.delete(c);
     for (const [ch, set] of this.byChannel) {
-      if (set.delete(c) && set.size === 0) this.byChannel.delete(ch);
+      if (set.delete(c) && set.size === 0) {
+        this.byChannel.delete(ch);
+        this.d.delivery.untrack(ch);
+      }
     }
     this.d.metrics.connections.dec({ transport: 'sse' });
     this.d.metrics.disconnects.inc({ reason });
@@ -160,7 +170,10 @@ export class SseHub implements Sink {
             (p) => this.write(client, this.frame(p)),
             () => {
               let set = this.byChannel.get(ch);
-              if (!set) this.byChannel.set(ch, (set = new Set()));
+              if (!set) {
+                this.byChannel.set(ch, (set = new Set()));
+                d.delivery.track(ch);
+              }
               set.add(client);
             },
             () => !client.closed,

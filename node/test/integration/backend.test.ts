@@ -346,6 +346,7 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     const [r1, r2] = await Promise.all([apiPublish(a.url, body, 'test-key', key), apiPublish(b.url, body, 'test-key', key)]);
     assert.deepEqual([r1.status, r2.status], [200, 200]);
     assert.equal([r1.body, r2.body].filter((x) => x.duplicate === true).length, 1);
+    assert.equal(r1.body.id, r2.body.id, 'the duplicate answers with the first publication id');
     await sleep(300);
     assert.equal(got.filter((g) => g.event === 'once').length, 1);
   });

@@ -83,7 +83,7 @@ const ONLY = process.env.FUZZ_CASE !== undefined ? Number(process.env.FUZZ_CASE)
 const CASES = ONLY !== undefined ? 1 : Number(process.env.FUZZ_CASES ?? 3000);
 const BUDGET_MS = Number(process.env.FUZZ_BUDGET_MS ?? (process.env.FUZZ_CASES ? 3_600_000 : 60_000));
 const VERBOSE = process.env.FUZZ_VERBOSE === '1';
-const WORKERS = 6;
+const WORKERS = ONLY !== undefined ? 1 : Number(process.env.FUZZ_WORKERS ?? 6);
 const ANSWER_MS = 5000;
 const MAX_PAYLOAD = 16384;
 const MAX_BODY = 16384;
@@ -227,17 +227,17 @@ function eventArray(r: Rng, binary: boolean): string {
 
 function ackIdText(r: Rng): string {
   return r.weighted([
-    [30, ''],
+    [30, () => ''],
     [55, () => String(r.range(1, 100_000))],
     [5, () => r.pick(['0', '007', '4294967296', '9007199254740993', '99999999999999999999999', '1'.repeat(400)])],
     [5, () => r.pick(['-1', 'x', ' 1'])],
     [5, () => String(r.range(1, 9))],
-  ] as const);
+  ] as const)();
 }
 
 /** One Engine.IO message carrying a Socket.IO packet (text), mostly well-formed. */
 function sioFrame(r: Rng): string {
-  const type = r.weighted([
+  const type = r.weighted<string | (() => string)>([
     [70, '2'],
     [5, '3'],
     [7, '5'],
@@ -246,7 +246,7 @@ function sioFrame(r: Rng): string {
     [3, '1'],
     [2, '4'],
     [4, () => r.pick(['7', '8', '9', 'a', '-', ' ', ''])],
-  ] as const);
+  ]);
   let s = '4' + (typeof type === 'string' ? type : type());
   const binary = s === '45' || s === '46';
   if (binary) s += r.pick(['1', '1', '2', '0', '-1', '10', '11', '99999999999', 'abc', '']) + '-';
@@ -380,6 +380,13 @@ function pollingBody(r: Rng): { body: Buffer; contentType: string } {
   return { body, contentType };
 }
 
+/** Percent-encodes the UTF-8 bytes of `s` (lone surrogates become U+FFFD, as on the wire), never throws. */
+function pct(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) out += /[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
+}
+
 interface SseCase {
   query: string;
   headers: Record<string, string>;
@@ -388,10 +395,10 @@ interface SseCase {
 function sseCase(r: Rng): SseCase {
   const params: string[] = [];
   const n = r.range(0, 4);
-  for (let i = 0; i < n; i++) params.push(`channel=${r.chance(0.8) ? encodeURIComponent(channel(r)) : randStr(r, 10).replace(/[#&]/g, '')}`);
+  for (let i = 0; i < n; i++) params.push(`channel=${r.chance(0.8) ? pct(channel(r)) : randStr(r, 10).replace(/[#&]/g, '')}`);
   if (r.chance(0.1)) for (let i = 0; i < MAX_SUBS + r.range(1, 3); i++) params.push(`channel=demo:${i}`);
-  if (r.chance(0.3)) params.push(`lastEventId=${encodeURIComponent(pubId(r))}`);
-  if (r.chance(0.2)) params.push(`token=${encodeURIComponent(r.pick(['', 'x', 'a.b.c', randStr(r, 40)]))}`);
+  if (r.chance(0.3)) params.push(`lastEventId=${pct(pubId(r))}`);
+  if (r.chance(0.2)) params.push(`token=${pct(r.pick(['', 'x', 'a.b.c', randStr(r, 40)]))}`);
   if (r.chance(0.2)) params.push(r.pick(['%', '%zz', '&&&', '=', 'channel', 'channel=', '%E0%A4%A', 'channel=%00', 'x=' + 'y'.repeat(3000)]));
   const headers: Record<string, string> = {};
   if (r.chance(0.3)) headers['last-event-id'] = r.pick([pubId(r), 'garbage', '', ' ', '1-0 ', 'x'.repeat(500), '0-0', '-'.repeat(40)]);
@@ -449,10 +456,10 @@ function apiCase(r: Rng): ApiCase {
     [5, 'stats'],
     [10, 'other'],
   ] as const);
-  const ct = r.weighted([
+  const ct = r.weighted<string | (() => string)>([
     [80, 'application/json'],
     [20, () => r.pick(CONTENT_TYPES)],
-  ] as const);
+  ]);
   const contentType = typeof ct === 'string' ? ct : ct();
   if (contentType) headers['content-type'] = contentType;
   const bodyOf = (text: () => string): Buffer =>
@@ -474,7 +481,7 @@ function apiCase(r: Rng): ApiCase {
       return {
         method: 'GET',
         path: `/api/channels/${r.weighted([
-          [60, () => encodeURIComponent(channel(r))],
+          [60, () => pct(channel(r))],
           [40, () => r.pick(['%', '%zz', '%E0%A4%A', '%C0%80', '%FF', '%ED%A0%80', 'a%2Fb', '', 'a/b/c', '..%2F..', '%00'])],
         ] as const)()}`,
         headers,
@@ -495,9 +502,19 @@ function apiCase(r: Rng): ApiCase {
 function rawRequest(r: Rng): Buffer {
   const path = r.pick(['/api/publish', '/publish/', '/sse?channel=demo:a', '/socket.io/?EIO=4&transport=polling', '/api/stats', '/api/channels/demo:a', `/${randStr(r, 10)}`]);
   const body = Buffer.from(r.chance(0.7) ? publishBodyText(r) : randStr(r, 50));
-  const method = r.pick(['POST', 'GET', 'POST', 'HEAD', 'PUT', 'FOO', 'G\u0000T', '']);
-  const head: string[] = [`${method} ${path} ${r.pick(['HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1x', ''])}`, 'Host: 127.0.0.1', 'Authorization: Bearer test-key'];
-  const framing = r.pick(['short', 'none', 'chunked', 'chunked-bad', 'dup-length', 'negative', 'huge', 'long-header', 'many-headers', 'bad-header', 'exact']);
+  const method = r.weighted<string>([
+    [5, 'POST'],
+    [3, 'GET'],
+    [1, 'PUT'],
+    [1, 'HEAD'],
+    [1, r.pick(['FOO', 'G\u0000T', '', 'GET GET'])],
+  ]);
+  const version = r.weighted<string>([
+    [8, 'HTTP/1.1'],
+    [1, r.pick(['HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1x', '', 'HTTP/1.1 x'])],
+  ]);
+  const head: string[] = [`${method} ${path} ${version}`, 'Host: 127.0.0.1', 'Authorization: Bearer test-key'];
+  const framing = r.pick(['short', 'none', 'chunked', 'chunked-bad', 'dup-length', 'negative', 'huge', 'long-header', 'many-headers', 'bad-header', 'exact', 'exact']);
   switch (framing) {
     case 'short':
       head.push(`Content-Length: ${Math.max(0, body.length - r.range(1, 10))}`);
@@ -535,7 +552,42 @@ function rawRequest(r: Rng): Buffer {
   return Buffer.concat([Buffer.from(head.join('\r\n') + '\r\n\r\n', 'latin1'), body]);
 }
 
+/** Engine.IO handshakes and upgrades with odd parameters: over HTTP (GET/POST) or as a WebSocket upgrade. */
+interface HandshakeCase {
+  via: 'http' | 'ws';
+  method: string;
+  query: string;
+  headers: Record<string, string>;
+}
+
+function handshakeCase(r: Rng): HandshakeCase {
+  const params: string[] = [];
+  const eio = r.weighted<string | undefined>([
+    [6, '4'],
+    [1, '3'],
+    [1, '5'],
+    [1, undefined],
+    [1, r.pick(['', 'x', '4.0', '04', '%00'])],
+  ]);
+  if (eio !== undefined) params.push(`EIO=${eio}`);
+  const transport = r.weighted<string | undefined>([
+    [4, 'polling'],
+    [4, 'websocket'],
+    [1, undefined],
+    [1, r.pick(['', 'carrier-pigeon', 'webtransport', 'POLLING', 'websocket%00'])],
+  ]);
+  if (transport !== undefined) params.push(`transport=${transport}`);
+  if (r.chance(0.3)) params.push(`sid=${r.pick(['', 'doesnotexist', 'x'.repeat(300), '%00', pct(randStr(r, 20))])}`);
+  if (r.chance(0.15)) params.push(r.pick(['b64=1', 'j=0', 't=abc', 'token=x', 'EIO=4&EIO=3', '%zz', `x=${'y'.repeat(5000)}`]));
+  const headers: Record<string, string> = {};
+  if (r.chance(0.1)) headers.origin = r.pick(['http://evil.example', 'null']);
+  if (r.chance(0.1)) headers['x-forwarded-for'] = r.pick(['1.2.3.4', 'garbage', '::1, 10.0.0.1', ',,,']);
+  if (r.chance(0.1)) headers.cookie = r.pick(['io=x', 'a', '=;=;', 'x'.repeat(2000)]);
+  return { via: r.chance(0.5) ? 'http' : 'ws', method: r.weighted<string>([[8, 'GET'], [2, r.pick(['POST', 'PUT', 'OPTIONS', 'DELETE'])]]), query: params.join('&'), headers };
+}
+
 type Case =
+  | { kind: 'handshake'; hs: HandshakeCase }
   | { kind: 'ws'; frames: Frame[] }
   | { kind: 'polling'; body: Buffer; contentType: string }
   | { kind: 'sse'; sse: SseCase; raw: boolean }
@@ -550,6 +602,7 @@ function makeCase(index: number): Case {
     [10, () => ({ kind: 'sse', sse: sseCase(r), raw: r.chance(0.2) }) as Case],
     [16, () => ({ kind: 'api', api: apiCase(r) }) as Case],
     [4, () => ({ kind: 'raw', bytes: rawRequest(r) }) as Case],
+    [4, () => ({ kind: 'handshake', hs: handshakeCase(r) }) as Case],
   ] as const)();
 }
 
@@ -713,7 +766,7 @@ class PollSession {
     this.base = `${url}/socket.io/?EIO=4&transport=polling`;
   }
   get url() {
-    return `${this.base}&sid=${encodeURIComponent(this.sid)}`;
+    return `${this.base}&sid=${pct(this.sid)}`;
   }
   async open() {
     const res = await fetch(this.base, { signal: AbortSignal.timeout(ANSWER_MS) });
@@ -789,10 +842,35 @@ function rawHttp(port: number, bytes: Buffer, ms: number): Promise<{ status?: nu
     });
     s.on('connect', () => {
       s.write(bytes);
-      // Half-close: a request whose framing promises more body is answered or closed, never left waiting.
-      s.end();
+      // Then a half-close: a request whose framing promises more body must be answered or closed, not left waiting.
+      setTimeout(() => s.end(), 300).unref();
     });
   });
+}
+
+/** The node's error log lines (pino level ≥ 50) as one-line summaries: message, error, first frames. */
+function errorLines(output: string): string[] {
+  const out: string[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let j: { level?: number; msg?: string; err?: { type?: string; message?: string; stack?: string } };
+    try {
+      j = JSON.parse(line) as typeof j;
+    } catch {
+      continue;
+    }
+    if ((j.level ?? 0) < 50) continue;
+    const frames = (j.err?.stack ?? '').split('\n').filter((l) => l.trim().startsWith('at ')).slice(0, 3).map((l) => l.trim().replace(/file:\/\/\S*\/(node_modules|dist)\//, '$1/'));
+    out.push(`${j.msg}: ${j.err?.type}: ${j.err?.message?.split('\n')[0]} ${frames.join(' < ')}`);
+  }
+  return out;
+}
+
+/** Distinct error lines with counts. */
+function nodeErrors(output: string): string[] {
+  const seen = new Map<string, number>();
+  for (const k of errorLines(output)) seen.set(k, (seen.get(k) ?? 0) + 1);
+  return [...seen].map(([k, n]) => `${n}× ${k}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -808,6 +886,7 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, { timeout: BUDGET_MS + 120_000 }, () => {
   const stats = { cases: 0, byKind: {} as Record<string, number>, answers: {} as Record<string, number> };
   let ran = 0;
   let startedAt = 0;
+  let logCursor = 0;
 
   const fail = (list: string[], index: number | undefined, c: Case | undefined, msg: string) => {
     const line = index === undefined ? msg : `case ${index} (${c?.kind}): ${msg}\n    replay: ${REPLAY(index)}\n    payload: ${c ? describeCase(c) : '?'}`;
@@ -832,6 +911,7 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, { timeout: BUDGET_MS + 120_000 }, () => {
         LOG_LEVEL: 'warn',
       },
     });
+    logCursor = node.output().length;
     bystander = await connect(node.url);
     bystander.on('tick', (data: { seq: number }, meta: { channel: string }) => {
       if (meta?.channel === BYSTANDER_CHANNEL) ticks.push(data.seq);
@@ -980,6 +1060,45 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, { timeout: BUDGET_MS + 120_000 }, () => {
     if (res.status !== 200 && c.api.method !== 'HEAD' && c.api.method !== 'OPTIONS') checkErrorBody(body, out);
   }
 
+  async function runHandshake(c: Extract<Case, { kind: 'handshake' }>, out: Outcome) {
+    const path = `/socket.io/?${c.hs.query}`;
+    if (c.hs.via === 'http') {
+      let res: Response;
+      try {
+        res = await fetch(`${node.url}${path}`, { method: c.hs.method, headers: c.hs.headers, body: c.hs.method === 'POST' || c.hs.method === 'PUT' ? '40' : undefined, signal: AbortSignal.timeout(ANSWER_MS) });
+      } catch (err) {
+        if ((err as Error).name === 'TimeoutError') throw new Error(`handshake request not answered within ${ANSWER_MS} ms`);
+        out.answer = 'close';
+        return;
+      }
+      await res.arrayBuffer();
+      out.answer = `status ${res.status}`;
+      if (res.status >= 500 && res.status !== 503) out.problems.push(`handshake ${c.hs.method} ${path.slice(0, 100)} answered ${res.status}`);
+      return;
+    }
+    const ws = new WebSocket(`ws://127.0.0.1:${node.port}${path}`, { headers: c.hs.headers, maxPayload: 64 * 1024 * 1024 });
+    ws.on('error', () => {});
+    out.answer = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('timeout'), ANSWER_MS);
+      ws.once('unexpected-response', (_req, res) => {
+        clearTimeout(timer);
+        resolve(`status ${res.statusCode}`);
+        res.resume();
+      });
+      ws.once('open', () => {
+        clearTimeout(timer);
+        resolve('open');
+      });
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve('close');
+      });
+    });
+    ws.terminate();
+    if (out.answer === 'timeout') throw new Error(`WebSocket handshake not answered within ${ANSWER_MS} ms`);
+    if (/^status 5/.test(out.answer) && out.answer !== 'status 503') out.problems.push(`WebSocket handshake ${path.slice(0, 100)} answered ${out.answer}`);
+  }
+
   async function runRaw(c: Extract<Case, { kind: 'raw' }>, out: Outcome) {
     const r = await rawHttp(node.port, c.bytes, ANSWER_MS);
     if (r.timedOut) throw new Error(`raw HTTP request not answered (no status line, no close) within ${ANSWER_MS} ms`);
@@ -988,7 +1107,13 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, { timeout: BUDGET_MS + 120_000 }, () => {
   }
 
   async function runCase(w: { ws?: RawWs; poll?: PollSession }, index: number) {
-    const c = makeCase(index);
+    let c: Case;
+    try {
+      c = makeCase(index);
+    } catch (err) {
+      fail(hard, index, undefined, `the test's case generator threw: ${(err as Error).stack}`);
+      return;
+    }
     const out: Outcome = { answer: '?', acks: new Map(), problems: [] };
     try {
       switch (c.kind) {
@@ -1007,6 +1132,9 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, { timeout: BUDGET_MS + 120_000 }, () => {
         case 'raw':
           await runRaw(c, out);
           break;
+        case 'handshake':
+          await runHandshake(c, out);
+          break;
       }
     } catch (err) {
       if (!alive()) fail(hard, index, c, `the node exited (code ${node.proc.exitCode}, signal ${node.proc.signalCode}) around this case`);
@@ -1017,10 +1145,17 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, { timeout: BUDGET_MS + 120_000 }, () => {
       w.poll = undefined;
       return;
     }
+    // Errors the node logged meanwhile (with several workers, possibly caused by a concurrent case).
+    const output = node.output();
+    if (output.length > logCursor) {
+      const fresh = errorLines(output.slice(output.lastIndexOf('\n', logCursor) + 1));
+      logCursor = output.length;
+      for (const e of fresh) out.problems.push(`the node logged an error around this case${WORKERS > 1 ? ' (or a concurrent one)' : ''}: ${e}`);
+    }
     for (const p of out.problems) fail(problems, index, c, p);
     stats.cases++;
     stats.byKind[c.kind] = (stats.byKind[c.kind] ?? 0) + 1;
-    const a = out.answer.replace(/\d{3}/, (d) => d).replace(/not sent:.*/, 'not sent');
+    const a = out.answer.replace(/not sent:.*/, 'not sent');
     stats.answers[`${c.kind}: ${a}`] = (stats.answers[`${c.kind}: ${a}`] ?? 0) + 1;
     if (VERBOSE) console.log(`[fuzz] case ${index} ${c.kind} → ${out.answer} ${describeCase(c).slice(0, 300)}`);
   }
@@ -1062,25 +1197,32 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, { timeout: BUDGET_MS + 120_000 }, () => {
 
     const worker = async () => {
       const w: { ws?: RawWs; poll?: PollSession } = {};
-      while (!stop && nextIndex < last) {
-        if (Date.now() - startedAt > BUDGET_MS) {
-          stop = true;
-          break;
+      try {
+        while (!stop && nextIndex < last) {
+          if (Date.now() - startedAt > BUDGET_MS) {
+            stop = true;
+            break;
+          }
+          const i = nextIndex++;
+          await runCase(w, i);
+          ran++;
+          if (hard.length > 50) stop = true;
         }
-        const i = nextIndex++;
-        await runCase(w, i);
-        ran++;
-        if (hard.length > 50) stop = true;
+      } finally {
+        stop = true;
       }
     };
-    await Promise.all(Array.from({ length: ONLY !== undefined ? 1 : WORKERS }, worker));
+    const results = await Promise.allSettled(Array.from({ length: ONLY !== undefined ? 1 : WORKERS }, worker));
     stop = true;
     await watchdog;
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
     // Give the bystander's last tick a moment, then check it got every one, once, in order.
     const elapsed = Date.now() - startedAt;
     console.log(`[fuzz] FUZZ_SEED=${SEED}: ${ran} cases in ${elapsed} ms (${stats.cases} completed)`);
     console.log(`[fuzz] cases by kind: ${JSON.stringify(stats.byKind)}`);
     console.log(`[fuzz] answers: ${JSON.stringify(Object.fromEntries(Object.entries(stats.answers).sort((a, b) => b[1] - a[1])))}`);
+    const errs = nodeErrors(node.output());
+    if (errs.length) console.log(`[fuzz] the node logged errors:\n  ${errs.join('\n  ')}`);
     if (ran < last - (ONLY ?? 0)) console.log(`[fuzz] stopped at the time budget after ${ran} of ${CASES} cases`);
     assert.ok(alive(), 'the node process is still running');
     assert.equal((await fetch(`${node.internalUrl}/healthz`)).status, 200);
@@ -1093,7 +1235,7 @@ describe(`fuzz (FUZZ_SEED=${SEED})`, { timeout: BUDGET_MS + 120_000 }, () => {
   test('no case gets an internal error, a 5xx or a malformed answer; no uncaught exception in the node', async () => {
     const uncaught = await metricValue(node.internalUrl, 'switchboard_uncaught_exceptions_total');
     const distinct = [...new Set(problems.map((p) => p.replace(/^case \d+ /, '').split('\n')[0]!.replace(/ack \d+/, 'ack N')))];
-    assert.deepEqual(problems, [], `${problems.length} contract violation(s) (FUZZ_SEED=${SEED}); distinct:\n  ${distinct.slice(0, 20).join('\n  ')}\nfirst cases:\n${problems.slice(0, 8).join('\n')}`);
+    assert.deepEqual(problems, [], `${problems.length} contract violation(s) (FUZZ_SEED=${SEED}); distinct:\n  ${distinct.slice(0, 20).join('\n  ')}\nthe node logged:\n  ${nodeErrors(node.output()).join('\n  ')}\nfirst cases:\n${problems.slice(0, 8).join('\n')}`);
     assert.equal(uncaught, 0, `switchboard_uncaught_exceptions_total is ${uncaught}:\n${node.output().split('\n').filter((l) => l.includes('uncaught') || l.includes('unhandled')).slice(0, 5).join('\n')}`);
   });
 

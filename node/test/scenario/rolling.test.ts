@@ -28,6 +28,8 @@ interface Sub {
   got: number[];
   lost: number;
   recovered: number;
+  /** seq@id@socket, connects and disconnects, for the failure message. */
+  trace: string[];
 }
 
 describe('rolling restart and Redis faults under a steady publisher', () => {
@@ -78,8 +80,15 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
     haproxy = await startHaproxy({ servers: nodes.map((n) => ({ id: n.id, port: n.port, internalPort: n.internalPort })) });
     for (let i = 0; i < 6; i++) {
       const socket = io(haproxy.httpUrl, { forceNew: true, transports: ['websocket'], reconnectionDelay: 100, reconnectionDelayMax: 400 });
-      const sub: Sub = { socket, got: [], lost: 0, recovered: 0 };
-      socket.on('n', (d: { seq: number }) => sub.got.push(d.seq));
+      const sub: Sub = { socket, got: [], lost: 0, recovered: 0, trace: [] };
+      socket.on('n', (d: { seq: number }, meta: { id: string }) => {
+        sub.got.push(d.seq);
+        sub.trace.push(`${d.seq}@${meta.id}@${socket.id}`);
+      });
+      socket.on('disconnect', (r) => sub.trace.push(`disconnect:${r}`));
+      socket.on('connect', () => sub.trace.push(`connect:${socket.id}`));
+      socket.on('switchboard:reconnect', () => sub.trace.push('told-reconnect'));
+      socket.on('switchboard:resync', () => sub.trace.push('told-resync'));
       const sb = new SwitchboardClient(socket);
       sb.onLost(() => sub.lost++);
       sb.onRecovered(() => sub.recovered++);
@@ -106,7 +115,8 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
     });
     subs.forEach((s, i) => {
       const upToNow = s.got.filter((n) => n < upTo);
-      assert.deepEqual(upToNow, Array.from({ length: upTo }, (_, k) => k), `subscriber ${i} after ${phase}: every number once, in order`);
+      const dup = upToNow.findIndex((n, k) => n !== k);
+      assert.deepEqual(upToNow, Array.from({ length: upTo }, (_, k) => k), `subscriber ${i} after ${phase}: every number once, in order${dup >= 0 ? `; around the first difference: ${s.trace.slice(Math.max(0, s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) - 3), s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) + 8).join(' ')}\nnode logs:\n${nodes.map((n) => n.output().split('\n').filter((l) => /resync|catch|lost|gap|warn|error/i.test(l)).slice(0, 10).join('\n')).join('\n--\n')}` : ''}`);
       assert.equal(s.lost, 0, `subscriber ${i} was never told anything was lost in ${phase}`);
     });
   }
@@ -144,7 +154,9 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
     publishing = false;
     await publisher;
     const last = seq;
-    await waitFor(() => subs.every((s) => s.got.includes(last - 1)), { what: 'the last number everywhere', timeout: 15_000 });
+    await waitFor(() => subs.every((s) => s.got.includes(last - 1)), { what: 'the last number everywhere', timeout: 15_000 }).catch((err: Error) => {
+      throw new Error(`${err.message} (last ${last - 1})\n${subs.map((s, i) => `sub ${i}: ${s.got.length} received, last ${s.got.at(-1)}, lost=${s.lost}, recovered=${s.recovered}, connected=${s.socket.connected}`).join('\n')}\n${nodes[2]!.output().split('\n').filter((l) => /warn|error|resync|verified|connected/i.test(l)).slice(-25).join('\n')}`);
+    });
     subs.forEach((s, i) => {
       for (let k = 1; k < s.got.length; k++) assert.ok(s.got[k]! > s.got[k - 1]!, `subscriber ${i}: ${s.got[k - 1]} then ${s.got[k]} (a duplicate or out of order)`);
       const missing = Array.from({ length: last }, (_, k) => k).filter((k) => !s.got.includes(k));
