@@ -3,7 +3,8 @@
 import type { SystemName, Variant } from '../cluster.js';
 import type { SystemRun } from '../results.js';
 import type { ParamsOf, ScenarioName, ScenarioOf } from '../scenarios.js';
-import { pubsubMetrics, errorText, round, type Ctx, type PubSubAgg } from '../session.js';
+import { pubsubMetrics, round, type PubSubAgg } from '../aggregate.js';
+import { errorText, type Ctx } from '../session.js';
 import { summarize } from '../histogram.js';
 import { evaluate } from '../thresholds.js';
 

@@ -1,10 +1,11 @@
 // connect-storm: opens `connections` sockets into node 1 as fast as `concurrency` allows, holds them idle, and reads
 // handshakes per second, server CPU per handshake and RSS per idle connection.
 import { engineUrl } from '../../k6/lib/protocol.js';
-import { mergeEncoded, newHistogram, summarize } from '../histogram.js';
+import { newHistogram, summarize } from '../histogram.js';
 import type { Peek, WindowStats } from '../messages.js';
 import type { SystemRun } from '../results.js';
-import { closeGroup, connectClients, counter, mergeWindows, nextId, round, roundOrder, sumConnect } from '../session.js';
+import { counter, mergeWindows, round } from '../aggregate.js';
+import { closeGroup, connectClients, nextId, roundOrder, sumConnect } from '../session.js';
 import { evaluate } from '../thresholds.js';
 import { sleep } from '../clock.js';
 import { failedRun, finish, guarded, type Runner } from './common.js';
@@ -91,7 +92,7 @@ export const runConnectStorm: Runner<'connect-storm'> = async ({ ctx, scenario, 
         heldAfterIdle: a.held,
         droppedWhileIdle: a.disconnects,
       },
-      thresholds: evaluate(scenario.thresholds, metrics, { sb_handshake_duration: mergeEncoded([], a.hist) }),
+      thresholds: evaluate(scenario.thresholds, metrics, { sb_handshake_duration: a.hist }),
       errors: a.errors,
     });
   });

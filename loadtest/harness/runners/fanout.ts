@@ -4,7 +4,8 @@
 import os from 'node:os';
 import type { SystemName } from '../cluster.js';
 import { summarize } from '../histogram.js';
-import { PubSubAgg, PubSubSession, errorText, round, roundOrder, type Ctx, type PhaseResult } from '../session.js';
+import { PubSubAgg, round } from '../aggregate.js';
+import { PubSubSession, errorText, roundOrder, type Ctx, type PhaseResult } from '../session.js';
 import type { FanoutParams } from '../scenarios.js';
 import type { SystemRun } from '../results.js';
 import { failedRun, guarded, pubsubRun, type Runner } from './common.js';

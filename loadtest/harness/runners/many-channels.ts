@@ -3,7 +3,8 @@
 import type { SystemName } from '../cluster.js';
 import { summarize } from '../histogram.js';
 import type { SystemRun } from '../results.js';
-import { PubSubAgg, PubSubSession, roundOrder } from '../session.js';
+import { PubSubAgg } from '../aggregate.js';
+import { PubSubSession, roundOrder } from '../session.js';
 import { failedRun, guarded, pubsubRun, type Runner } from './common.js';
 
 export const runManyChannels: Runner<'many-channels'> = async ({ ctx, scenario, params: p, systems, nodes }) => {

@@ -5,7 +5,8 @@ import type { SystemName, Variant } from '../cluster.js';
 import { summarize } from '../histogram.js';
 import type { RpcTotals, WindowStats } from '../messages.js';
 import type { SystemRun } from '../results.js';
-import { addWindow, closeGroup, connectClients, counter, emptyWindow, mergeWindows, nextId, rateSampler, round, roundOrder, sumConnect } from '../session.js';
+import { addWindow, counter, emptyWindow, mergeWindows, round } from '../aggregate.js';
+import { closeGroup, connectClients, nextId, rateSampler, roundOrder, sumConnect } from '../session.js';
 import { evaluate } from '../thresholds.js';
 import { failedRun, finish, guarded, type Runner } from './common.js';
 

@@ -4,7 +4,8 @@
 import type { SystemName } from '../cluster.js';
 import { summarize } from '../histogram.js';
 import type { SystemRun } from '../results.js';
-import { PubSubAgg, PubSubSession, roundOrder, type PhaseResult } from '../session.js';
+import { PubSubAgg } from '../aggregate.js';
+import { PubSubSession, roundOrder, type PhaseResult } from '../session.js';
 import { failedRun, guarded, pubsubRun, type Runner } from './common.js';
 
 export const runSoak: Runner<'soak'> = async ({ ctx, scenario, params: p, systems }) => {

@@ -71,6 +71,9 @@ export class RedisBus implements Bus {
   private canaryCounter = 0;
   private current: BusHealth = { ready: false, reason: 'redis not connected yet' };
   private closing = false;
+  private readonly fenceChannel: string;
+  private readonly fences = new Map<string, () => void>();
+  private fenceCounter = 0;
   private readonly localIds = new IdGenerator();
   private lastRedisMs = 0;
   private self: () => NodeInfo = () => ({ id: this.opts.nodeId, connections: 0 });
@@ -111,8 +114,10 @@ export class RedisBus implements Bus {
         this.evaluate();
       });
     }
+    this.fenceChannel = `${opts.prefix}:fence:${opts.nodeId}`;
     this.sub.on('message', (chan: string, msg: string) => {
       if (chan === this.channel) this.receive(msg);
+      else if (chan === this.fenceChannel) this.fences.get(msg)?.();
     });
   }
 
@@ -120,7 +125,7 @@ export class RedisBus implements Bus {
     // The adapter may already have started a connection by issuing its SUBSCRIBE commands.
     const connected = (c: Redis) => (c.status === 'wait' ? c.connect() : c.status === 'ready' ? undefined : new Promise((r) => c.once('ready', r)));
     await Promise.all([connected(this.pub), connected(this.sub)]);
-    await this.sub.subscribe(this.channel);
+    await this.sub.subscribe(this.channel, this.fenceChannel);
     this.canaryTimer = setInterval(() => this.tickCanary(), this.opts.canaryIntervalMs);
     this.tickCanary();
     // Readiness needs one canary round trip: proof that publish → Redis → subscriber works.
@@ -185,8 +190,27 @@ export class RedisBus implements Bus {
         return { found: true, entries: this.decodeRows(channel, rows, ttlMs) };
       }
       if (!parseId(since)) return { found: false, entries: [] };
-      const [at, after] = (await this.pub.pipeline().xrange(key, since, since).xrange(key, `(${since}`, '+', 'COUNT', limit).exec()) ?? [];
+      // The fence: history comes back on the command connection, live publications on the subscriber one,
+      // and nothing orders two TCP connections. A publication in this read may still be on its way as a live
+      // message. Redis delivers pub/sub messages to one connection in execution order, so once the fence
+      // published after the read has arrived, every publication the read saw has arrived live too, and the
+      // caller's de-duplication by id catches it instead of sending it twice.
+      const token = `f${++this.fenceCounter}`;
+      const fenced = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          this.fences.delete(token);
+          reject(new Error('the subscriber connection did not confirm the read in time'));
+        }, this.opts.canaryTimeoutMs);
+        this.fences.set(token, () => {
+          clearTimeout(timer);
+          this.fences.delete(token);
+          resolve();
+        });
+      });
+      fenced.catch(() => {});
+      const [at, after] = (await this.pub.pipeline().xrange(key, since, since).xrange(key, `(${since}`, '+', 'COUNT', limit).publish(this.fenceChannel, token).exec()) ?? [];
       if (at?.[0] || after?.[0]) throw at?.[0] ?? after?.[0];
+      await fenced;
       const found = (at?.[1] as unknown[]).length === 1;
       return { found, entries: this.decodeRows(channel, after?.[1] as [string, string[]][], ttlMs) };
     } catch (err) {

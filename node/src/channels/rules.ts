@@ -29,6 +29,8 @@ export const DEFAULT_RULES: ChannelRule[] = [
   { prefix: 'demo:', subscribe: 'anyone', publish: 'anyone', presence: true, history: { size: 100 } },
 ];
 
+const NO_RULE: ChannelRule = { prefix: '', subscribe: 'authorized', publish: 'nobody', presence: false };
+
 export function parseRules(text: string | undefined): ChannelRule[] {
   if (text === undefined) return DEFAULT_RULES;
   let raw: unknown;
@@ -45,7 +47,7 @@ export function parseRules(text: string | undefined): ChannelRule[] {
 
 export class ChannelRules {
   private readonly sorted: ChannelRule[];
-  private readonly cache = new Map<string, ResolvedRule>();
+  private readonly cache = new Map<ChannelRule, ResolvedRule>();
 
   constructor(
     rules: ChannelRule[],
@@ -56,16 +58,16 @@ export class ChannelRules {
 
   /** The rule for `channel`; channels no rule matches are neither subscribable nor publishable. */
   for(channel: string): ResolvedRule {
-    const prefix = this.sorted.find((r) => channel.startsWith(r.prefix))?.prefix;
-    const hit = prefix === undefined ? undefined : this.cache.get(prefix);
-    if (hit) return hit;
-    const rule = this.sorted.find((r) => channel.startsWith(r.prefix)) ?? { prefix: '\0none', subscribe: 'authorized' as const, publish: 'nobody' as const, presence: false };
-    const resolved: ResolvedRule = {
-      ...rule,
-      historySize: rule.history?.size ?? this.defaults.historySize,
-      historyTtlMs: (rule.history?.ttlSeconds ?? this.defaults.historyTtlMs / 1000) * 1000,
-    };
-    if (prefix !== undefined) this.cache.set(prefix, resolved);
+    const rule = this.sorted.find((r) => channel.startsWith(r.prefix)) ?? NO_RULE;
+    let resolved = this.cache.get(rule);
+    if (!resolved) {
+      resolved = {
+        ...rule,
+        historySize: rule.history?.size ?? this.defaults.historySize,
+        historyTtlMs: (rule.history?.ttlSeconds ?? this.defaults.historyTtlMs / 1000) * 1000,
+      };
+      this.cache.set(rule, resolved);
+    }
     return resolved;
   }
 }

@@ -116,7 +116,7 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
     subs.forEach((s, i) => {
       const upToNow = s.got.filter((n) => n < upTo);
       const dup = upToNow.findIndex((n, k) => n !== k);
-      assert.deepEqual(upToNow, Array.from({ length: upTo }, (_, k) => k), `subscriber ${i} after ${phase}: every number once, in order${dup >= 0 ? `; around the first difference: ${s.trace.slice(Math.max(0, s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) - 3), s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) + 8).join(' ')}\nnode logs:\n${nodes.map((n) => n.output().split('\n').filter((l) => /resync|catch|lost|gap|warn|error/i.test(l)).slice(0, 10).join('\n')).join('\n--\n')}` : ''}`);
+      assert.deepEqual(upToNow, Array.from({ length: upTo }, (_, k) => k), `subscriber ${i} after ${phase}: every number once, in order${dup >= 0 ? `; around the first difference: ${s.trace.slice(Math.max(0, s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) - 3), s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) + 8).join(' ')}\nnode logs:\n${nodes.map((n) => n.output().split('\n').filter((l) => /resync|catch|lost|gap|warn|error/i.test(l) || (dup >= 0 && l.includes(s.trace.find((t) => t.startsWith(`${dup}@`))?.split('@')[1] ?? 'none'))).slice(0, 20).join('\n')).join('\n--\n')}` : ''}`);
       assert.equal(s.lost, 0, `subscriber ${i} was never told anything was lost in ${phase}`);
     });
   }

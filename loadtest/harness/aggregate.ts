@@ -1,0 +1,126 @@
+// Aggregation of what the workers measured: merging their windows, summing rounds, and the k6-named metrics.
+import { mergeEncoded, summarize, type Histogram } from './histogram.js';
+import type { WindowStats } from './messages.js';
+import type { CounterSummary, MetricsSummary } from './results.js';
+import type { PhaseResult } from './session.js';
+
+/** Sums the workers' window stats; histograms merge. */
+export interface MergedWindow extends Omit<WindowStats, 'latency' | 'ackLatency'> {
+  latency: Histogram;
+  ackLatency: Histogram;
+}
+
+export function mergeWindows(parts: readonly WindowStats[]): MergedWindow {
+  const out: MergedWindow = {
+    received: 0,
+    pubSent: 0,
+    pubAcked: 0,
+    pubFailed: 0,
+    pubBehind: 0,
+    rpcOk: 0,
+    rpcFailed: 0,
+    rpcBehind: 0,
+    seqLost: 0,
+    seqGaps: 0,
+    seqLate: 0,
+    malformed: 0,
+    disconnects: 0,
+    reconnects: 0,
+    reconnectFailures: 0,
+    unrecovered: 0,
+    replayed: 0,
+    cpuUs: 0,
+    windowUs: 0,
+    errors: [],
+    latency: mergeEncoded(parts.map((p) => p.latency)),
+    ackLatency: mergeEncoded(parts.map((p) => p.ackLatency)),
+  };
+  for (const p of parts) {
+    for (const k of Object.keys(out) as Array<keyof MergedWindow>) {
+      const v = p[k as keyof WindowStats];
+      if (typeof v === 'number' && k !== 'windowUs') (out[k] as number) += v;
+    }
+    out.windowUs = Math.max(out.windowUs, p.windowUs);
+    for (const e of p.errors) if (out.errors.length < 10 && !out.errors.includes(e)) out.errors.push(e);
+  }
+  return out;
+}
+
+export function addWindow(into: MergedWindow, w: MergedWindow): MergedWindow {
+  for (const k of Object.keys(into) as Array<keyof MergedWindow>) {
+    const v = w[k];
+    if (typeof v === 'number') (into[k] as number) += v;
+  }
+  into.latency.add(w.latency);
+  into.ackLatency.add(w.ackLatency);
+  for (const e of w.errors) if (into.errors.length < 10 && !into.errors.includes(e)) into.errors.push(e);
+  return into;
+}
+
+export function emptyWindow(): MergedWindow {
+  return mergeWindows([]);
+}
+
+export const counter = (count: number, seconds: number): CounterSummary => ({ count, rate: seconds > 0 ? Math.round((count / seconds) * 100) / 100 : 0 });
+
+/** The metrics of a pub/sub window in the k6 names (trends in ms). */
+export function pubsubMetrics(w: MergedWindow, seconds: number, extra: { lost: number; connectErrors: number }): MetricsSummary {
+  return {
+    sb_e2e_latency: summarize(w.latency),
+    sb_ack_latency: summarize(w.ackLatency),
+    sb_deliveries: counter(w.received, seconds),
+    sb_messages_lost: counter(extra.lost, seconds),
+    sb_seq_gaps: counter(w.seqGaps, seconds),
+    sb_publish_errors: counter(w.pubFailed, seconds),
+    sb_connect_errors: counter(extra.connectErrors, seconds),
+    sb_reconnects: counter(w.reconnects, seconds),
+    sb_unrecovered: counter(w.unrecovered, seconds),
+  };
+}
+
+/** Accumulates phases of one system over rounds. */
+export class PubSubAgg {
+  window = emptyWindow();
+  seconds = 0;
+  cpuNodes = 0;
+  cpuRedis = 0;
+  lost = 0;
+  extra = 0;
+  expected = 0;
+  connectErrors = 0;
+  published = { sent: 0, acked: 0, failed: 0 };
+  errors: string[] = [];
+  rounds: Array<Record<string, number>> = [];
+
+  add(r: PhaseResult, connectErrors: number): void {
+    addWindow(this.window, r.window);
+    this.seconds += r.seconds;
+    this.cpuNodes += r.cpu.nodes;
+    this.cpuRedis += r.cpu.redis;
+    this.lost += r.lost;
+    this.extra += r.extra;
+    this.expected += r.expected;
+    this.connectErrors += connectErrors;
+    this.published.sent += r.published.sent;
+    this.published.acked += r.published.acked;
+    this.published.failed += r.published.failed;
+    for (const e of r.errors) if (this.errors.length < 10 && !this.errors.includes(e)) this.errors.push(e);
+    this.rounds.push({
+      seconds: round(r.seconds, 2),
+      deliveries: r.window.received,
+      p99Ms: summarize(r.window.latency).p99,
+      cpuSeconds: round(r.cpu.nodes, 3),
+      lost: r.lost,
+    });
+  }
+
+  /** Server CPU seconds per 1,000 deliveries over the measured windows. */
+  get cpuPer1k(): number | null {
+    return this.window.received > 0 ? round(this.cpuNodes / (this.window.received / 1000), 5) : null;
+  }
+}
+
+export function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}

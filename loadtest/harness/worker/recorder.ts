@@ -1,0 +1,91 @@
+// What one worker process measures: window counters and histograms (reset per measured window) and session totals
+// of what its subscribers received per channel (reset per phase, for exact loss accounting).
+import { nowUs } from '../clock.js';
+import { encode, newHistogram } from '../histogram.js';
+import type { Totals, WindowStats } from '../messages.js';
+
+const MAX_ERRORS = 5;
+
+export type Counters = Omit<WindowStats, 'latency' | 'ackLatency' | 'cpuUs' | 'windowUs'>;
+
+function freshCounters(): Counters {
+  return {
+    received: 0,
+    pubSent: 0,
+    pubAcked: 0,
+    pubFailed: 0,
+    pubBehind: 0,
+    rpcOk: 0,
+    rpcFailed: 0,
+    rpcBehind: 0,
+    seqLost: 0,
+    seqGaps: 0,
+    seqLate: 0,
+    malformed: 0,
+    disconnects: 0,
+    reconnects: 0,
+    reconnectFailures: 0,
+    unrecovered: 0,
+    replayed: 0,
+    errors: [],
+  };
+}
+
+/** Keeps the first few distinct messages. */
+export function noteError(list: string[], msg: string): void {
+  if (list.length < MAX_ERRORS && !list.includes(msg)) list.push(msg);
+}
+
+/** An ack's error as `code: message`, or the ack itself. */
+export function describe(res: unknown): string {
+  const e = (res as { error?: { code?: string; message?: string } } | undefined)?.error;
+  return e ? `${e.code}: ${e.message}` : (JSON.stringify(res)?.slice(0, 200) ?? String(res));
+}
+
+export class Recorder {
+  win = freshCounters();
+  /** End-to-end latency of deliveries, µs. */
+  latency = newHistogram();
+  /** Publish and rpc ack round trips, µs. */
+  ackLatency = newHistogram();
+  private cpu0 = process.cpuUsage();
+  private win0 = nowUs();
+  /** Session totals: deliveries, and per channel. */
+  received = 0;
+  byChannel = new Map<string, number>();
+
+  delivered(channel: string, latencyUs: number): void {
+    this.latency.recordValue(latencyUs > 0 ? latencyUs : 0);
+    this.win.received++;
+    this.received++;
+    this.byChannel.set(channel, (this.byChannel.get(channel) ?? 0) + 1);
+  }
+
+  stats(reset: boolean): WindowStats {
+    const cpu = process.cpuUsage(this.cpu0);
+    const out: WindowStats = {
+      ...this.win,
+      latency: encode(this.latency),
+      ackLatency: encode(this.ackLatency),
+      cpuUs: cpu.user + cpu.system,
+      windowUs: nowUs() - this.win0,
+    };
+    if (reset) {
+      this.win = freshCounters();
+      this.latency = newHistogram();
+      this.ackLatency = newHistogram();
+      this.cpu0 = process.cpuUsage();
+      this.win0 = nowUs();
+    }
+    return out;
+  }
+
+  totals(reset: boolean): Totals {
+    const out = { received: this.received, byChannel: Object.fromEntries(this.byChannel) };
+    if (reset) {
+      this.received = 0;
+      this.byChannel = new Map();
+    }
+    return out;
+  }
+}
