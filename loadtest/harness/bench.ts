@@ -73,6 +73,16 @@ function runScenario(s: Scenario, input: Omit<RunnerInput<ScenarioName>, 'scenar
   }
 }
 
+/** Which uWebSockets.js build Switchboard (and the ceiling) load here, for the record. */
+async function uwsName(): Promise<string | undefined> {
+  try {
+    const m = (await import(new URL('../../node/src/transport/uws.js', import.meta.url).href)) as { loadUws?: () => { name: string } };
+    return m.loadUws?.().name;
+  } catch {
+    return undefined;
+  }
+}
+
 function stamp(d: Date): string {
   return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 }
@@ -158,6 +168,7 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
       memoryGiB: Math.round(os.totalmem() / 2 ** 30),
       node: process.version,
       kernel: os.release(),
+      ...(await uwsName().then((uws) => (uws ? { uws } : {}))),
     },
     options: { nodes: opts.nodes, workers: opts.workers, systems, scenarios: scenarios.map((s) => s.name), reuseClusters: opts.reuseClusters },
     scenarios: results,

@@ -27,7 +27,7 @@ function panel(p: Panel, systems: SystemName[], x0: number, y0: number, w: numbe
   const out: string[] = [];
   const top = y0 + 34;
   const bottom = y0 + h - 40;
-  const left = x0 + 56;
+  const left = x0 + 74;
   const right = x0 + w - 10;
   out.push(`<text x="${x0 + w / 2}" y="${y0 + 18}" text-anchor="middle" class="title">${esc(p.title)}</text>`);
   const all = p.values.flat().filter((v): v is number => v !== null && v > 0);

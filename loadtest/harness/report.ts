@@ -142,7 +142,7 @@ export function markdown(result: BenchResult, svgFile?: string): string {
     '',
     `${result.mode === 'smoke' ? '**Smoke run** (seconds, a handful of clients: shapes only, no meaningful figures). ' : ''}` +
       `${result.options.nodes} node(s) per system, ${result.options.workers} client worker processes, ${Math.round(result.seconds)} s in all` +
-      `${result.complete ? '' : ' — **incomplete**'}. Machine: ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, Node ${m.node}, Linux ${m.kernel}. ` +
+      `${result.complete ? '' : ' — **incomplete**'}. Machine: ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, Node ${m.node}, Linux ${m.kernel}${m.uws ? `, uWS ${m.uws}` : ''}. ` +
       'Everything (servers, Redis, clients) shares this machine over loopback, so absolute numbers are lower bounds; compare systems, not machines.',
     '',
     '## Headline figures',

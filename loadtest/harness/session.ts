@@ -248,8 +248,18 @@ export class PubSubSession {
       await sleep(ctx.smoke ? 500 : 2000, ctx.signal);
       receivedTotal = await received();
     } else {
-      const deadline = Date.now() + (ctx.smoke ? 2000 : 5000);
-      while ((receivedTotal = await received()) < expected && Date.now() < deadline) await sleep(50, ctx.signal);
+      // Until everything arrived, or arrivals stop for a while (the rest is lost), bounded: an overloaded step can
+      // leave seconds of backlog in the clients, and the next phase must not start on top of it.
+      const cap = Date.now() + 60_000;
+      let lastProgress = Date.now();
+      let last = -1;
+      while ((receivedTotal = await received()) < expected && Date.now() < cap) {
+        if (receivedTotal > last) {
+          last = receivedTotal;
+          lastProgress = Date.now();
+        } else if (Date.now() - lastProgress > (ctx.smoke ? 1000 : 3000)) break;
+        await sleep(50, ctx.signal);
+      }
     }
     await collect();
     let lost: number;

@@ -91,7 +91,13 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
       log,
       counted('channel', async (req, reply) => {
         requireApiKey(d.config.apiKeys, req.headers);
-        const channel = assertChannel(decodeURIComponent(req.path.slice('/api/channels/'.length)));
+        let raw: string;
+        try {
+          raw = decodeURIComponent(req.path.slice('/api/channels/'.length));
+        } catch {
+          throw new SbError('invalid_channel', 'the channel in the path is not valid percent-encoding');
+        }
+        const channel = assertChannel(raw);
         const p = await presenceOf(d.io, channel, d);
         const rule = d.rules.for(channel);
         const out: Record<string, unknown> = { channel, subscribers: p.count + d.sseSubscribers(channel) };

@@ -20,7 +20,14 @@ export class Publisher {
     const c = assertChannel(channel);
     const e = assertEventName(event);
     const d = data === undefined ? null : data;
-    const size = Buffer.byteLength(JSON.stringify(d));
+    let json: string;
+    try {
+      json = JSON.stringify(d);
+    } catch {
+      // A RangeError from data nested thousands of levels deep (or a value JSON can't hold).
+      throw new SbError('bad_request', 'data cannot be encoded as JSON (nested too deeply?)');
+    }
+    const size = Buffer.byteLength(json);
     if (size > this.maxBytes) throw new SbError('too_large', `data is ${size} bytes; the limit is ${this.maxBytes}`);
     return { channel: c, event: e, data: d };
   }

@@ -112,6 +112,11 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   sse.mount(publicApp);
   const adapter = io.of('/').adapter;
   metrics.providers.channels = () => adapter.rooms.size - adapter.sids.size;
+  metrics.providers.subscriptions = () => {
+    let n = 0;
+    for (const [room, members] of adapter.rooms) if (!adapter.sids.has(room)) n += members.size;
+    return n + sse.subscriptionCount();
+  };
   const localConnections = () => io.engine.clientsCount + sse.count();
   bus.setSelf(() => ({ id: cfg.nodeId, connections: localConnections() }));
   mountApi(publicApp, { config: cfg, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });

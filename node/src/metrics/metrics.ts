@@ -9,7 +9,7 @@ export function createMetrics(nodeId: string) {
   client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
   const r = [registry];
   /** Values read at scrape time, supplied by start() once the parts that know them exist. */
-  const providers = { channels: () => 0 };
+  const providers = { channels: () => 0, subscriptions: () => 0 };
 
   const m = {
     registry,
@@ -17,7 +17,14 @@ export function createMetrics(nodeId: string) {
     connections: new client.Gauge({ name: 'switchboard_connections', help: 'Open client connections by transport', labelNames: ['transport'] as const, registers: r }),
     handshakes: new client.Counter({ name: 'switchboard_handshakes_total', help: 'Client handshakes by outcome (ok, or the refusal reason)', labelNames: ['outcome'] as const, registers: r }),
     disconnects: new client.Counter({ name: 'switchboard_disconnects_total', help: 'Client disconnections by reason', labelNames: ['reason'] as const, registers: r }),
-    subscriptions: new client.Gauge({ name: 'switchboard_subscriptions', help: 'Channel subscriptions held by clients of this node', registers: r }),
+    subscriptions: new client.Gauge({
+      name: 'switchboard_subscriptions',
+      help: 'Channel subscriptions held by clients of this node',
+      registers: r,
+      collect() {
+        this.set(providers.subscriptions());
+      },
+    }),
     channels: new client.Gauge({
       name: 'switchboard_channels',
       help: 'Channels with at least one local subscriber',

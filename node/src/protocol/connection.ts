@@ -13,12 +13,17 @@ import type { ClientContext } from './app.js';
 import { SbError } from './errors.js';
 import { dispatch, HANDLERS, type ProtocolDeps, type SocketState } from './handlers.js';
 
+/**
+ * Per-connection bookkeeping. Not in socket.data: the Redis adapter serializes socket.data for cluster-wide
+ * fetchSockets (presence), so that holds only the plain ClientContext; timers and functions live here.
+ */
 interface ConnState extends SocketState {
   tokenExp?: number;
   expiryTimer?: NodeJS.Timeout;
   strikes: number;
   strikeSecond: number;
   release?: () => void;
+  autoJoin?: string[];
 }
 
 export interface ConnectionDeps extends Omit<ProtocolDeps, 'checkRate'> {
@@ -42,12 +47,14 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
   const log = d.log.child({ module: 'connection' });
   const trusted = new TrustedProxies(config.trustedProxies);
   const limiter = new RateLimiterMemory({ points: config.eventsPerSecond, duration: 1 });
+  const states = new WeakMap<Socket, ConnState>();
+  const stateOf = (socket: Socket) => states.get(socket)!;
 
   const checkRate = async (socket: Socket) => {
     try {
       await limiter.consume(socket.id);
     } catch {
-      const st = socket.data as ConnState;
+      const st = stateOf(socket);
       const second = Math.floor(Date.now() / 1000);
       st.strikes = second === st.strikeSecond ? st.strikes : second === st.strikeSecond + 1 ? st.strikes + 1 : 1;
       st.strikeSecond = second;
@@ -66,7 +73,7 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
   HANDLERS['auth:refresh'] = async (socket, args) => {
     if (!d.verifier) throw new SbError('bad_request', 'this node does not use tokens');
     const claims = await d.verifier.verify(args[0]);
-    const st = socket.data as ConnState;
+    const st = stateOf(socket);
     if (claims.user !== st.ctx.user) throw new SbError('forbidden', 'a refreshed token must be for the same user');
     applyClaims(st, claims);
     scheduleExpiry(socket);
@@ -82,7 +89,7 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
   }
 
   function scheduleExpiry(socket: Socket) {
-    const st = socket.data as ConnState;
+    const st = stateOf(socket);
     clearTimeout(st.expiryTimer);
     if (st.tokenExp === undefined) return;
     const wait = Math.max(0, st.tokenExp * 1000 - Date.now()) + config.tokenRefreshGraceMs;
@@ -125,7 +132,11 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
       // on the transport's close as well (release is idempotent), or the count would leak for good.
       if (socket.conn.readyState === 'open') socket.conn.once('close', release);
       else release();
-      socket.data = st;
+      states.set(socket, st);
+      socket.data = { ctx } satisfies SocketState;
+      // The token has done its job; keep it out of what the adapter ships between nodes.
+      if (typeof auth.token === 'string') auth.token = '[verified]';
+      if (typeof hs.query.token === 'string') hs.query.token = '[verified]';
       metrics.handshakes.inc({ outcome: 'ok' });
       next();
     } catch (err) {
@@ -137,7 +148,7 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
   });
 
   io.on('connection', (socket) => {
-    const st = socket.data as ConnState;
+    const st = stateOf(socket);
     let transport = socket.conn.transport.name;
     metrics.connections.inc({ transport });
     socket.conn.on('upgrade', (t: { name: string }) => {
@@ -147,7 +158,6 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     });
     scheduleExpiry(socket);
     socket.onAny((event: string, ...args: unknown[]) => dispatch(socket, event, args, pd));
-    socket.on('disconnecting', () => metrics.subscriptions.dec(socket.rooms.size - 1));
     socket.on('disconnect', (reason) => {
       clearTimeout(st.expiryTimer);
       st.release?.();
@@ -163,8 +173,3 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
   });
 }
 
-declare module './handlers.js' {
-  interface SocketState {
-    autoJoin?: string[];
-  }
-}

@@ -70,8 +70,9 @@ export const HANDLERS: Record<string, Handler> = {
       since,
       (p) => Delivery.sendTo(socket, p),
       () => {
-        socket.join(channel);
-        d.metrics.subscriptions.inc();
+        // The client may have left, or joined the same channel from a concurrent subscribe, while history was
+        // read; Socket.IO's join() checks neither, and a dead socket id would stay in the room for good.
+        if (socket.connected) socket.join(channel);
       },
       () => socket.connected,
     );
@@ -80,10 +81,7 @@ export const HANDLERS: Record<string, Handler> = {
 
   async unsubscribe(socket, args, d) {
     const channel = assertChannel(args[0]);
-    if (socket.rooms.has(channel)) {
-      socket.leave(channel);
-      d.metrics.subscriptions.dec();
-    }
+    socket.leave(channel);
     return {};
   },
 
@@ -141,7 +139,7 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
   }
   d.checkRate(socket)
     .then(() => {
-      if (!handler) throw new SbError('not_found', `unknown event "${event.slice(0, 100)}"`);
+      if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
       return handler(socket, args, d);
     })
     .then(

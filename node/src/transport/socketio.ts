@@ -15,6 +15,7 @@ export interface EngineGuards {
 /** Engine.IO error codes (engine.io Server.errors) → our metric reasons. */
 const ENGINE_ERRORS: Record<number, string> = { 0: 'unknown_transport', 1: 'unknown_sid', 2: 'bad_handshake_method', 3: 'bad_request', 4: 'forbidden', 5: 'unsupported_protocol' };
 const FORBIDDEN = 4;
+const BAD_REQUEST = 3;
 
 export function createSocketServer(config: Config, app: TemplatedApp, bus: Bus, guards: EngineGuards, metrics: Metrics, log: Logger): Server {
   const io = new Server({
@@ -45,6 +46,12 @@ export function createSocketServer(config: Config, app: TemplatedApp, bus: Bus, 
   const engine = io.engine as unknown as { verify(req: { headers: Record<string, string> }, upgrade: boolean, fn: (code?: number, ctx?: unknown) => void): void };
   const verify = engine.verify.bind(engine);
   engine.verify = (req, upgrade, fn) => {
+    // engine.io's uWS upgrade path answers a WebSocket upgrade that names another transport with a 200 and
+    // then writes a 101 on the finished response (an unhandled rejection per request); refuse it first.
+    if (upgrade && (req as { _query?: { transport?: string } })._query?.transport !== 'websocket') {
+      metrics.rejections.inc({ reason: 'bad_request' });
+      return fn(BAD_REQUEST, { message: 'a WebSocket upgrade must use transport=websocket' });
+    }
     if (!guards.originAllowed(req.headers.origin)) {
       metrics.rejections.inc({ reason: 'origin' });
       return fn(FORBIDDEN, { message: 'origin not allowed' });

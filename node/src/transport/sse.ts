@@ -66,6 +66,13 @@ export class SseHub implements Sink {
     for (const c of this.byChannel.get(channel) ?? []) this.write(c, frame);
   }
 
+  /** Channel subscriptions held by SSE streams (for switchboard_subscriptions). */
+  subscriptionCount(): number {
+    let n = 0;
+    for (const set of this.byChannel.values()) n += set.size;
+    return n;
+  }
+
   count(): number {
     return this.clients.size;
   }
