@@ -34,6 +34,8 @@ const publishBody = z
     channels: z.array(z.string()).min(1).max(100).optional(),
     event: z.string(),
     data: z.unknown().optional(),
+    /** Drop for subscribers that are falling behind instead of closing them; not kept in history. */
+    volatile: z.boolean().optional(),
   })
   .strict()
   .refine((b) => (b.channel === undefined) !== (b.channels === undefined), { message: 'give exactly one of `channel` or `channels`' });
@@ -78,7 +80,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
         const idemKey = req.headers['idempotency-key'];
         if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
         const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.config.idempotencyWindowSeconds });
-        const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel))));
+        const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile)));
         const flags = { ...(rs.some((r) => r.local) ? { local: true } : {}), ...(rs.every((r) => r.duplicate) ? { duplicate: true } : {}) };
         reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
       }),

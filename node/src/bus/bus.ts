@@ -13,6 +13,8 @@ export interface Publication {
   ts: number;
   /** Delivered on this node only (the cluster bus was down); not in history. */
   localOnly?: boolean;
+  /** May be dropped for a subscriber whose outbound buffer is filling, instead of closing it (never in history). */
+  volatile?: boolean;
 }
 
 export interface PublishInput {
@@ -28,6 +30,8 @@ export interface PublishInput {
    * command ran later) answers with the first publication's id instead of publishing again or losing it.
    */
   once?: { key: string; ttlSeconds: number };
+  /** See Publication.volatile. */
+  volatile?: boolean;
 }
 
 export interface PublishResult {

@@ -26,8 +26,8 @@ export class MemoryBus implements Bus {
       const prev = this.once.get(input.once.key);
       if (prev && prev.until > now) return { id: prev.id, duplicate: true };
     }
-    const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: this.ids.next() };
-    this.store.append(p, input.history.size, input.history.ttlMs);
+    const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: this.ids.next(), ...(input.volatile ? { volatile: true } : {}) };
+    if (!p.volatile) this.store.append(p, input.history.size, input.history.ttlMs);
     if (input.once) {
       this.once.set(input.once.key, { id: p.id, until: now + input.once.ttlSeconds * 1000 });
       if (this.once.size > 100_000) for (const [k, v] of this.once) if (v.until <= now) this.once.delete(k);

@@ -49,6 +49,7 @@ interface WirePayload {
   d: unknown; // data
   t: number; // publish time, ms
   o: string; // origin node
+  v?: 1; // volatile
 }
 
 type RedisWithScript = Redis & {
@@ -146,7 +147,7 @@ export class RedisBus implements Bus {
       if (input.once) throw new SbError('unavailable', `the cluster bus is unavailable (${this.current.reason}); retry`);
       return this.publishLocal(input);
     }
-    const payload: WirePayload = { c: input.channel, e: input.event, d: input.data, t: input.ts, o: this.opts.nodeId };
+    const payload: WirePayload = { c: input.channel, e: input.event, d: input.data, t: input.ts, o: this.opts.nodeId, ...(input.volatile ? { v: 1 as const } : {}) };
     try {
       // The stream keeps its last id even at MAXLEN 0, so ids stay increasing for channels without history.
       const stream = this.key('h', input.channel);
@@ -177,7 +178,7 @@ export class RedisBus implements Bus {
   private publishLocal(input: PublishInput): PublishResult {
     this.metrics.localOnly.inc();
     const id = this.localIds.next(Math.max(Date.now(), this.lastRedisMs));
-    const pub: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id, localOnly: true };
+    const pub: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id, localOnly: true, volatile: input.volatile };
     for (const fn of this.listeners) fn(pub);
     return { id, localOnly: true };
   }
@@ -251,7 +252,7 @@ export class RedisBus implements Bus {
       if (p.o === this.opts.nodeId && this.canary && p.e === this.canary.token) this.canaryBack();
       return;
     }
-    const pub: Publication = { channel: p.c, event: p.e, data: p.d, ts: p.t, id };
+    const pub: Publication = { channel: p.c, event: p.e, data: p.d, ts: p.t, id, ...(p.v ? { volatile: true } : {}) };
     for (const fn of this.listeners) fn(pub);
   }
 

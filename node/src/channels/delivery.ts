@@ -46,6 +46,8 @@ export class Delivery {
     private readonly rules: ChannelRules,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Outbound bytes past which a subscriber misses volatile publications. */
+    private readonly volatileLimit: number,
   ) {
     bus.onPublication((p) => this.deliver(p));
     bus.onResync((kind) => void this.resync(kind));
@@ -90,18 +92,38 @@ export class Delivery {
     let n = 0;
     if (room && room.size > 0) {
       const meta: Meta = { channel: p.channel, id: p.id, ts: p.ts };
-      this.io.local.to(p.channel).emit(p.event, p.data, meta);
-      n = room.size;
+      n = p.volatile ? this.emitVolatile(room, p, meta) : (this.io.local.to(p.channel).emit(p.event, p.data, meta), room.size);
       this.metrics.deliveries.inc({ transport: 'socketio' }, n);
     }
     for (const s of this.sinks) n += s.deliver(p);
     if (n > 0) {
       this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - p.ts) / 1000);
-      if (!p.localOnly) {
+      if (!p.localOnly && !p.volatile) {
         this.lastDelivered.set(p.channel, p.id);
         this.fromWatermark.delete(p.channel);
       }
     }
+  }
+
+  /**
+   * Volatile publications skip subscribers whose WebSocket buffer is already half full (counted as dropped)
+   * rather than pushing them toward a slow_consumer close. One send per socket: opt-in, not the fast path.
+   */
+  private emitVolatile(room: Set<string>, p: Publication, meta: Meta): number {
+    const sockets = this.io.of('/').sockets;
+    let n = 0;
+    for (const sid of room) {
+      const s = sockets.get(sid);
+      if (!s) continue;
+      const ws = (s.conn.transport as { socket?: { getBufferedAmount?(): number } }).socket;
+      if ((ws?.getBufferedAmount?.() ?? 0) > this.volatileLimit) {
+        this.metrics.dropped.inc({ reason: 'volatile' });
+        continue;
+      }
+      s.emit(p.event, p.data, meta);
+      n++;
+    }
+    return n;
   }
 
   /**

@@ -36,9 +36,11 @@ export class Publisher {
    * Resolves with the id; `local: true` when only this node's subscribers could be reached; `duplicate: true`
    * when `once` had already published (the id is that publication's).
    */
-  async publish(channel: string, event: string, data: unknown, source: PublicationSource, once?: { key: string; ttlSeconds: number }): Promise<{ id: string; local?: true; duplicate?: true }> {
+  async publish(channel: string, event: string, data: unknown, source: PublicationSource, once?: { key: string; ttlSeconds: number }, volatile = false): Promise<{ id: string; local?: true; duplicate?: true }> {
     const rule = this.rules.for(channel);
-    const r = await this.bus.publish({ channel, event, data, ts: Date.now(), history: { size: rule.historySize, ttlMs: rule.historyTtlMs }, once });
+    // Volatile publications keep no history (MAXLEN 0 still gives them an id in order).
+    const history = { size: volatile ? 0 : rule.historySize, ttlMs: rule.historyTtlMs };
+    const r = await this.bus.publish({ channel, event, data, ts: Date.now(), history, once, volatile });
     if (r.duplicate) return { id: r.id, duplicate: true };
     this.metrics.publications.inc({ source });
     return r.localOnly ? { id: r.id, local: true } : { id: r.id };

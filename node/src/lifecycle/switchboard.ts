@@ -96,7 +96,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   const publicApp = uws.uws.App();
   const internalApp = uws.uws.App();
   const io = createSocketServer(cfg, publicApp, bus, { originAllowed }, metrics, log);
-  const delivery = new Delivery(io, bus, rules, metrics, log.child({ module: 'delivery' }));
+  const delivery = new Delivery(io, bus, rules, metrics, log.child({ module: 'delivery' }), cfg.maxBackpressureBytes / 2);
   const publisher = new Publisher(bus, rules, metrics, cfg.maxPublishBytes);
   const authorizer = new Authorizer(rules, app, backend, verifier !== undefined, metrics, log);
   const limits: ConnectionLimits = cfg.redisUrl

@@ -86,9 +86,17 @@ export class SseHub implements Sink {
     const set = this.byChannel.get(p.channel);
     if (!set) return 0;
     const frame = this.frame(p);
-    for (const c of set) this.write(c, frame);
-    this.d.metrics.deliveries.inc({ transport: 'sse' }, set.size);
-    return set.size;
+    let n = 0;
+    for (const c of set) {
+      if (p.volatile && c.pending > 0) {
+        this.d.metrics.dropped.inc({ reason: 'volatile' });
+        continue;
+      }
+      this.write(c, frame);
+      n++;
+    }
+    this.d.metrics.deliveries.inc({ transport: 'sse' }, n);
+    return n;
   }
 
   private frame(p: Publication): string {

@@ -182,4 +182,36 @@ describe('delivery under faults', () => {
     const m = await (await fetch(`${a.internalUrl}/metrics`)).text();
     assert.match(m, /switchboard_disconnects_total\{reason="slow_consumer"[^}]*\} [1-9]/);
   });
+
+  test('volatile publications skip a client that stopped reading instead of closing it; reliable ones then close it', async () => {
+    const [a] = nodes as [TestNode];
+    const channel = 'orders:volatile';
+    const ws = new WebSocket(`ws://127.0.0.1:${a.port}/socket.io/?EIO=4&transport=websocket`);
+    const frames: string[] = [];
+    ws.on('message', (d) => frames.push(d.toString()));
+    let closedCode: number | undefined;
+    const closed = new Promise<number>((r) => ws.on('close', (code) => r((closedCode = code))));
+    await new Promise((r) => ws.once('open', r));
+    ws.send('40');
+    await waitFor(() => frames.some((f) => f.startsWith('40')));
+    ws.send(`420["subscribe","${channel}"]`);
+    await waitFor(() => frames.some((f) => f.startsWith('430')));
+    (ws as any)._socket.pause();
+    const fast = await open(a);
+    const got = numbers(fast);
+    await call(fast, 'subscribe', channel);
+    const blob = 'x'.repeat(60_000);
+    for (let seq = 0; seq < 600; seq++) {
+      const r = await apiPublish(a.url, { channel, event: 'n', data: { seq, blob }, volatile: true });
+      assert.equal(r.status, 200);
+    }
+    await waitFor(() => got.length === 600, { what: 'the fast client got every volatile publication' });
+    assertExactlyOnceInOrder(got, 600, 'fast client');
+    assert.equal(closedCode, undefined, 'the slow client is not closed for volatile traffic');
+    const m = await (await fetch(`${a.internalUrl}/metrics`)).text();
+    assert.match(m, /switchboard_dropped_messages_total\{reason="volatile"[^}]*\} [1-9]/);
+    for (let seq = 600; seq < 1200 && closedCode === undefined; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq, blob } });
+    (ws as any)._socket.resume();
+    assert.equal(await closed, 4008, 'a reliable publication it cannot take closes it as slow_consumer');
+  });
 });
