@@ -123,7 +123,9 @@ async function startNode(system: SystemName, variant: Variant, index: number, re
     if (variant === 'embedded') env.SWITCHBOARD_APP = BENCH_APP_JS;
     Object.assign(env, SWITCHBOARD_BENCH_ENV, opts.switchboardEnv);
   }
-  const managed = opts.registry.spawn(`${system} node ${index + 1}`, process.execPath, [SERVER_JS[system], ...SERVER_ARGS[system]], { env });
+  // SB_BENCH_NODE_ARGS: extra flags for the server processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile.
+  const nodeArgs = (process.env.SB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const managed = opts.registry.spawn(`${system} node ${index + 1}`, process.execPath, [...nodeArgs, SERVER_JS[system], ...SERVER_ARGS[system]], { env });
   let dead = false;
   void managed.exited.then(() => (dead = true));
   try {

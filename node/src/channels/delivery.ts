@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { compareIds } from './ids.js';
 import type { ChannelRules } from './rules.js';
 import type { Logger } from '../log/logger.js';
+import type { RoomPublisher } from '../transport/room-publisher.js';
 
 export interface Meta {
   channel: string;
@@ -48,6 +49,7 @@ export class Delivery {
     private readonly log: Logger,
     /** Outbound bytes past which a subscriber misses volatile publications. */
     private readonly volatileLimit: number,
+    private readonly rooms: RoomPublisher,
   ) {
     bus.onPublication((p) => this.deliver(p));
     bus.onResync((kind) => void this.resync(kind));
@@ -92,7 +94,11 @@ export class Delivery {
     let n = 0;
     if (room && room.size > 0) {
       const meta: Meta = { channel: p.channel, id: p.id, ts: p.ts };
-      n = p.volatile ? this.emitVolatile(room, p, meta) : (this.io.local.to(p.channel).emit(p.event, p.data, meta), room.size);
+      if (p.volatile) n = this.emitVolatile(room, p, meta);
+      else {
+        this.rooms.emit(p.channel, room, p.event, [p.data, meta]);
+        n = room.size;
+      }
       this.metrics.deliveries.inc({ transport: 'socketio' }, n);
     }
     for (const s of this.sinks) n += s.deliver(p);

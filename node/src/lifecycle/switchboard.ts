@@ -26,6 +26,7 @@ import { attachConnections } from '../protocol/connection.js';
 import { createSocketServer } from '../transport/socketio.js';
 import { mountStatic } from '../transport/static.js';
 import { SseHub } from '../transport/sse.js';
+import { RoomPublisher } from '../transport/room-publisher.js';
 import { loadUws, type LoadedUws } from '../transport/uws.js';
 import { drain } from './drain.js';
 
@@ -96,7 +97,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   const publicApp = uws.uws.App();
   const internalApp = uws.uws.App();
   const io = createSocketServer(cfg, publicApp, bus, { originAllowed }, metrics, log);
-  const delivery = new Delivery(io, bus, rules, metrics, log.child({ module: 'delivery' }), cfg.maxBackpressureBytes / 2);
+  const delivery = new Delivery(io, bus, rules, metrics, log.child({ module: 'delivery' }), cfg.maxBackpressureBytes / 2, new RoomPublisher(io, publicApp));
   const publisher = new Publisher(bus, rules, metrics, cfg.maxPublishBytes);
   const authorizer = new Authorizer(rules, app, backend, verifier !== undefined, metrics, log);
   const limits: ConnectionLimits = cfg.redisUrl
