@@ -21,6 +21,21 @@ function numbers(s: Client, event = 'n'): number[] {
   return got;
 }
 
+/** A raw WebSocket subscriber that stops reading (its socket paused), so the node's outbound buffer fills. */
+async function stalledSubscriber(node: TestNode, channel: string) {
+  const ws = new WebSocket(`ws://127.0.0.1:${node.port}/socket.io/?EIO=4&transport=websocket`);
+  const frames: string[] = [];
+  ws.on('message', (d) => frames.push(d.toString()));
+  const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+  await new Promise((r) => ws.once('open', r));
+  ws.send('40');
+  await waitFor(() => frames.some((f) => f.startsWith('40')));
+  ws.send(`420["subscribe","${channel}"]`);
+  await waitFor(() => frames.some((f) => f.startsWith('430')));
+  (ws as any)._socket.pause();
+  return { ws, closed };
+}
+
 function assertExactlyOnceInOrder(got: number[], upTo: number, who: string) {
   assert.deepEqual(got, Array.from({ length: upTo }, (_, i) => i), `${who} holds every number once, in order`);
 }
@@ -158,17 +173,7 @@ describe('delivery under faults', () => {
   test('a client that stops reading is closed as slow_consumer; a fast client on the same channel keeps up', async () => {
     const [a] = nodes as [TestNode];
     const channel = 'orders:slow';
-    // The slow client: a raw WebSocket whose socket we pause, so the node's outbound buffer fills.
-    const ws = new WebSocket(`ws://127.0.0.1:${a.port}/socket.io/?EIO=4&transport=websocket`);
-    const frames: string[] = [];
-    ws.on('message', (d) => frames.push(d.toString()));
-    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
-    await new Promise((r) => ws.once('open', r));
-    ws.send('40');
-    await waitFor(() => frames.some((f) => f.startsWith('40')));
-    ws.send(`420["subscribe","${channel}"]`);
-    await waitFor(() => frames.some((f) => f.startsWith('430')));
-    (ws as any)._socket.pause();
+    const { ws, closed } = await stalledSubscriber(a, channel);
     const fast = await open(a);
     const got = numbers(fast);
     await call(fast, 'subscribe', channel);
@@ -186,17 +191,9 @@ describe('delivery under faults', () => {
   test('volatile publications skip a client that stopped reading instead of closing it; reliable ones then close it', async () => {
     const [a] = nodes as [TestNode];
     const channel = 'orders:volatile';
-    const ws = new WebSocket(`ws://127.0.0.1:${a.port}/socket.io/?EIO=4&transport=websocket`);
-    const frames: string[] = [];
-    ws.on('message', (d) => frames.push(d.toString()));
+    const { ws, closed } = await stalledSubscriber(a, channel);
     let closedCode: number | undefined;
-    const closed = new Promise<number>((r) => ws.on('close', (code) => r((closedCode = code))));
-    await new Promise((r) => ws.once('open', r));
-    ws.send('40');
-    await waitFor(() => frames.some((f) => f.startsWith('40')));
-    ws.send(`420["subscribe","${channel}"]`);
-    await waitFor(() => frames.some((f) => f.startsWith('430')));
-    (ws as any)._socket.pause();
+    void closed.then((c) => (closedCode = c));
     const fast = await open(a);
     const got = numbers(fast);
     await call(fast, 'subscribe', channel);
