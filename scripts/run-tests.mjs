@@ -1,45 +1,49 @@
-// `npm test`: checks the binaries the suite needs, then runs every compiled test file with Node's test runner.
-// Usage: npm test [-- <substring> …]   (only test files whose path contains one of the substrings)
+// `npm test`: runs the compiled test files tier by tier, after making sure the programs those tiers need are here.
+// Usage: npm test [-- <tier|substring> …]   A tier name (unit, ops, inprocess, integration, scenario) selects that
+// tier; any other word selects the test files whose path contains it.
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(fileURLToPath(import.meta.url), '../..');
-const required = [
-  ['redis-server', 'apt-get install -y redis-server'],
-  ['haproxy', 'apt-get install -y haproxy'],
-];
-const missing = required.filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
-if (missing.length) {
-  for (const [bin, cmd] of missing) console.error(`npm test needs \`${bin}\`, which is not installed. Install it with: ${cmd}`);
+const testRoot = join(root, 'dist/node/test');
+if (!existsSync(join(testRoot, 'helpers/prereq.js'))) {
+  console.error('No compiled tests in dist/: run `npm run build` (npm test does it first).');
   process.exit(1);
 }
+// One table for the runner and the tests that skip without an optional program.
+const { TIERS, PREREQS, installCommand } = await import(pathToFileURL(join(testRoot, 'helpers/prereq.js')).href);
 
 function find(dir) {
   let out = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) out = out.concat(find(p));
-    else if (e.name.endsWith('.test.js')) out.push(p);
+    // Only files whose source still exists: tsc never deletes the output of a moved or removed test.
+    else if (e.name.endsWith('.test.js') && existsSync(join(root, relative(join(root, 'dist'), p)).replace(/\.js$/, '.ts'))) out.push(p);
   }
   return out;
 }
+const tierOf = (file) => TIERS.find((t) => file.includes(`/test/${t}/`));
 
 const filters = process.argv.slice(2);
-// Unit tests first (fast feedback), then integration, then scenarios; each file in its own process.
-const order = ['unit', 'integration', 'scenario'];
-const files = find(join(root, 'dist/node/test'))
-  .filter((f) => filters.length === 0 || filters.some((s) => relative(root, f).includes(s)))
+const files = find(testRoot)
+  .filter((f) => filters.length === 0 || filters.some((s) => (TIERS.includes(s) ? tierOf(f) === s : relative(root, f).includes(s))))
   .sort((a, b) => {
-    const ka = order.findIndex((k) => a.includes(`/test/${k}/`));
-    const kb = order.findIndex((k) => b.includes(`/test/${k}/`));
-    return ka - kb || a.localeCompare(b);
+    // Cheap tiers first for fast feedback; a file outside every tier runs last.
+    const rank = (f) => (tierOf(f) ? TIERS.indexOf(tierOf(f)) : TIERS.length);
+    return rank(a) - rank(b) || a.localeCompare(b);
   });
 if (files.length === 0) {
-  console.error('No test files matched. Did `npm run build` run?');
+  console.error(`No test files matched ${filters.join(' ')}.`);
   process.exit(1);
 }
+const tiers = new Set(files.map(tierOf));
+console.log(`npm test: ${files.length} files in ${TIERS.filter((t) => tiers.has(t)).join(', ') || 'no tier'}`);
+
+ensurePrereqs(PREREQS.filter((p) => p.tiers.some((t) => tiers.has(t)) && !p.present()));
+
 // One file at a time: integration tests spawn redis, haproxy and several node processes on a 2-core machine.
 // --test-force-exit: a failed test must not leave a file hanging on a client that keeps reconnecting.
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...files], {
@@ -47,3 +51,44 @@ const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test
   cwd: root,
 });
 process.exit(r.status ?? 1);
+
+/** Installs the missing programs with apt-get where this machine allows it; otherwise says how, and stops for a required one. */
+function ensurePrereqs(missing) {
+  if (missing.length === 0) return;
+  const canInstall = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
+  if (canInstall) {
+    console.log(`npm test: installing ${missing.map((p) => p.name).join(', ')} with apt-get`);
+    aptInstall(missing);
+    missing = missing.filter((p) => !p.present());
+  }
+  for (const p of missing) {
+    const how = installCommand(p);
+    if (p.optional) console.log(`npm test: ${p.name} is not installed; the tests that use it ${process.env.CI === 'true' ? 'fail (CI=true)' : 'skip'}. Install it with: ${how}`);
+    else console.error(`npm test: the selected tests need ${p.name}, which is not installed${canInstall ? ' and apt-get could not install' : ''}. Install it with: ${how}`);
+  }
+  if (missing.some((p) => !p.optional)) process.exit(1);
+}
+
+function aptInstall(prereqs) {
+  // Debian starts a package's service on install (redis on 6379, haproxy, prometheus on 9090); the suite starts its
+  // own on free ports, so refuse every start for the duration (policy-rc.d exit 101), never kill anything afterwards.
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = !existsSync(policy);
+  if (ownPolicy) {
+    writeFileSync(policy, '#!/bin/sh\n# Written by switchboard scripts/run-tests.mjs while it installs test prerequisites.\nexit 101\n');
+    chmodSync(policy, 0o755);
+  }
+  const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  try {
+    apt(['update', '-q']);
+    apt(['install', '-y', '-q', '--no-install-recommends', ...prereqs.map((p) => p.packages[0])]);
+    for (const p of prereqs.filter((q) => !q.present())) {
+      // Alternatives in turn (kubectl, then kubernetes-client); recommends only where a package fails without them.
+      p.packages.some(
+        (pkg) => apt(['install', '-y', '-q', '--no-install-recommends', pkg]) || apt(['install', '-y', '-q', pkg]),
+      );
+    }
+  } finally {
+    if (ownPolicy) rmSync(policy, { force: true });
+  }
+}
