@@ -3,5 +3,5 @@ export { createSwitchboard, type Switchboard } from './lifecycle/switchboard.js'
 export { start } from './lifecycle/start.js';
 export { loadConfig, ConfigError, type ConfigOverrides } from './config/load.js';
 export type { Config } from './config/schema.js';
-export type { SwitchboardApp, ClientContext, RpcHandler } from './protocol/app.js';
-export { SbError, type ErrorCode } from './protocol/errors.js';
+export type { SwitchboardApp, ClientContext, RpcHandler } from './core/app.js';
+export { SbError, type ErrorCode } from './core/errors.js';

@@ -6,7 +6,7 @@ import { configTable } from './config/docs.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { UwsLoadError } from './transport/uws.js';
 import { start } from './lifecycle/start.js';
-import type { SwitchboardApp } from './protocol/app.js';
+import type { SwitchboardApp } from './core/app.js';
 
 const USAGE = `usage: switchboard listen [--port N] [--host H] [--internal-port N]
        switchboard config-table     print the README's configuration table

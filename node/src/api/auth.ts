@@ -1,6 +1,6 @@
 // Bearer API keys for the HTTP API, compared in constant time.
 import { timingSafeEqual } from 'node:crypto';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 
 export function keyMatches(keys: readonly string[], presented: string): boolean {
   const p = Buffer.from(presented);

@@ -9,10 +9,10 @@ import type { Config } from '../config/schema.js';
 import { assertOrigin, createOriginCheck } from '../limits/origin.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { SbError } from '../protocol/errors.js';
-import { route } from '../transport/http.js';
+import { SbError } from '../core/errors.js';
+import { formatIssues } from '../core/issues.js';
+import { countReplies, readJsonBody, route } from '../transport/http.js';
 import { bearer, keyMatches } from './auth.js';
-import { issues, readJsonBody } from './http-api.js';
 
 export interface GripDeps {
   config: Config;
@@ -46,19 +46,14 @@ export function mountGrip(app: TemplatedApp, d: GripDeps) {
   const log = d.log.child({ module: 'grip' });
   const originOk = createOriginCheck(d.config.allowedOrigins);
   const handler = route(log, async (req, reply) => {
-    const send = reply.send.bind(reply);
-    reply.send = (status, body, headers) => {
-      d.metrics.httpRequests.inc({ route: 'grip', status: String(status) });
-      if (status === 400 || status === 413) d.metrics.badInput.inc({ kind: `http_${status}` });
-      send(status, body, headers);
-    };
+    countReplies(reply, d.metrics, 'grip');
     assertOrigin(originOk, req.headers.origin, d.metrics);
     // uWS hands the body only to a reader attached before the handler first yields; JWT checks are async.
     const raw = readJsonBody(req, d.config.maxHttpBodyBytes);
     raw.catch(() => {});
     await authorize(d.config.apiKeys, req.headers);
     const body = gripBody.safeParse(await raw);
-    if (!body.success) throw new SbError('bad_request', issues(body.error));
+    if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
     // Validate every item before publishing any: a bad request publishes nothing.
     const pubs: { channel: string; data: unknown; id?: string }[] = [];
     for (const [i, item] of body.data.items.entries()) {
@@ -93,7 +88,7 @@ function messageOf(formats: Record<string, unknown>, i: number): unknown {
   for (const name of ['ws-message', 'http-stream']) {
     if (formats[name] === undefined) continue;
     const f = format.safeParse(formats[name]);
-    if (!f.success) throw new SbError('bad_request', `items.${i}.formats.${name}: ${issues(f.error)}`);
+    if (!f.success) throw new SbError('bad_request', `items.${i}.formats.${name}: ${formatIssues(f.error)}`);
     if (f.data.action === 'close') continue;
     if (f.data.content !== undefined) return f.data.content;
     if (f.data['content-bin'] !== undefined) return decodeText(f.data['content-bin'], `items.${i}.formats.${name}`);

@@ -6,12 +6,13 @@ import type { Bus } from '../bus/bus.js';
 import type { Config } from '../config/schema.js';
 import { assertChannel } from '../channels/names.js';
 import type { Publisher } from '../channels/publisher.js';
+import { presenceOf } from '../channels/presence.js';
 import type { ChannelRules } from '../channels/rules.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { presenceOf } from '../protocol/handlers.js';
-import { SbError } from '../protocol/errors.js';
-import { parseJson, route, type Handler, type Request } from '../transport/http.js';
+import { SbError } from '../core/errors.js';
+import { formatIssues } from '../core/issues.js';
+import { countReplies, readJsonBody, route, type Handler } from '../transport/http.js';
 import { requireApiKey } from './auth.js';
 import { assertOrigin, createOriginCheck } from '../limits/origin.js';
 
@@ -42,26 +43,11 @@ const publishBody = z
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
-export function issues(err: z.ZodError): string {
-  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-}
-
-export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
-  const ct = req.headers['content-type'] ?? '';
-  if (ct && !/^application\/(.+\+)?json\b/i.test(ct)) throw new SbError('bad_request', `content-type must be application/json, not ${ct}`);
-  return parseJson(await req.body(limit));
-}
-
 export function mountApi(app: TemplatedApp, d: ApiDeps) {
   const log = d.log.child({ module: 'api' });
   const originOk = createOriginCheck(d.config.allowedOrigins);
   const counted = (name: string, h: Handler): Handler => async (req, reply) => {
-    const send = reply.send.bind(reply);
-    reply.send = (status, body, headers) => {
-      d.metrics.httpRequests.inc({ route: name, status: String(status) });
-      if (status === 400 || status === 413) d.metrics.badInput.inc({ kind: `http_${status}` });
-      send(status, body, headers);
-    };
+    countReplies(reply, d.metrics, name);
     assertOrigin(originOk, req.headers.origin, d.metrics);
     await h(req, reply);
   };
@@ -73,7 +59,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
       counted('publish', async (req, reply) => {
         requireApiKey(d.config.apiKeys, req.headers);
         const body = publishBody.safeParse(await readJsonBody(req, d.config.maxHttpBodyBytes));
-        if (!body.success) throw new SbError('bad_request', issues(body.error));
+        if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
         const channels = body.data.channels ?? [body.data.channel!];
         // Validate everything before publishing anything: a bad request publishes nothing.
         const items = channels.map((c) => d.publisher.validate(c, body.data.event, body.data.data));
@@ -100,7 +86,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
           throw new SbError('invalid_channel', 'the channel in the path is not valid percent-encoding');
         }
         const channel = assertChannel(raw);
-        const p = await presenceOf(d.io, channel, d);
+        const p = await presenceOf(d.io, channel);
         const rule = d.rules.for(channel);
         const out: Record<string, unknown> = { channel, subscribers: p.count + d.sseSubscribers(channel) };
         if (rule.presence) out.members = p.members;

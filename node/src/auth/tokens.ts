@@ -3,7 +3,8 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
+import { formatIssues } from '../core/issues.js';
 
 export interface TokenClaims {
   user: string;
@@ -85,7 +86,7 @@ export async function createTokenVerifier(keys: TokenKeys): Promise<TokenVerifie
         throw new SbError('unauthorized', `invalid token: ${(lastErr as Error)?.message ?? 'unknown'}`);
       }
       const c = claimsSchema.safeParse(payload);
-      if (!c.success) throw new SbError('unauthorized', `invalid token claims: ${c.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      if (!c.success) throw new SbError('unauthorized', `invalid token claims: ${formatIssues(c.error)}`);
       return { user: c.data.sub, channels: c.data.channels, publish: c.data.publish, data: c.data.data, exp: c.data.exp };
     },
   };

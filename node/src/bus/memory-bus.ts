@@ -1,7 +1,7 @@
 // Single-node bus: ids from a local generator, history in memory, fan-out by a synchronous callback.
 import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
-import { IdGenerator } from '../channels/ids.js';
-import { MemoryHistory } from '../channels/memory-history.js';
+import { IdGenerator } from '../core/ids.js';
+import { MemoryHistory } from './memory-history.js';
 
 
 export class MemoryBus implements Bus {

@@ -3,10 +3,10 @@
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
-import { IdGenerator, parseId } from '../channels/ids.js';
+import { IdGenerator, parseId } from '../core/ids.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 
 export interface RedisBusOptions {
   url: string;

@@ -1,9 +1,9 @@
 // Who may subscribe and publish where: the channel's rule, then token claims, the embedded app, the backend.
-import type { ClientContext, SwitchboardApp } from '../protocol/app.js';
+import type { ClientContext, SwitchboardApp } from '../core/app.js';
 import type { Backend } from '../hooks/backend.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/logger.js';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 import { matchesAny } from './patterns.js';
 import type { ChannelRules } from './rules.js';
 

@@ -3,7 +3,7 @@
 import type { Server, Socket } from 'socket.io';
 import type { Bus, Publication } from '../bus/bus.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { compareIds } from './ids.js';
+import { compareIds } from '../core/ids.js';
 import type { ChannelRules } from './rules.js';
 import type { Logger } from '../log/logger.js';
 import type { RoomPublisher } from '../transport/room-publisher.js';

@@ -1,5 +1,5 @@
 // Channel and event name rules from the contract.
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 
 const CHANNEL = /^[A-Za-z0-9_:.\-@/=,]{1,200}$/;
 

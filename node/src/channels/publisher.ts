@@ -1,7 +1,7 @@
 // The one publish path for every source (client, HTTP API, GRIP): validate, size-check, store and fan out.
 import type { Bus } from '../bus/bus.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 import { assertChannel, assertEventName } from './names.js';
 import type { ChannelRules } from './rules.js';
 

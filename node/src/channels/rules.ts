@@ -1,6 +1,7 @@
 // Channel rules: namespaces by prefix that say who may subscribe and publish, and presence and history bounds.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { formatIssues } from '../core/issues.js';
 
 const ruleSchema = z
   .object({
@@ -41,7 +42,7 @@ export function parseRules(text: string | undefined): ChannelRule[] {
     throw new Error(`CHANNEL_RULES: cannot read ${source} as JSON: ${(err as Error).message}`);
   }
   const r = z.array(ruleSchema).min(1).safeParse(raw);
-  if (!r.success) throw new Error(`CHANNEL_RULES: ${r.error.issues.map((i) => `[${i.path.join('.')}] ${i.message}`).join('; ')}`);
+  if (!r.success) throw new Error(`CHANNEL_RULES: ${formatIssues(r.error)}`);
   return r.data;
 }
 

@@ -1,4 +1,5 @@
 // Parses the environment (and CLI flag overrides) once at start-up into a validated, frozen Config.
+import { formatIssues } from '../core/issues.js';
 import { FIELDS, defaultNodeId, type Config, type FieldName } from './schema.js';
 
 export class ConfigError extends Error {
@@ -22,7 +23,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     const raw = overrides[name] !== undefined ? overrides[name] : env[spec.env] === '' ? undefined : env[spec.env];
     const r = spec.schema.safeParse(raw);
     if (r.success) out[name] = r.data;
-    else problems.push(`${spec.env}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${spec.env}=${JSON.stringify(raw)}: ${formatIssues(r.error)}`);
   }
   out.nodeId ??= defaultNodeId();
   const c = out as Config;

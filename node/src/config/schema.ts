@@ -2,7 +2,7 @@
 // The README's configuration table is generated from FIELDS (see docs.ts); a test fails when it is stale.
 import os from 'node:os';
 import { z } from 'zod';
-import { isAddressOrCidr } from '../transport/client-ip.js';
+import { isAddressOrCidr } from '../core/client-ip.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const ms = z.coerce.number().int().min(1).max(24 * 3600 * 1000);

@@ -3,7 +3,7 @@ import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { route } from '../transport/http.js';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 import type { Readiness } from './readiness.js';
 
 export function mountInternal(app: TemplatedApp, readiness: Readiness, metrics: Metrics, log: Logger) {

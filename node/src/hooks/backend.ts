@@ -1,5 +1,5 @@
 // What the node asks of the backend over HTTP (implemented by webhooks.ts); undefined when BACKEND_URL is unset.
-import type { ClientContext } from '../protocol/app.js';
+import type { ClientContext } from '../core/app.js';
 
 export interface ConnectInput {
   headers: Record<string, string>;

@@ -5,8 +5,9 @@ import https from 'node:https';
 import { z } from 'zod';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { ClientContext } from '../protocol/app.js';
-import { SbError, type ErrorCode } from '../protocol/errors.js';
+import type { ClientContext } from '../core/app.js';
+import { SbError, type ErrorCode } from '../core/errors.js';
+import { formatIssues } from '../core/issues.js';
 import type { Backend, ConnectInput, ConnectVerdict } from './backend.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { RetryQueue } from './retry-queue.js';
@@ -277,7 +278,7 @@ function parseAnswer<S extends z.ZodType>(path: string, text: string, schema: S)
     throw new InvalidAnswer(path, `invalid JSON: ${(err as Error).message}`);
   }
   const r = schema.safeParse(v);
-  if (!r.success) throw new InvalidAnswer(path, `an unexpected shape: ${r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ')}`);
+  if (!r.success) throw new InvalidAnswer(path, `an unexpected shape: ${formatIssues(r.error)}`);
   return r.data;
 }
 

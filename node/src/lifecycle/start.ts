@@ -1,6 +1,6 @@
 // start(): runs a node as a process: listens, guards the process against stray errors, drains on signals.
 import type { Config } from '../config/schema.js';
-import type { SwitchboardApp } from '../protocol/app.js';
+import type { SwitchboardApp } from '../core/app.js';
 import { createSwitchboard, type Switchboard } from './switchboard.js';
 
 export async function start(config: Config, app: SwitchboardApp = {}): Promise<Switchboard> {

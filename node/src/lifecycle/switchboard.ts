@@ -21,7 +21,7 @@ import { createOriginCheck } from '../limits/origin.js';
 import { RedisConnectionLimits } from '../limits/redis-connections.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
-import type { SwitchboardApp } from '../protocol/app.js';
+import type { SwitchboardApp } from '../core/app.js';
 import { attachConnections } from '../protocol/connection.js';
 import { createSocketServer } from '../transport/socketio.js';
 import { mountStatic } from '../transport/static.js';

@@ -2,7 +2,7 @@
 // This is the per-node implementation; redis-connections.ts makes the same limits cluster-wide.
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Metrics } from '../metrics/metrics.js';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 
 export interface ConnectionLimits {
   /** Throws `rate_limited` past HANDSHAKES_PER_SECOND_PER_IP. */

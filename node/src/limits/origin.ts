@@ -1,6 +1,6 @@
 // The Origin allow-list (ALLOWED_ORIGINS), one check shared by Socket.IO, the HTTP API, GRIP and SSE.
 import type { Metrics } from '../metrics/metrics.js';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 
 export type OriginCheck = (origin: string | undefined) => boolean;
 

@@ -8,9 +8,9 @@ import type { Backend } from '../hooks/backend.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ConnectionLimits } from '../limits/connections.js';
-import { clientIp, TrustedProxies } from '../transport/client-ip.js';
-import type { ClientContext } from './app.js';
-import { SbError } from './errors.js';
+import { clientIp, TrustedProxies } from '../core/client-ip.js';
+import type { ClientContext } from '../core/app.js';
+import { SbError } from '../core/errors.js';
 import { dispatch, HANDLERS, type ProtocolDeps, type SocketState } from './handlers.js';
 
 /**

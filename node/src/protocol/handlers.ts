@@ -5,16 +5,18 @@ import { z } from 'zod';
 import type { Authorizer } from '../channels/authorize.js';
 import { callApp } from '../channels/authorize.js';
 import { Delivery } from '../channels/delivery.js';
-import { parseId } from '../channels/ids.js';
+import { parseId } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
+import { presenceOf } from '../channels/presence.js';
 import type { Publisher } from '../channels/publisher.js';
 import type { ChannelRules } from '../channels/rules.js';
 import type { Backend } from '../hooks/backend.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Config } from '../config/schema.js';
-import type { ClientContext, SwitchboardApp } from './app.js';
-import { SbError, errorAck } from './errors.js';
+import type { ClientContext, SwitchboardApp } from '../core/app.js';
+import { SbError, errorAck } from '../core/errors.js';
+import { formatIssues } from '../core/issues.js';
 
 export interface SocketState {
   ctx: ClientContext;
@@ -54,7 +56,7 @@ export const HANDLERS: Record<string, Handler> = {
   async subscribe(socket, args, d) {
     const channel = assertChannel(args[0]);
     const parsed = subscribeOpts.safeParse(args.length > 1 ? (args[1] ?? {}) : {});
-    if (!parsed.success) throw new SbError('bad_request', `subscribe options: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    if (!parsed.success) throw new SbError('bad_request', `subscribe options: ${formatIssues(parsed.error)}`);
     const already = socket.rooms.has(channel);
     if (!already && subscriptionsOf(socket) >= d.config.maxSubscriptions) {
       d.metrics.rejections.inc({ reason: 'max_subscriptions' });
@@ -106,26 +108,9 @@ export const HANDLERS: Record<string, Handler> = {
     const rule = d.rules.for(channel);
     if (!rule.presence) throw new SbError('forbidden', `presence is not tracked on ${channel}`);
     if (!socket.rooms.has(channel)) await d.authorizer.subscribe(ctxOf(socket), channel);
-    return presenceOf(socket.nsp.server, channel, d);
+    return presenceOf(socket.nsp.server, channel);
   },
 };
-
-/** Cluster-wide members of a channel (Socket.IO clients, through the adapter on every node). */
-export async function presenceOf(io: Socket['nsp']['server'], channel: string, d: Pick<ProtocolDeps, 'metrics'>) {
-  let sockets;
-  try {
-    sockets = await io.in(channel).fetchSockets();
-  } catch (err) {
-    throw new SbError('timeout', `presence query timed out: ${(err as Error).message}`);
-  }
-  const byUser = new Map<string, number>();
-  for (const s of sockets) {
-    const user = (s.data as SocketState | undefined)?.ctx?.user ?? 'anonymous';
-    byUser.set(user, (byUser.get(user) ?? 0) + 1);
-  }
-  void d;
-  return { count: sockets.length, members: [...byUser].map(([user, connections]) => ({ user, connections })) };
-}
 
 /** Dispatches one client event. Every outcome is counted; errors become error acks. */
 export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {

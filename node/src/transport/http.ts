@@ -2,8 +2,9 @@
 // with a limit, answers once, survives aborted requests, and turns thrown errors into JSON answers.
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest as UwsRequest, HttpResponse as UwsResponse } from '@trufflesuite/uws-js-unofficial';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 export interface Request {
   method: string;
@@ -132,6 +133,23 @@ export function route(log: Logger, handler: Handler, onError?: (err: unknown) =>
     } catch (err) {
       fail(err);
     }
+  };
+}
+
+/** Reads a JSON body of at most `limit` bytes; a content-type other than JSON is `bad_request`. */
+export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
+  const ct = req.headers['content-type'] ?? '';
+  if (ct && !/^application\/(.+\+)?json\b/i.test(ct)) throw new SbError('bad_request', `content-type must be application/json, not ${ct}`);
+  return parseJson(await req.body(limit));
+}
+
+/** Counts every answer of `reply` under `route`, and 400/413 answers as bad input, whichever path sends it. */
+export function countReplies(reply: Reply, metrics: Metrics, route: string) {
+  const send = reply.send.bind(reply);
+  reply.send = (status, body, headers) => {
+    metrics.httpRequests.inc({ route, status: String(status) });
+    if (status === 400 || status === 413) metrics.badInput.inc({ kind: `http_${status}` });
+    send(status, body, headers);
   };
 }
 

@@ -4,7 +4,7 @@ import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Publication } from '../bus/bus.js';
 import type { Authorizer } from '../channels/authorize.js';
 import type { Delivery, Sink } from '../channels/delivery.js';
-import { parseId } from '../channels/ids.js';
+import { parseId } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
 import type { Config } from '../config/schema.js';
 import type { TokenVerifier } from '../auth/tokens.js';
@@ -12,9 +12,9 @@ import type { Backend } from '../hooks/backend.js';
 import type { ConnectionLimits } from '../limits/connections.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { ClientContext } from '../protocol/app.js';
-import { SbError } from '../protocol/errors.js';
-import { clientIp, TrustedProxies } from './client-ip.js';
+import type { ClientContext } from '../core/app.js';
+import { SbError } from '../core/errors.js';
+import { clientIp, TrustedProxies } from '../core/client-ip.js';
 import { route, type Reply } from './http.js';
 
 export interface SseDeps {

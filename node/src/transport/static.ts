@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Logger } from '../log/logger.js';
 import { route } from './http.js';
-import { SbError } from '../protocol/errors.js';
+import { SbError } from '../core/errors.js';
 
 export const PUBLIC_DIR = fileURLToPath(new URL('../../../../node/public/', import.meta.url));
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { dispatch, type ProtocolDeps } from '../../src/protocol/handlers.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { createLogger } from '../../src/log/logger.js';
-import { SbError } from '../../src/protocol/errors.js';
+import { SbError } from '../../src/core/errors.js';
 
 function fakeSocket() {
   return { id: 's1', rooms: new Set(['s1']), connected: true, data: { ctx: { user: 'u', connectionId: 's1', ip: '127.0.0.1' } } } as any;

@@ -8,7 +8,7 @@ import { RetryQueue } from '../../src/hooks/retry-queue.js';
 import { sign, verify } from '../../src/hooks/signature.js';
 import { createOriginCheck } from '../../src/limits/origin.js';
 import { createTokenVerifier } from '../../src/auth/tokens.js';
-import { SbError } from '../../src/protocol/errors.js';
+import { SbError } from '../../src/core/errors.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 
 test('circuit breaker: opens after N consecutive failures, fails fast, lets one probe through after the cool-down', () => {

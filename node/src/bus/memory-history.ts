@@ -1,6 +1,6 @@
 // Per-channel history kept in process memory (single-node mode), bounded by length and age.
-import type { HistoryRead, Publication } from '../bus/bus.js';
-import { compareIds, parseId } from './ids.js';
+import type { HistoryRead, Publication } from './bus.js';
+import { compareIds, parseId } from '../core/ids.js';
 
 export class MemoryHistory {
   private readonly channels = new Map<string, { list: Publication[]; ttlMs: number }>();
