@@ -1,15 +1,17 @@
 // Cluster bus over Redis: publications go through one Lua script that appends to the channel's stream
 // (history, id) and PUBLISHes in the same atomic step, so every node sees every channel in id order.
 import { createAdapter } from '@socket.io/redis-adapter';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
 import { IdGenerator, parseId } from '../core/ids.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { createRedisClient, type RedisConnectOptions } from './redis-connect.js';
 import { SbError } from '../core/errors.js';
 
 export interface RedisBusOptions {
-  url: string;
+  /** Which Redis and how to reach it (one URL or Sentinel). */
+  redis: RedisConnectOptions;
   prefix: string;
   nodeId: string;
   canaryIntervalMs: number;
@@ -86,16 +88,9 @@ export class RedisBus implements Bus {
     private readonly metrics: Metrics,
   ) {
     this.log = log.child({ module: 'bus' });
-    const base: RedisOptions = {
-      lazyConnect: true,
-      // Back off 100 ms, 200 ms, … up to 2 s, forever: Redis coming back must need no restart of the node.
-      retryStrategy: (times) => Math.min(times * 100, 2000),
-      reconnectOnError: () => true,
-      connectTimeout: 5000,
-    };
     // Commands fail fast while Redis is away (publish answers `unavailable`), instead of queueing in memory.
-    this.pub = new Redis(opts.url, { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: opts.canaryTimeoutMs }) as RedisWithScript;
-    this.sub = new Redis(opts.url, { ...base, maxRetriesPerRequest: null });
+    this.pub = createRedisClient(opts.redis, { role: 'publisher', failFast: true, commandTimeoutMs: opts.canaryTimeoutMs, lazyConnect: true }) as RedisWithScript;
+    this.sub = createRedisClient(opts.redis, { role: 'subscriber', failFast: false, lazyConnect: true });
     this.pub.defineCommand('sbPublish', { numberOfKeys: 3, lua: PUBLISH_LUA });
     this.channel = `${opts.prefix}:pub`;
     for (const [role, client] of [['publisher', this.pub], ['subscriber', this.sub]] as const) {

@@ -23,7 +23,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     const raw = overrides[name] !== undefined ? overrides[name] : env[spec.env] === '' ? undefined : env[spec.env];
     const r = spec.schema.safeParse(raw);
     if (r.success) out[name] = r.data;
-    else problems.push(`${spec.env}=${JSON.stringify(raw)}: ${formatIssues(r.error)}`);
+    else problems.push(`${spec.env}=${shown(spec.env, raw)}: ${formatIssues(r.error)}`);
   }
   out.nodeId ??= defaultNodeId();
   const c = out as Config;
@@ -32,8 +32,64 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     if (c.pingIntervalMs + c.pingTimeoutMs >= c.idleTimeoutSeconds * 1000)
       problems.push(`WS_IDLE_TIMEOUT_S=${c.idleTimeoutSeconds}: must exceed PING_INTERVAL_MS + PING_TIMEOUT_MS (${c.pingIntervalMs + c.pingTimeoutMs} ms)`);
     if (c.canaryTimeoutMs < c.canaryIntervalMs) problems.push(`CANARY_TIMEOUT_MS=${c.canaryTimeoutMs}: must be at least CANARY_INTERVAL_MS (${c.canaryIntervalMs})`);
+    problems.push(...redisProblems(c));
     if (c.webhookSecret === undefined && c.backendUrl !== undefined) problems.push('WEBHOOK_SECRET: required when BACKEND_URL is set (the backend must be able to verify calls)');
   }
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze(c);
+}
+
+/** Settings that only make sense together; a stray one is refused rather than silently ignored. */
+function redisProblems(c: Config): string[] {
+  const out: string[] = [];
+  if (c.redisSentinels && !c.redisSentinelName) out.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master group the sentinels watch)');
+  if (!c.redisSentinels) {
+    for (const [env, v] of [['REDIS_SENTINEL_NAME', c.redisSentinelName], ['REDIS_SENTINEL_USERNAME', c.redisSentinelUsername], ['REDIS_SENTINEL_PASSWORD', c.redisSentinelPassword], ['REDIS_SENTINEL_TLS', c.redisSentinelTls || undefined]] as const)
+      if (v !== undefined) out.push(`${env}: has no effect without REDIS_SENTINELS`);
+  }
+  if (c.redisSentinelUsername && !c.redisSentinelPassword) out.push('REDIS_SENTINEL_USERNAME: needs REDIS_SENTINEL_PASSWORD');
+  if (c.redisUsername && !c.redisPassword) out.push('REDIS_USERNAME: needs REDIS_PASSWORD');
+  const anyRedis = c.redisUrl || c.redisSentinels || c.redisClusterNodes;
+  if (!anyRedis && (c.redisPassword || c.redisUsername)) out.push('REDIS_PASSWORD/REDIS_USERNAME: have no effect without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES');
+  // Two sources of credentials for the same connection: which one wins would be a guess.
+  if (c.redisPassword || c.redisUsername) {
+    const inUrl = [c.redisClusterNodes ? undefined : c.redisSentinels ? undefined : c.redisUrl, ...(c.redisClusterNodes ?? [])].filter((u): u is string => !!u && urlHasCredentials(u));
+    if (inUrl.length) out.push('REDIS_PASSWORD/REDIS_USERNAME: the Redis URL carries credentials too; set them in one place');
+  }
+  for (const u of [c.redisUrl, ...(c.redisClusterNodes ?? [])]) {
+    if (u === undefined) continue;
+    try {
+      new URL(u);
+    } catch {
+      out.push(`${u.startsWith('rediss') ? 'rediss' : 'redis'} URL "${redactUrl(u)}": not a valid URL`);
+    }
+  }
+  return out;
+}
+
+function urlHasCredentials(u: string): boolean {
+  try {
+    const url = new URL(u);
+    return url.password !== '' || url.username !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** A URL with its password masked, for logs and errors. */
+export function redactUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    if (url.password) url.password = '***';
+    return url.toString().replace(/\/$/, '');
+  } catch {
+    return u.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+/** Secrets never reach an error message (it ends up in logs): passwords hidden, URLs redacted. */
+function shown(env: string, raw: unknown): string {
+  if (/PASSWORD|SECRET|API_KEYS/.test(env)) return '(hidden)';
+  if (typeof raw === 'string' && /rediss?:\/\//.test(raw)) return JSON.stringify(raw.split(',').map((u) => redactUrl(u.trim())).join(','));
+  return JSON.stringify(raw);
 }

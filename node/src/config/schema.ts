@@ -10,6 +10,17 @@ const positiveInt = z.coerce.number().int().min(1);
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
 const optionalString = z.string().min(1).optional();
+const redisUrl = z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must start with redis:// or rediss://');
+/** `host:port` or `[ipv6]:port`. */
+const hostPort = z.string().transform((s, ctx) => {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not host:port` });
+    return z.NEVER;
+  }
+  return { host: (m[1] ?? m[2])!, port };
+});
 
 export interface FieldSpec<S extends z.ZodType = z.ZodType> {
   env: string;
@@ -29,7 +40,17 @@ export const FIELDS = {
   port: f('PORT', port.default(3000), 'Public port: Socket.IO, SSE, HTTP API, demo page'),
   host: f('HOST', z.string().min(1).default('0.0.0.0'), 'Listen address of both ports'),
   internalPort: f('INTERNAL_PORT', port.default(9090), 'Internal port: `/metrics`, `/healthz`, `/readyz`'),
-  redisUrl: f('REDIS_URL', z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), 'Unset: single node, in-memory bus. `redis://…`: cluster mode'),
+  redisUrl: f('REDIS_URL', redisUrl.optional(), 'Unset: single node, in-memory bus. `redis://…`: cluster mode over one Redis (credentials may be in the URL). `REDIS_SENTINELS` and `REDIS_CLUSTER_NODES` take precedence'),
+  redisSentinels: f('REDIS_SENTINELS', list.pipe(z.array(hostPort).min(1, 'needs at least one host:port')).optional(), 'Comma-separated `host:port` of Redis Sentinels: one Redis with automatic failover, found through them (overrides `REDIS_URL`)'),
+  redisSentinelName: f('REDIS_SENTINEL_NAME', z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 _ . -').optional(), 'Master group name the sentinels watch (required with `REDIS_SENTINELS`)'),
+  redisSentinelUsername: f('REDIS_SENTINEL_USERNAME', optionalString, 'ACL user for the sentinels themselves (with `REDIS_SENTINEL_PASSWORD`)'),
+  redisSentinelPassword: f('REDIS_SENTINEL_PASSWORD', optionalString, 'Password of the sentinels themselves (`requirepass` in sentinel.conf); the data nodes use `REDIS_PASSWORD`'),
+  redisSentinelTls: f('REDIS_SENTINEL_TLS', bool.default(false), 'TLS to the sentinels and to the data nodes they name'),
+  redisClusterNodes: f('REDIS_CLUSTER_NODES', list.pipe(z.array(redisUrl).min(1, 'needs at least one seed URL')).optional(), 'Comma-separated seed URLs (`redis://` or `rediss://`) of a Redis Cluster; overrides `REDIS_SENTINELS` and `REDIS_URL`'),
+  redisUsername: f('REDIS_USERNAME', optionalString, 'ACL user of the data nodes (with `REDIS_PASSWORD`); or put it in the URL, not both'),
+  redisPassword: f('REDIS_PASSWORD', optionalString, 'Password of the data nodes (any Redis mode); or put it in the URL, not both'),
+  redisConnectTimeoutMs: f('REDIS_CONNECT_TIMEOUT_MS', ms.default(5000), 'Timeout of one connection attempt to Redis (or to a sentinel)'),
+  redisReconnectMaxMs: f('REDIS_RECONNECT_MAX_MS', ms.default(2000), 'Reconnection back-off grows by 100 ms per attempt up to this, forever'),
   redisKeyPrefix: f('REDIS_KEY_PREFIX', z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ : . -').default('switchboard'), 'Prefix of every Redis key and pub/sub channel Switchboard uses (the Socket.IO adapter and emitter use `socket.io`)'),
   nodeId: f('NODE_ID', z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 _ . : -').optional(), 'Names the node in logs, metrics and `/api/stats`', 'hostname-pid'),
   apiKeys: f('API_KEYS', list.optional(), 'Comma-separated keys for the HTTP API; unset: the API answers 401 naming `API_KEYS`'),

@@ -7,6 +7,7 @@ import { createTokenVerifier } from '../auth/tokens.js';
 import type { Bus } from '../bus/bus.js';
 import { MemoryBus } from '../bus/memory-bus.js';
 import { RedisBus } from '../bus/redis-bus.js';
+import { describeRedis, redisConnectOptions } from '../bus/redis-connect.js';
 import { Authorizer } from '../channels/authorize.js';
 import { Delivery } from '../channels/delivery.js';
 import { Publisher } from '../channels/publisher.js';
@@ -56,10 +57,13 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   log.info({ uws: uws.name, version: uws.version, nodeVersion: process.version }, `uWebSockets.js loaded from ${uws.name}`);
 
   const rules = new ChannelRules(parseRules(cfg.channelRules), { historySize: cfg.historySize, historyTtlMs: cfg.historyTtlSeconds * 1000 });
-  const bus: Bus = cfg.redisUrl
+  const redis = redisConnectOptions(cfg);
+  if (redis) log.info({ redis: describeRedis(redis) }, `redis mode: ${redis.target.mode}${redis.ignored.length ? ` (ignored: ${redis.ignored.join(', ')})` : ''}`);
+  else log.info('no redis configured: single node, in-memory bus');
+  const bus: Bus = redis
     ? new RedisBus(
         {
-          url: cfg.redisUrl,
+          redis,
           prefix: cfg.redisKeyPrefix,
           nodeId: cfg.nodeId,
           canaryIntervalMs: cfg.canaryIntervalMs,
@@ -100,9 +104,9 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   const delivery = new Delivery(io, bus, rules, metrics, log.child({ module: 'delivery' }), cfg.maxBackpressureBytes / 2, new RoomPublisher(io, publicApp));
   const publisher = new Publisher(bus, rules, metrics, cfg.maxPublishBytes);
   const authorizer = new Authorizer(rules, app, backend, verifier !== undefined, metrics, log);
-  const limits: ConnectionLimits = cfg.redisUrl
+  const limits: ConnectionLimits = redis
     ? new RedisConnectionLimits(
-        { ...cfg, url: cfg.redisUrl, prefix: cfg.redisKeyPrefix, heartbeatMs: cfg.connectionLimitsHeartbeatMs, commandTimeoutMs: cfg.canaryTimeoutMs },
+        { ...cfg, redis, prefix: cfg.redisKeyPrefix, heartbeatMs: cfg.connectionLimitsHeartbeatMs, commandTimeoutMs: cfg.canaryTimeoutMs },
         metrics,
         log,
       )

@@ -1,14 +1,16 @@
 // Cluster-wide connection limits over Redis: one counter per address and per user, plus per-node bookkeeping
 // of what each node holds, so a node that dies (kill -9) has its share released by the others.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Logger } from '../log/logger.js';
+import { createRedisClient, type RedisConnectOptions } from '../bus/redis-connect.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { consumeHandshake, limitError, LocalConnectionLimits, type ConnectionLimits, type LimitOptions } from './connections.js';
 
 export interface RedisLimitOptions extends LimitOptions {
-  url: string;
+  /** Which Redis and how to reach it (one URL or Sentinel). */
+  redis: RedisConnectOptions;
   /** REDIS_KEY_PREFIX. */
   prefix: string;
   nodeId: string;
@@ -107,13 +109,8 @@ export class RedisConnectionLimits implements ConnectionLimits {
     this.ledger = this.ledgerPrefix + this.instance;
     this.alive = `${opts.prefix}:lim:alive`;
     this.local = new LocalConnectionLimits(opts, metrics);
-    this.redis = new Redis(opts.url, {
-      // Fail fast while Redis is away (the per-node fallback answers), reconnect forever.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: opts.commandTimeoutMs,
-      retryStrategy: (times) => Math.min(times * 100, 2000),
-    }) as LimitsRedis;
+    // Fail fast while Redis is away (the per-node fallback answers), reconnect forever.
+    this.redis = createRedisClient(opts.redis, { role: 'limits', failFast: true, commandTimeoutMs: opts.commandTimeoutMs }) as LimitsRedis;
     this.redis.on('error', (err) => this.log.debug({ err: { message: err.message } }, 'redis error (limits)'));
     this.redis.on('ready', () => this.heartbeat());
     this.redis.defineCommand('sbLimAcquire', { numberOfKeys: 3, lua: ACQUIRE_LUA });

@@ -58,3 +58,49 @@ test("the README's metrics reference is the one generated from the registry", as
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
   assert.ok(readme.includes(await metricsTable()), 'README.md is stale: run `npm run build && node scripts/update-config-table.mjs`');
 });
+
+test('Redis modes: cluster > sentinels > URL > memory, with the outranked settings named', async () => {
+  const { redisConnectOptions, describeRedis } = await import('../../src/bus/redis-connect.js');
+  assert.equal(redisConnectOptions(loadConfig({})), undefined);
+  const single = redisConnectOptions(loadConfig({ REDIS_URL: 'redis://:pw@r:6380/2' }))!;
+  assert.deepEqual(single.target, { mode: 'single', url: 'redis://:pw@r:6380/2' });
+  assert.deepEqual(describeRedis(single).addresses, ['redis://:***@r:6380/2']);
+  const env = { REDIS_URL: 'redis://r:6379', REDIS_SENTINELS: 's1:26379, [::1]:26380', REDIS_SENTINEL_NAME: 'main', REDIS_PASSWORD: 'data', REDIS_SENTINEL_PASSWORD: 'sent' };
+  const s = redisConnectOptions(loadConfig(env))!;
+  assert.equal(s.target.mode, 'sentinel');
+  assert.deepEqual(s.target.mode === 'sentinel' && s.target.sentinels, [
+    { host: 's1', port: 26379 },
+    { host: '::1', port: 26380 },
+  ]);
+  assert.equal(s.password, 'data');
+  assert.deepEqual(s.ignored, ['REDIS_URL']);
+  const d = describeRedis(s);
+  assert.deepEqual(d, { mode: 'sentinel', addresses: ['s1:26379', '[::1]:26380'], group: 'main', ignored: ['REDIS_URL'] });
+  assert.doesNotMatch(JSON.stringify(d), /data|sent"/);
+  const c = redisConnectOptions(loadConfig({ ...env, REDIS_PASSWORD: undefined, REDIS_CLUSTER_NODES: 'redis://a:7000,redis://b:7001' }))!;
+  assert.deepEqual(c.target, { mode: 'cluster', nodes: ['redis://a:7000', 'redis://b:7001'] });
+  assert.deepEqual(c.ignored, ['REDIS_SENTINELS', 'REDIS_URL']);
+});
+
+test('Redis settings that contradict or lack each other are refused, and secrets stay out of the message', () => {
+  const fails = (env: Record<string, string>, re: RegExp) => assert.throws(() => loadConfig(env), re);
+  fails({ REDIS_SENTINELS: 's1:26379' }, /REDIS_SENTINEL_NAME: required with REDIS_SENTINELS/);
+  fails({ REDIS_SENTINELS: 's1', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS=.*"s1" is not host:port/);
+  fails({ REDIS_SENTINELS: 's1:99999', REDIS_SENTINEL_NAME: 'm' }, /"s1:99999" is not host:port/);
+  fails({ REDIS_SENTINELS: ' , ', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINELS=.*at least one/);
+  fails({ REDIS_URL: 'redis://r', REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINEL_NAME: has no effect without REDIS_SENTINELS/);
+  fails({ REDIS_PASSWORD: 'x' }, /REDIS_PASSWORD\/REDIS_USERNAME: have no effect without/);
+  fails({ REDIS_URL: 'redis://r', REDIS_USERNAME: 'u' }, /REDIS_USERNAME: needs REDIS_PASSWORD/);
+  fails({ REDIS_URL: 'redis://u:p@r', REDIS_PASSWORD: 'x' }, /carries credentials too; set them in one place/);
+  fails({ REDIS_CLUSTER_NODES: 'redis://a:1,http://b:2' }, /REDIS_CLUSTER_NODES=.*redis:\/\//);
+  assert.throws(
+    () => loadConfig({ REDIS_CLUSTER_NODES: 'redis://:hunter2@a:1,b:2', REDIS_SENTINEL_PASSWORD: '', JWT_SECRET: '' }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.doesNotMatch(err.message, /hunter2/);
+      return true;
+    },
+  );
+  // A sentinel-mode password in one place only: REDIS_PASSWORD is the data nodes', not the URL's.
+  assert.equal(loadConfig({ REDIS_URL: 'redis://u:p@r', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm', REDIS_PASSWORD: 'x' }).redisPassword, 'x');
+});
