@@ -4,6 +4,7 @@ import type { Server } from 'socket.io';
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import type { Config } from '../config/schema.js';
+import { decodeData } from '../core/codec.js';
 import { assertChannel } from '../channels/names.js';
 import type { Publisher } from '../channels/publisher.js';
 import { presenceOf } from '../channels/presence.js';
@@ -62,7 +63,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
         if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
         const channels = body.data.channels ?? [body.data.channel!];
         // Validate everything before publishing anything: a bad request publishes nothing.
-        const items = channels.map((c) => d.publisher.validate(c, body.data.event, body.data.data));
+        const items = channels.map((c) => d.publisher.validate(c, body.data.event, decodeData(body.data.data)));
         const idemKey = req.headers['idempotency-key'];
         if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
         const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.config.idempotencyWindowSeconds });

@@ -4,6 +4,7 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import type { Redis } from 'ioredis';
 import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
 import { IdGenerator, parseId } from '../core/ids.js';
+import { decodeParsed, encodeData } from '../core/codec.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { createRedisClient, type RedisConnectOptions } from './redis-connect.js';
@@ -142,7 +143,7 @@ export class RedisBus implements Bus {
       if (input.once) throw new SbError('unavailable', `the cluster bus is unavailable (${this.current.reason}); retry`);
       return this.publishLocal(input);
     }
-    const payload: WirePayload = { c: input.channel, e: input.event, d: input.data, t: input.ts, o: this.opts.nodeId, ...(input.volatile ? { v: 1 as const } : {}) };
+    const payload: WirePayload = { c: input.channel, e: input.event, d: encodeData(input.data), t: input.ts, o: this.opts.nodeId, ...(input.volatile ? { v: 1 as const } : {}) };
     try {
       // The stream keeps its last id even at MAXLEN 0, so ids stay increasing for channels without history.
       const stream = this.key('h', input.channel);
@@ -219,8 +220,9 @@ export class RedisBus implements Bus {
     const minTs = Date.now() - ttlMs;
     const out: Publication[] = [];
     for (const [id, fields] of rows) {
-      const p = JSON.parse(fields[1] ?? 'null') as WirePayload | null;
-      if (p && p.t >= minTs) out.push({ channel, event: p.e, data: p.d, ts: p.t, id });
+      const raw = fields[1] ?? 'null';
+      const p = JSON.parse(raw) as WirePayload | null;
+      if (p && p.t >= minTs) out.push({ channel, event: p.e, data: decodeParsed(p.d, raw), ts: p.t, id });
     }
     return out;
   }
@@ -247,7 +249,7 @@ export class RedisBus implements Bus {
       if (p.o === this.opts.nodeId && this.canary && p.e === this.canary.token) this.canaryBack();
       return;
     }
-    const pub: Publication = { channel: p.c, event: p.e, data: p.d, ts: p.t, id, ...(p.v ? { volatile: true } : {}) };
+    const pub: Publication = { channel: p.c, event: p.e, data: decodeParsed(p.d, msg), ts: p.t, id, ...(p.v ? { volatile: true } : {}) };
     for (const fn of this.listeners) fn(pub);
   }
 

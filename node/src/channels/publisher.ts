@@ -1,5 +1,6 @@
 // The one publish path for every source (client, HTTP API, GRIP): validate, size-check, store and fan out.
 import type { Bus } from '../bus/bus.js';
+import { stringifyData } from '../core/codec.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { SbError } from '../core/errors.js';
 import { assertChannel, assertEventName } from './names.js';
@@ -22,7 +23,8 @@ export class Publisher {
     const d = data === undefined ? null : data;
     let json: string;
     try {
-      json = JSON.stringify(d);
+      // Measured in the wire form (bytes as base64), as history and the bus keep it.
+      json = stringifyData(d);
     } catch {
       // A RangeError from data nested thousands of levels deep (or a value JSON can't hold).
       throw new SbError('bad_request', 'data cannot be encoded as JSON (nested too deeply?)');

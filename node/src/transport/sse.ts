@@ -6,6 +6,7 @@ import type { Authorizer } from '../channels/authorize.js';
 import type { Delivery, Sink } from '../channels/delivery.js';
 import { parseId } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
+import { stringifyData } from '../core/codec.js';
 import type { Config } from '../config/schema.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { Backend } from '../hooks/backend.js';
@@ -101,7 +102,7 @@ export class SseHub implements Sink {
 
   private frame(p: Publication): string {
     // One `data:` line: JSON never contains a raw newline.
-    return `id: ${p.id}\nevent: ${p.event}\ndata: ${JSON.stringify(p.data ?? null)}\n\n`;
+    return `id: ${p.id}\nevent: ${p.event}\ndata: ${stringifyData(p.data)}\n\n`;
   }
 
   private write(c: SseClient, chunk: string) {

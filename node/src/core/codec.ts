@@ -1,0 +1,83 @@
+// Publication data in JSON-safe form and back: bytes (Buffer, ArrayBuffer, typed arrays) travel as base64
+// inside a marker object, so the Redis bus, history, SSE and the HTTP API keep them as bytes.
+//
+// The wire form, documented in the README ("Binary data"):
+//   bytes                              -> { "$sb": "bin", "b64": "<base64>" }
+//   a user object with its own "$sb"   -> { "$sb": "esc", "v": { ...that object, its values encoded } }
+// Escaping every user object that has a "$sb" key is what makes the form unambiguous: after encoding, an
+// object with "$sb" is always one of ours, so user data can never be mistaken for bytes.
+
+const MARK = '$sb';
+
+type Bytes = Buffer | ArrayBuffer | ArrayBufferView;
+
+function isBytes(v: unknown): v is Bytes {
+  return v instanceof ArrayBuffer || ArrayBuffer.isView(v);
+}
+
+function toBuffer(v: Bytes): Buffer {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof ArrayBuffer) return Buffer.from(v);
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** True when `data` holds bytes or an object that needs escaping: only then does encoding copy anything. */
+function needsEncoding(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (isBytes(v)) return true;
+  if (Array.isArray(v)) return v.some((x) => needsEncoding(x));
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
+  if (Object.hasOwn(v, MARK)) return true;
+  for (const k in v) if (Object.hasOwn(v, k) && needsEncoding((v as Record<string, unknown>)[k])) return true;
+  return false;
+}
+
+function enc(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (isBytes(v)) return { [MARK]: 'bin', b64: toBuffer(v).toString('base64') };
+  if (Array.isArray(v)) return v.map(enc);
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = enc(x);
+  return Object.hasOwn(v, MARK) ? { [MARK]: 'esc', v: out } : out;
+}
+
+/** Publication data → a value JSON.stringify keeps exactly. Returns `data` itself when nothing needs encoding. */
+export function encodeData(data: unknown): unknown {
+  return needsEncoding(data) ? enc(data) : data;
+}
+
+function dec(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(dec);
+  const o = v as Record<string, unknown>;
+  if (Object.hasOwn(o, MARK)) {
+    if (o[MARK] === 'bin' && typeof o.b64 === 'string') return Buffer.from(o.b64, 'base64');
+    if (o[MARK] === 'esc' && o.v !== null && typeof o.v === 'object' && !Array.isArray(o.v)) return decFields(o.v as Record<string, unknown>);
+  }
+  return decFields(o);
+}
+
+function decFields(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(o)) out[k] = dec(x);
+  return out;
+}
+
+/** The inverse of encodeData, on a parsed JSON value: markers become Buffers again. */
+export function decodeData(value: unknown): unknown {
+  return value !== null && typeof value === 'object' ? dec(value) : value;
+}
+
+/**
+ * decodeData for a value parsed from `json` (by JSON.parse, so keys are spelled as written): skips the walk
+ * when the text cannot hold a marker, which keeps the bus's hot path free of it for ordinary data.
+ */
+export function decodeParsed(value: unknown, json: string): unknown {
+  return json.includes(`"${MARK}"`) ? decodeData(value) : value;
+}
+
+/** JSON text of publication data in the wire form (what SSE and history carry). */
+export function stringifyData(data: unknown): string {
+  return JSON.stringify(encodeData(data) ?? null);
+}

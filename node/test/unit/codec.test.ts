@@ -1,0 +1,48 @@
+// The binary codec: bytes survive JSON, and user data can never be mistaken for the marker.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeData, decodeParsed, encodeData, stringifyData } from '../../src/core/codec.js';
+
+const roundTrip = (v: unknown) => {
+  const json = stringifyData(v);
+  return decodeParsed(JSON.parse(json), json);
+};
+
+test('Buffer, ArrayBuffer and typed arrays come back as the same bytes (a Buffer)', () => {
+  const bytes = Buffer.from([0, 1, 2, 254, 255]);
+  for (const v of [bytes, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + 5), new Uint8Array(bytes), new Uint16Array([1, 65535])]) {
+    const out = roundTrip({ file: v, n: [v] }) as { file: Buffer; n: Buffer[] };
+    const expect = Buffer.isBuffer(v) ? v : v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.from((v as ArrayBufferView).buffer, (v as ArrayBufferView).byteOffset, (v as ArrayBufferView).byteLength);
+    assert.ok(Buffer.isBuffer(out.file));
+    assert.deepEqual([...out.file], [...expect]);
+    assert.deepEqual([...out.n[0]!], [...expect]);
+  }
+  assert.ok(Buffer.isBuffer(roundTrip(Buffer.from('top'))));
+});
+
+test('the wire form is the documented marker', () => {
+  assert.equal(stringifyData({ b: Buffer.from('hi') }), '{"b":{"$sb":"bin","b64":"aGk="}}');
+});
+
+test('user objects shaped like the marker stay user objects, at any depth', () => {
+  const tricky = [
+    { $sb: 'bin', b64: 'aGk=' },
+    { $sb: 'esc', v: { $sb: 'bin', b64: 'aGk=' } },
+    { a: [{ $sb: 'bin', b64: 'AA==', extra: Buffer.from([7]) }] },
+    { $sb: null },
+    '"$sb"',
+  ];
+  for (const v of tricky) {
+    const out = roundTrip(v);
+    assert.deepEqual(JSON.parse(JSON.stringify(out, (_k, x) => (x?.type === 'Buffer' ? `bytes:${x.data}` : x))), JSON.parse(JSON.stringify(v, (_k, x) => (x?.type === 'Buffer' ? `bytes:${x.data}` : x))));
+  }
+  assert.ok(Buffer.isBuffer((roundTrip(tricky[2]) as any).a[0].extra));
+});
+
+test('data without bytes or markers is passed through untouched (no copy)', () => {
+  const plain = { a: [1, 'x', { b: null }], d: new Date(0) };
+  assert.equal(encodeData(plain), plain);
+  const parsed = { a: 1 };
+  assert.equal(decodeParsed(parsed, '{"a":1}'), parsed);
+  assert.equal(decodeData(5), 5);
+});
