@@ -1,8 +1,7 @@
 // Aggregation of what the workers measured: merging their windows, summing rounds, and the k6-named metrics.
 import { mergeEncoded, summarize, type Histogram } from './histogram.js';
-import type { WindowStats } from './messages.js';
+import { COUNTERS, zeroCounters, type WindowStats } from './messages.js';
 import type { CounterSummary, MetricsSummary } from './results.js';
-import type { PhaseResult } from './session.js';
 
 /** Sums the workers' window stats; histograms merge. */
 export interface MergedWindow extends Omit<WindowStats, 'latency' | 'ackLatency'> {
@@ -12,23 +11,7 @@ export interface MergedWindow extends Omit<WindowStats, 'latency' | 'ackLatency'
 
 export function mergeWindows(parts: readonly WindowStats[]): MergedWindow {
   const out: MergedWindow = {
-    received: 0,
-    pubSent: 0,
-    pubAcked: 0,
-    pubFailed: 0,
-    pubBehind: 0,
-    rpcOk: 0,
-    rpcFailed: 0,
-    rpcBehind: 0,
-    seqLost: 0,
-    seqGaps: 0,
-    seqLate: 0,
-    malformed: 0,
-    disconnects: 0,
-    reconnects: 0,
-    reconnectFailures: 0,
-    unrecovered: 0,
-    replayed: 0,
+    ...zeroCounters(),
     cpuUs: 0,
     windowUs: 0,
     errors: [],
@@ -36,10 +19,8 @@ export function mergeWindows(parts: readonly WindowStats[]): MergedWindow {
     ackLatency: mergeEncoded(parts.map((p) => p.ackLatency)),
   };
   for (const p of parts) {
-    for (const k of Object.keys(out) as Array<keyof MergedWindow>) {
-      const v = p[k as keyof WindowStats];
-      if (typeof v === 'number' && k !== 'windowUs') (out[k] as number) += v;
-    }
+    for (const k of COUNTERS) out[k] += p[k];
+    out.cpuUs += p.cpuUs;
     out.windowUs = Math.max(out.windowUs, p.windowUs);
     for (const e of p.errors) if (out.errors.length < 10 && !out.errors.includes(e)) out.errors.push(e);
   }
@@ -47,10 +28,9 @@ export function mergeWindows(parts: readonly WindowStats[]): MergedWindow {
 }
 
 export function addWindow(into: MergedWindow, w: MergedWindow): MergedWindow {
-  for (const k of Object.keys(into) as Array<keyof MergedWindow>) {
-    const v = w[k];
-    if (typeof v === 'number') (into[k] as number) += v;
-  }
+  for (const k of COUNTERS) into[k] += w[k];
+  into.cpuUs += w.cpuUs;
+  into.windowUs += w.windowUs;
   into.latency.add(w.latency);
   into.ackLatency.add(w.ackLatency);
   for (const e of w.errors) if (into.errors.length < 10 && !into.errors.includes(e)) into.errors.push(e);
@@ -76,6 +56,21 @@ export function pubsubMetrics(w: MergedWindow, seconds: number, extra: { lost: n
     sb_reconnects: counter(w.reconnects, seconds),
     sb_unrecovered: counter(w.unrecovered, seconds),
   };
+}
+
+export interface PhaseResult {
+  window: MergedWindow;
+  /** Wall-clock seconds of the measured window. */
+  seconds: number;
+  cpu: { nodes: number; perNode: number[]; redis: number };
+  /** Publications the subscribers should have received over the whole phase, and did. */
+  expected: number;
+  receivedTotal: number;
+  lost: number;
+  extra: number;
+  published: { sent: number; acked: number; failed: number };
+  rssSamples: Array<{ t: number; kib: number[] }>;
+  errors: string[];
 }
 
 /** Accumulates phases of one system over rounds. */

@@ -19,6 +19,23 @@ export function channelsOf(plan: ChannelPlan, g: number): string[] {
 
 export type PublishVia = 'socket' | 'http';
 
+/** Start publishing from a group's first client (`socket`) or over HTTP, at `rate` per second from this worker. */
+export interface PublishStart {
+  op: 'publishStart';
+  group: string;
+  via: PublishVia;
+  /** Publications per second from this worker. */
+  rate: number;
+  channels: string[];
+  event: string;
+  payloadBytes: number;
+  /** Publisher stream id; sequence numbers count per (stream, channel). */
+  stream: string;
+  httpUrl: string;
+  apiKey: string;
+  localAddress: string;
+}
+
 export type Request =
   | {
       op: 'connect';
@@ -33,21 +50,7 @@ export type Request =
       strictSeq: boolean;
     }
   | { op: 'subscribe'; group: string; plan: ChannelPlan; offset: number; concurrency: number }
-  | {
-      op: 'publishStart';
-      group: string;
-      via: PublishVia;
-      /** Publications per second from this worker. */
-      rate: number;
-      channels: string[];
-      event: string;
-      payloadBytes: number;
-      /** Publisher stream id; sequence numbers count per (stream, channel). */
-      stream: string;
-      httpUrl: string;
-      apiKey: string;
-      localAddress: string;
-    }
+  | PublishStart
   | { op: 'publishStop'; group: string }
   | { op: 'rpcStart'; group: string; rate: number; method: string; payloadBytes: number }
   | { op: 'rpcStop'; group: string }
@@ -98,32 +101,47 @@ export interface RpcTotals {
   errors: string[];
 }
 
-/** Counters over a window (since the last `stats` with reset). */
-export interface WindowStats {
+/**
+ * The load counters, listed once: each counts over a window (since the last `stats` with reset). The worker's
+ * recorder zeroes them from this list and the harness sums the workers' windows by it.
+ */
+export const COUNTERS = [
   /** Publications received by subscribers. */
-  received: number;
+  'received',
+  'pubSent',
+  'pubAcked',
+  'pubFailed',
+  /** Publications skipped because too many were in flight (the offered rate was not met). */
+  'pubBehind',
+  'rpcOk',
+  'rpcFailed',
+  'rpcBehind',
+  'seqLost',
+  'seqGaps',
+  'seqLate',
+  'malformed',
+  /** Connections lost without being asked to close. */
+  'disconnects',
+  'reconnects',
+  'reconnectFailures',
+  'unrecovered',
+  'replayed',
+] as const;
+export type CounterName = (typeof COUNTERS)[number];
+export type Counters = Record<CounterName, number>;
+
+export function zeroCounters(): Counters {
+  const out = {} as Counters;
+  for (const k of COUNTERS) out[k] = 0;
+  return out;
+}
+
+/** One worker's window: the counters, latency histograms and the worker's own CPU. */
+export interface WindowStats extends Counters {
   /** End-to-end latency (µs), encoded. */
   latency: string;
   /** Ack round trip of publish and rpc calls (µs), encoded. */
   ackLatency: string;
-  pubSent: number;
-  pubAcked: number;
-  pubFailed: number;
-  /** Publications skipped because too many were in flight (the offered rate was not met). */
-  pubBehind: number;
-  rpcOk: number;
-  rpcFailed: number;
-  rpcBehind: number;
-  seqLost: number;
-  seqGaps: number;
-  seqLate: number;
-  malformed: number;
-  /** Connections lost without being asked to close. */
-  disconnects: number;
-  reconnects: number;
-  reconnectFailures: number;
-  unrecovered: number;
-  replayed: number;
   /** Worker process CPU µs (user + system) over the window. */
   cpuUs: number;
   windowUs: number;

@@ -125,11 +125,7 @@ const Churn = z.strictObject({
 
 const SoakParams = z.strictObject({
   ...common,
-  subscribers: count,
-  channels: count,
-  publishRate: z.number().positive(),
-  publishVia: PublishVia,
-  payloadBytes: z.int().nonnegative(),
+  ...FanoutParams.pick({ subscribers: true, channels: true, publishRate: true, publishVia: true, payloadBytes: true }).shape,
   churn: Churn,
   /** Harness: seconds between RSS samples of the server processes. */
   sampleSeconds: seconds,

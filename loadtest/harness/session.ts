@@ -4,7 +4,7 @@ import { engineUrl } from '../k6/lib/protocol.js';
 import { nowUs, sleep } from './clock.js';
 import type { Cluster, Clusters } from './cluster.js';
 import { mergeEncoded } from './histogram.js';
-import { mergeWindows, type MergedWindow } from './aggregate.js';
+import { mergeWindows, type MergedWindow, type PhaseResult } from './aggregate.js';
 import { channelName, type ChannelPlan, type ConnectResult, type Peek, type PublishTotals, type PublishVia, type SubscribeResult, type Totals, type WindowStats } from './messages.js';
 import type { Progress } from './progress.js';
 import { split, type Addresses, type WorkerPool } from './workers.js';
@@ -104,21 +104,6 @@ export interface PhaseOptions {
   /** Sample RSS of every node this often during the measured window. */
   rssSampleSeconds?: number;
   status: string;
-}
-
-export interface PhaseResult {
-  window: MergedWindow;
-  /** Wall-clock seconds of the measured window. */
-  seconds: number;
-  cpu: { nodes: number; perNode: number[]; redis: number };
-  /** Publications the subscribers should have received over the whole phase, and did. */
-  expected: number;
-  receivedTotal: number;
-  lost: number;
-  extra: number;
-  published: { sent: number; acked: number; failed: number };
-  rssSamples: Array<{ t: number; kib: number[] }>;
-  errors: string[];
 }
 
 /** Subscribers and publishers held open across one or more phases (rate steps reuse one session). */

@@ -1,10 +1,11 @@
-// What the scenario runners share: the runner signature, per-system error capture, and turning a pub/sub
-// aggregate into a SystemRun.
-import type { SystemName, Variant } from '../cluster.js';
+// What the scenario runners share: the runner signature, the round loop with per-system error capture, one
+// fixed-rate pub/sub round, and turning a pub/sub aggregate into a SystemRun.
+import type { Cluster, SystemName, Variant } from '../cluster.js';
+import type { ChannelPlan, PublishVia } from '../messages.js';
 import type { SystemRun } from '../results.js';
 import type { ParamsOf, ScenarioName, ScenarioOf } from '../scenarios.js';
-import { pubsubMetrics, round, type PubSubAgg } from '../aggregate.js';
-import { errorText, type Ctx } from '../session.js';
+import { PubSubAgg, pubsubMetrics, round, type PhaseResult } from '../aggregate.js';
+import { PubSubSession, errorText, roundOrder, type Ctx, type PhaseOptions } from '../session.js';
 import { summarize } from '../histogram.js';
 import { evaluate } from '../thresholds.js';
 
@@ -32,6 +33,53 @@ export async function guarded<T>(ctx: Ctx, fn: () => Promise<T>, onError: (err: 
     ctx.progress.log(`  ! ${errorText(err).split('\n').filter(Boolean).slice(0, 6).join('\n    ')}`);
     onError(err);
     return undefined;
+  }
+}
+
+/**
+ * The loop every runner shares: `rounds` rounds, systems alternating (ABC, CBA, …) to cancel drift. A system that
+ * fails is recorded once and left out of later rounds; an abort propagates. Returns the failures.
+ */
+export async function eachRound(
+  ctx: Ctx,
+  systems: readonly SystemName[],
+  rounds: number,
+  fn: (system: SystemName, r: number) => Promise<void>,
+  o: { variant?: Variant; afterRound?: () => Promise<void> } = {},
+): Promise<Map<SystemName, SystemRun>> {
+  const failures = new Map<SystemName, SystemRun>();
+  for (let r = 0; r < rounds; r++) {
+    for (const system of roundOrder(systems, r)) {
+      if (failures.has(system)) continue;
+      await guarded(ctx, () => fn(system, r), (err) => failures.set(system, failedRun(system, err, o.variant)));
+    }
+    await o.afterRound?.();
+  }
+  return failures;
+}
+
+/** A session with its subscribers spread over every node of `cluster` and publications entering at node 1. */
+export function spreadSession(ctx: Ctx, cluster: Cluster, label: string, o: { subscribers: number; plan: ChannelPlan; publishVia: PublishVia; event: string; payloadBytes: number; strictSeq: boolean }): PubSubSession {
+  return new PubSubSession(ctx, { label, cluster, subscriberNodes: cluster.nodes.map((n) => n.index), publisherNode: 0, ...o });
+}
+
+/** One fixed-rate pub/sub round: open the session, measure one phase into the system's aggregate, log, close. */
+export async function pubsubRound(ctx: Ctx, aggs: Map<SystemName, PubSubAgg>, system: SystemName, s: PubSubSession, o: PhaseOptions): Promise<PhaseResult> {
+  ctx.progress.phase(`${o.status} · setting up`);
+  try {
+    await s.open();
+    const res = await s.phase(o);
+    const agg = aggs.get(system) ?? new PubSubAgg();
+    aggs.set(system, agg);
+    agg.add(res, s.connectErrors + s.subscribeErrors);
+    for (const e of s.errors) if (!agg.errors.includes(e)) agg.errors.push(e);
+    const lat = summarize(res.window.latency);
+    ctx.progress.log(
+      `${o.status}: ${Math.round(res.window.received / res.seconds)} deliveries/s, p50 ${lat.med} p99 ${lat.p99} p99.9 ${lat.p999} ms, CPU ${(res.cpu.nodes / (res.window.received / 1000 || 1)).toFixed(4)} s/1k, lost ${res.lost}`,
+    );
+    return res;
+  } finally {
+    await s.close();
   }
 }
 

@@ -6,63 +6,59 @@ import { summarize } from '../histogram.js';
 import type { RpcTotals, WindowStats } from '../messages.js';
 import type { SystemRun } from '../results.js';
 import { addWindow, counter, emptyWindow, mergeWindows, round } from '../aggregate.js';
-import { closeGroup, connectClients, nextId, rateSampler, roundOrder, sumConnect } from '../session.js';
+import { closeGroup, connectClients, nextId, rateSampler, sumConnect } from '../session.js';
 import { evaluate } from '../thresholds.js';
-import { failedRun, finish, guarded, type Runner } from './common.js';
+import { eachRound, failedRun, finish, type Runner } from './common.js';
 
 export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems }) => {
   const runs: SystemRun[] = [];
   for (const mode of p.modes as Variant[]) {
     const acc = new Map<SystemName, { w: ReturnType<typeof emptyWindow>; seconds: number; cpu: number; calls: number; failed: number; connectErrors: number; errors: string[] }>();
-    const failures = new Map<SystemName, SystemRun>();
-    for (let r = 0; r < p.rounds; r++) {
-      for (const system of roundOrder(systems, r)) {
-        if (failures.has(system)) continue;
-        await guarded(
-          ctx,
-          async () => {
-            const cluster = await ctx.clusters.get(system, mode);
-            const group = nextId('rpc');
-            const label = `rpc · ${mode} · ${system}${p.rounds > 1 ? ` · round ${r + 1}/${p.rounds}` : ''} · ${p.callRate} calls/s`;
-            ctx.progress.phase(`${label} · connecting ${p.clients}`);
-            try {
-              const c = sumConnect(await connectClients(ctx, group, p.clients, cluster.nodes.map((n) => engineUrl(n.url)), 200));
-              if (c.ok === 0) throw new Error(`no client connected: ${c.errors.join('; ')}`);
-              await ctx.pool.all(() => ({ op: 'stats', reset: true }));
-              await ctx.pool.all(() => ({ op: 'rpcStart', group, rate: p.callRate / ctx.pool.size, method: p.method, payloadBytes: p.payloadBytes }));
-              const sampler = rateSampler(ctx);
-              if (p.warmupSeconds > 0) {
-                ctx.progress.phase(`${label} · warm-up`);
-                await ctx.progress.wait(p.warmupSeconds, ctx.signal, sampler);
-              }
-              await ctx.pool.all(() => ({ op: 'stats', reset: true }));
-              const cpu0 = cluster.cpu().nodes;
-              const t0 = Date.now();
-              ctx.progress.phase(`${label} · measuring`);
-              await ctx.progress.wait(p.durationSeconds / p.rounds, ctx.signal, sampler);
-              const w = mergeWindows(await ctx.pool.all<WindowStats>(() => ({ op: 'stats', reset: true })));
-              const seconds = (Date.now() - t0) / 1000;
-              const cpu = cluster.cpu().nodes - cpu0;
-              const totals = await ctx.pool.all<RpcTotals>(() => ({ op: 'rpcStop', group }));
-              const a = acc.get(system) ?? { w: emptyWindow(), seconds: 0, cpu: 0, calls: 0, failed: 0, connectErrors: 0, errors: [] };
-              acc.set(system, a);
-              addWindow(a.w, w);
-              a.seconds += seconds;
-              a.cpu += cpu;
-              a.calls += totals.reduce((n, t) => n + t.calls, 0);
-              a.failed += totals.reduce((n, t) => n + t.failed, 0);
-              a.connectErrors += c.failed;
-              for (const e of [...c.errors, ...totals.flatMap((t) => t.errors)]) if (a.errors.length < 10 && !a.errors.includes(e)) a.errors.push(e);
-              const lat = summarize(w.ackLatency);
-              ctx.progress.log(`${label}: ${Math.round(w.rpcOk / seconds)} calls/s, p50 ${lat.med} p99 ${lat.p99} ms, ${w.rpcFailed} failed`);
-            } finally {
-              await closeGroup(ctx, group);
-            }
-          },
-          (err) => failures.set(system, failedRun(system, err, mode)),
-        );
-      }
-    }
+    const failures = await eachRound(
+      ctx,
+      systems,
+      p.rounds,
+      async (system, r) => {
+        const cluster = await ctx.clusters.get(system, mode);
+        const group = nextId('rpc');
+        const label = `rpc · ${mode} · ${system}${p.rounds > 1 ? ` · round ${r + 1}/${p.rounds}` : ''} · ${p.callRate} calls/s`;
+        ctx.progress.phase(`${label} · connecting ${p.clients}`);
+        try {
+          const c = sumConnect(await connectClients(ctx, group, p.clients, cluster.nodes.map((n) => engineUrl(n.url)), 200));
+          if (c.ok === 0) throw new Error(`no client connected: ${c.errors.join('; ')}`);
+          await ctx.pool.all(() => ({ op: 'stats', reset: true }));
+          await ctx.pool.all(() => ({ op: 'rpcStart', group, rate: p.callRate / ctx.pool.size, method: p.method, payloadBytes: p.payloadBytes }));
+          const sampler = rateSampler(ctx);
+          if (p.warmupSeconds > 0) {
+            ctx.progress.phase(`${label} · warm-up`);
+            await ctx.progress.wait(p.warmupSeconds, ctx.signal, sampler);
+          }
+          await ctx.pool.all(() => ({ op: 'stats', reset: true }));
+          const cpu0 = cluster.cpu().nodes;
+          const t0 = Date.now();
+          ctx.progress.phase(`${label} · measuring`);
+          await ctx.progress.wait(p.durationSeconds / p.rounds, ctx.signal, sampler);
+          const w = mergeWindows(await ctx.pool.all<WindowStats>(() => ({ op: 'stats', reset: true })));
+          const seconds = (Date.now() - t0) / 1000;
+          const cpu = cluster.cpu().nodes - cpu0;
+          const totals = await ctx.pool.all<RpcTotals>(() => ({ op: 'rpcStop', group }));
+          const a = acc.get(system) ?? { w: emptyWindow(), seconds: 0, cpu: 0, calls: 0, failed: 0, connectErrors: 0, errors: [] };
+          acc.set(system, a);
+          addWindow(a.w, w);
+          a.seconds += seconds;
+          a.cpu += cpu;
+          a.calls += totals.reduce((n, t) => n + t.calls, 0);
+          a.failed += totals.reduce((n, t) => n + t.failed, 0);
+          a.connectErrors += c.failed;
+          for (const e of [...c.errors, ...totals.flatMap((t) => t.errors)]) if (a.errors.length < 10 && !a.errors.includes(e)) a.errors.push(e);
+          const lat = summarize(w.ackLatency);
+          ctx.progress.log(`${label}: ${Math.round(w.rpcOk / seconds)} calls/s, p50 ${lat.med} p99 ${lat.p99} ms, ${w.rpcFailed} failed`);
+        } finally {
+          await closeGroup(ctx, group);
+        }
+      },
+      { variant: mode },
+    );
     await ctx.clusters.release();
     for (const system of systems) {
       const a = acc.get(system);

@@ -3,57 +3,41 @@
 // RSS is sampled to show growth.
 import type { SystemName } from '../cluster.js';
 import { summarize } from '../histogram.js';
-import type { SystemRun } from '../results.js';
-import { PubSubAgg } from '../aggregate.js';
-import { PubSubSession, roundOrder, type PhaseResult } from '../session.js';
-import { failedRun, guarded, pubsubRun, type Runner } from './common.js';
+import { PubSubAgg, type PhaseResult } from '../aggregate.js';
+import { eachRound, failedRun, pubsubRun, spreadSession, type Runner } from './common.js';
 
 export const runSoak: Runner<'soak'> = async ({ ctx, scenario, params: p, systems }) => {
   const aggs = new Map<SystemName, { agg: PubSubAgg; rounds: PhaseResult[] }>();
-  const failures = new Map<SystemName, SystemRun>();
-  for (let r = 0; r < p.rounds; r++) {
-    for (const system of roundOrder(systems, r)) {
-      if (failures.has(system)) continue;
-      await guarded(
-        ctx,
-        async () => {
-          const cluster = await ctx.clusters.get(system);
-          const s = new PubSubSession(ctx, {
-            label: `${system}.soak${r}`,
-            cluster,
-            subscribers: p.subscribers,
-            subscriberNodes: cluster.nodes.map((n) => n.index),
-            plan: { prefix: `${p.channelPrefix}:${ctx.runId}:soak${r}`, channels: p.channels, perClient: 1 },
-            publisherNode: 0,
-            publishVia: p.publishVia,
-            event: p.event,
-            payloadBytes: p.payloadBytes,
-            strictSeq: true,
-          });
-          const label = `soak · ${system} · ${p.publishRate} pub/s, ${Math.round(p.churn.fraction * 100)}% reconnect every ${p.churn.intervalSeconds} s`;
-          ctx.progress.phase(`${label} · setting up`);
-          let res: PhaseResult;
-          try {
-            await s.open();
-            res = await s.phase({ rate: p.publishRate, warmupSeconds: p.warmupSeconds, measureSeconds: p.durationSeconds / p.rounds, churn: p.churn, rssSampleSeconds: p.sampleSeconds, status: label });
-          } finally {
-            await s.close();
-          }
-          const a = aggs.get(system) ?? { agg: new PubSubAgg(), rounds: [] };
-          aggs.set(system, a);
-          a.agg.add(res, s.connectErrors + s.subscribeErrors);
-          a.rounds.push(res);
-          for (const e of s.errors) if (!a.agg.errors.includes(e)) a.agg.errors.push(e);
-          const rss = res.rssSamples.map((x) => x.kib.reduce((m, n) => m + n, 0));
-          const lat = summarize(res.window.latency);
-          ctx.progress.log(
-            `${label}: p99 ${lat.p99} ms, lost ${res.lost}, ${res.window.reconnects} reconnects (${res.window.unrecovered} resubscribes unrecovered, ${res.window.replayed} replayed), RSS ${rss[0] ?? 0} → ${rss[rss.length - 1] ?? 0} KiB`,
-          );
-        },
-        (err) => failures.set(system, failedRun(system, err)),
-      );
+  const failures = await eachRound(ctx, systems, p.rounds, async (system, r) => {
+    const cluster = await ctx.clusters.get(system);
+    const s = spreadSession(ctx, cluster, `${system}.soak${r}`, {
+      subscribers: p.subscribers,
+      plan: { prefix: `${p.channelPrefix}:${ctx.runId}:soak${r}`, channels: p.channels, perClient: 1 },
+      publishVia: p.publishVia,
+      event: p.event,
+      payloadBytes: p.payloadBytes,
+      strictSeq: true,
+    });
+    const label = `soak · ${system} · ${p.publishRate} pub/s, ${Math.round(p.churn.fraction * 100)}% reconnect every ${p.churn.intervalSeconds} s`;
+    ctx.progress.phase(`${label} · setting up`);
+    let res: PhaseResult;
+    try {
+      await s.open();
+      res = await s.phase({ rate: p.publishRate, warmupSeconds: p.warmupSeconds, measureSeconds: p.durationSeconds / p.rounds, churn: p.churn, rssSampleSeconds: p.sampleSeconds, status: label });
+    } finally {
+      await s.close();
     }
-  }
+    const a = aggs.get(system) ?? { agg: new PubSubAgg(), rounds: [] };
+    aggs.set(system, a);
+    a.agg.add(res, s.connectErrors + s.subscribeErrors);
+    a.rounds.push(res);
+    for (const e of s.errors) if (!a.agg.errors.includes(e)) a.agg.errors.push(e);
+    const rss = res.rssSamples.map((x) => x.kib.reduce((m, n) => m + n, 0));
+    const lat = summarize(res.window.latency);
+    ctx.progress.log(
+      `${label}: p99 ${lat.p99} ms, lost ${res.lost}, ${res.window.reconnects} reconnects (${res.window.unrecovered} resubscribes unrecovered, ${res.window.replayed} replayed), RSS ${rss[0] ?? 0} → ${rss[rss.length - 1] ?? 0} KiB`,
+    );
+  });
   await ctx.clusters.release();
   return systems.map((system) => {
     const a = aggs.get(system);

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import { pad } from '../../k6/lib/protocol.js';
 import { nowUs } from '../clock.js';
-import type { PublishTotals, PublishVia, RpcTotals } from '../messages.js';
+import type { PublishStart, PublishTotals, RpcTotals } from '../messages.js';
 import type { SioClient } from '../sio-client.js';
 import { describe, noteError, type Recorder } from './recorder.js';
 
@@ -69,19 +69,8 @@ function httpPoster(baseUrl: string, apiKey: string, localAddress: string) {
   };
 }
 
-export interface PublishOptions {
-  via: PublishVia;
-  /** The socket publishing (via `socket`). */
-  client: SioClient | undefined;
-  rate: number;
-  channels: string[];
-  event: string;
-  payloadBytes: number;
-  stream: string;
-  httpUrl: string;
-  apiKey: string;
-  localAddress: string;
-}
+/** The parent's `publishStart` request, plus the socket publishing (via `socket`). */
+export type PublishOptions = Omit<PublishStart, 'op' | 'group'> & { client: SioClient | undefined };
 
 /** Publishes round-robin over the channels; data `{ p: stream, s: seq per channel, t: µs, pad }`. */
 export function startPublishing(rec: Recorder, o: PublishOptions): Running<PublishTotals> {

@@ -2,33 +2,14 @@
 // of what its subscribers received per channel (reset per phase, for exact loss accounting).
 import { nowUs } from '../clock.js';
 import { encode, newHistogram } from '../histogram.js';
-import type { Totals, WindowStats } from '../messages.js';
+import { zeroCounters, type Counters, type Totals, type WindowStats } from '../messages.js';
 
 const MAX_ERRORS = 5;
 
-export type Counters = Omit<WindowStats, 'latency' | 'ackLatency' | 'cpuUs' | 'windowUs'>;
+type WindowCounters = Counters & { errors: string[] };
 
-function freshCounters(): Counters {
-  return {
-    received: 0,
-    pubSent: 0,
-    pubAcked: 0,
-    pubFailed: 0,
-    pubBehind: 0,
-    rpcOk: 0,
-    rpcFailed: 0,
-    rpcBehind: 0,
-    seqLost: 0,
-    seqGaps: 0,
-    seqLate: 0,
-    malformed: 0,
-    disconnects: 0,
-    reconnects: 0,
-    reconnectFailures: 0,
-    unrecovered: 0,
-    replayed: 0,
-    errors: [],
-  };
+function freshCounters(): WindowCounters {
+  return { ...zeroCounters(), errors: [] };
 }
 
 /** Keeps the first few distinct messages. */
