@@ -21,7 +21,7 @@ import { LocalConnectionLimits, type ConnectionLimits } from '../limits/connecti
 import { createOriginCheck } from '../limits/origin.js';
 import { RedisConnectionLimits } from '../limits/redis-connections.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { createMetrics, type Metrics } from '../metrics/metrics.js';
+import { createMetrics, initialiseAppHooks, type Metrics } from '../metrics/metrics.js';
 import type { SwitchboardApp } from '../core/app.js';
 import { attachConnections } from '../protocol/connection.js';
 import { createSocketServer } from '../transport/socketio.js';
@@ -53,6 +53,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   const cfg: Config = Object.isFrozen(config) ? (config as Config) : loadConfig(process.env, config as ConfigOverrides);
   const log = createLogger(cfg.logLevel, cfg.nodeId);
   const metrics = createMetrics(cfg.nodeId);
+  initialiseAppHooks(metrics, Object.keys(app.rpc ?? {}));
   const uws = loadUws();
   log.info({ uws: uws.name, version: uws.version, nodeVersion: process.version }, `uWebSockets.js loaded from ${uws.name}`);
 

@@ -1,5 +1,6 @@
 // Every Prometheus metric a node exposes, on a private registry passed in by start(); no global default registry.
 import client from 'prom-client';
+import { ERROR_CODES } from '../core/errors.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -61,10 +62,97 @@ export function createMetrics(nodeId: string) {
     draining: new client.Gauge({ name: 'switchboard_draining', help: '1 while the node drains', registers: r }),
     drainRemaining: new client.Gauge({ name: 'switchboard_drain_remaining_connections', help: 'Connections still open during a drain', registers: r }),
   };
+  initialiseSeries(m);
   return m;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * The label values each labelled counter and histogram can take, known up front. Their series are created
+ * at 0 on start so that Prometheus sees a counter rise from 0 (an `increase(...) > 0` alert catches the
+ * first error, not the second) and dashboards show 0 rather than "No data". Values that only exist at run
+ * time (socket.io's own disconnect reasons beyond these, HTTP statuses, the app's RPC methods) still appear
+ * on first use.
+ */
+export const KNOWN_LABELS = {
+  transports: ['websocket', 'polling', 'sse'],
+  deliveryTransports: ['socketio', 'sse'],
+  sources: ['client', 'http', 'grip'],
+  events: ['subscribe', 'unsubscribe', 'publish', 'rpc', 'presence', 'unknown'],
+  eventOutcomes: ['ok', 'no_ack', ...ERROR_CODES],
+  handshakeOutcomes: ['ok', ...ERROR_CODES],
+  /** socket.io's disconnect reasons (normalised) and the project's own close reasons. */
+  disconnects: [
+    'transport_close',
+    'transport_error',
+    'ping_timeout',
+    'parse_error',
+    'client_namespace_disconnect',
+    'server_namespace_disconnect',
+    'forced_close',
+    'forced_server_close',
+    'server_shutting_down',
+    'rate_limited',
+    'token_expired',
+    'slow_consumer',
+    'draining',
+    'error',
+  ],
+  dropped: ['volatile', 'slow_consumer'],
+  rejections: [
+    'origin',
+    'bad_request',
+    'too_large',
+    'rate_limited',
+    'handshake_rate',
+    'connections_per_ip',
+    'connections_per_user',
+    'max_subscriptions',
+    'unknown_transport',
+    'unknown_sid',
+    'bad_handshake_method',
+    'forbidden',
+    'unsupported_protocol',
+    'engine_error',
+  ],
+  badInput: ['http_400', 'http_413', 'bus_message'],
+  appHooks: ['authorizeSubscribe', 'authorizePublish'],
+  recovered: ['true', 'false'],
+  resyncs: ['gap', 'reset'],
+  hooks: ['connect', 'subscribe', 'rpc', 'publish', 'disconnect'],
+  httpRoutes: ['publish', 'channel', 'stats', 'grip'],
+  /** The statuses CONTRACT.md lets the HTTP API answer, and 500 for a bug. */
+  httpStatuses: ['200', '400', '401', '403', '404', '413', '429', '500', '503'],
+  hookOutcomes: ['ok', 'refused', 'timeout', 'unreachable', 'server_error', 'invalid_answer', 'overloaded', 'circuit_open'],
+} as const;
+
+function initialiseSeries(m: Metrics): void {
+  const L = KNOWN_LABELS;
+  for (const transport of L.transports) m.connections.set({ transport }, 0);
+  for (const transport of L.deliveryTransports) m.deliveries.inc({ transport }, 0);
+  for (const source of L.sources) m.publications.inc({ source }, 0);
+  for (const event of L.events) for (const outcome of L.eventOutcomes) m.clientEvents.inc({ event, outcome }, 0);
+  for (const outcome of L.handshakeOutcomes) m.handshakes.inc({ outcome }, 0);
+  for (const reason of L.disconnects) m.disconnects.inc({ reason }, 0);
+  for (const reason of L.dropped) m.dropped.inc({ reason }, 0);
+  for (const reason of L.rejections) m.rejections.inc({ reason }, 0);
+  for (const kind of L.badInput) m.badInput.inc({ kind }, 0);
+  for (const hook of L.appHooks) m.appErrors.inc({ hook }, 0);
+  for (const recovered of L.recovered) m.historyReplays.inc({ recovered }, 0);
+  for (const kind of L.resyncs) m.resyncs.inc({ kind }, 0);
+  for (const route of L.httpRoutes) for (const status of L.httpStatuses) m.httpRequests.inc({ route, status }, 0);
+  for (const hook of L.hooks) {
+    m.webhookDuration.zero({ hook });
+    for (const outcome of L.hookOutcomes) m.webhookRequests.inc({ hook, outcome }, 0);
+  }
+  m.webhookRequests.inc({ hook: 'disconnect', outcome: 'dropped' }, 0);
+}
+
+/** Creates the app's `rpc:<method>` error series at 0 once the in-process RPC methods are known. */
+export function initialiseAppHooks(m: Metrics, rpcMethods: readonly string[]): void {
+  for (const method of rpcMethods) m.appErrors.inc({ hook: `rpc:${method}` }, 0);
+}
 
 export const METRICS_BEGIN = '<!-- metrics-table:begin (generated: `npm run build && node scripts/update-config-table.mjs`; do not edit) -->';
 export const METRICS_END = '<!-- metrics-table:end -->';

@@ -75,6 +75,38 @@ describe('metrics', () => {
     await node?.stop();
   });
 
+  test('a fresh node already has a series for every counter and histogram the dashboards and alerts query', async () => {
+    const types = metricTypes(nodeText);
+    const missing: string[] = [];
+    for (const { where, expr } of await allQueries()) {
+      for (const name of metricNames(expr, ['switchboard_'])) {
+        const family = name.replace(/_(bucket|sum|count)$/, '');
+        const type = types.get(name) ?? types.get(family);
+        if (type !== 'counter' && type !== 'histogram') continue;
+        const sample = type === 'histogram' ? `${family}_count` : name;
+        if (!before0.some((s) => s.name === sample)) missing.push(`${name} (${where})`);
+      }
+    }
+    assert.deepEqual([...new Set(missing)], [], 'no series before the first event');
+    // The label values alerts and panels select on, at 0 (so `increase()` sees the first one).
+    const zero = (name: string, labels: Record<string, string>) => {
+      const s = before0.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+      assert.ok(s, `${name}${JSON.stringify(labels)} exists on a fresh node`);
+      assert.equal(s.value, 0, `${name}${JSON.stringify(labels)} starts at 0`);
+    };
+    zero('switchboard_app_errors_total', { hook: 'authorizeSubscribe' });
+    zero('switchboard_rejections_total', { reason: 'origin' });
+    zero('switchboard_bad_input_total', { kind: 'http_400' });
+    zero('switchboard_disconnects_total', { reason: 'slow_consumer' });
+    zero('switchboard_dropped_messages_total', { reason: 'slow_consumer' });
+    zero('switchboard_history_replays_total', { recovered: 'false' });
+    zero('switchboard_webhook_requests_total', { hook: 'rpc', outcome: 'server_error' });
+    zero('switchboard_webhook_requests_total', { hook: 'connect', outcome: 'ok' });
+    zero('switchboard_webhook_duration_seconds_count', { hook: 'rpc' });
+    zero('switchboard_webhook_duration_seconds_bucket', { hook: 'connect', le: '+Inf' });
+    zero('switchboard_http_requests_total', { route: 'publish', status: '503' });
+  });
+
   test('connections, publications, deliveries and the latency histogram move with the traffic', () => {
     const delta = (name: string, labels: Record<string, string> = {}) => sumOf(after1, name, labels) - sumOf(before0, name, labels);
     assert.equal(delta('switchboard_connections'), 1, 'one more connection');

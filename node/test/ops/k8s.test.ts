@@ -26,6 +26,7 @@ const NODE_LABELS = { 'app.kubernetes.io/name': 'switchboard', 'app.kubernetes.i
 const HAPROXY_LABELS = { 'app.kubernetes.io/name': 'switchboard', 'app.kubernetes.io/component': 'haproxy' };
 const REDIS_LABELS = { 'app.kubernetes.io/name': 'switchboard', 'app.kubernetes.io/component': 'redis' };
 const REQUIRED_ALERTS = [
+  'SwitchboardNodeDown',
   'SwitchboardNodeNotReady',
   'SwitchboardBusCanaryFailing',
   'SwitchboardDeliveryGaps',
@@ -329,6 +330,7 @@ for (const which of ['base', 'local'] as const) {
         for (const ep of sm.spec.endpoints) {
           assert.ok(svc.spec.ports.some((p: any) => p.name === ep.port), `${svc.metadata.name} exposes port ${ep.port}`);
           assert.equal(ep.path, '/metrics');
+          assert.deepEqual(ep.relabelings, [{ targetLabel: 'job', replacement: svc.metadata.name === 'switchboard-nodes' ? 'switchboard' : 'haproxy' }], 'the job label the alert rules select on');
           scraped.add(`${svc.metadata.name}:${ep.port}`);
         }
       }

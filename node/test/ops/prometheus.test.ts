@@ -23,6 +23,20 @@ interface Case {
 
 /** Per alert: what should fire, and series that look alike but must not. */
 const CASES: Record<string, Case[]> = {
+  SwitchboardNodeDown: [
+    {
+      series: {
+        'up{job="switchboard",instance="n1:9090"}': '1 1 0x5',
+        'up{job="switchboard",instance="n2:9090"}': '1x7',
+        // Another job's target being down is not a Switchboard node.
+        'up{job="haproxy",instance="h1:8404"}': '0x7',
+      },
+      evalTime: '5m',
+      firing: [{ severity: 'warning', job: 'switchboard', instance: 'n1:9090' }],
+    },
+    // A scrape missed once does not page.
+    { series: { 'up{job="switchboard",instance="n1:9090"}': '1 0 1 1 1 1' }, evalTime: '5m', firing: [] },
+  ],
   SwitchboardNodeNotReady: [
     {
       series: {
