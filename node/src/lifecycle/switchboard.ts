@@ -41,6 +41,8 @@ export interface Switchboard {
   publish(channel: string, event: string, data: unknown): Promise<string>;
   /** Listens on PORT and INTERNAL_PORT; resolves when both are open and the bus is ready. */
   listen(): Promise<void>;
+  /** The ports listen() bound: with PORT=0 or INTERNAL_PORT=0 the system picks free ones (tests). */
+  ports(): { port: number; internalPort: number };
   /** Drains (readiness off, paced disconnects over DRAIN_TIMEOUT_MS) and closes everything. */
   close(): Promise<void>;
 }
@@ -137,6 +139,9 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
       a.listen(cfg.host, port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${port} (in use, or not permitted)`)))),
     );
 
+  let bound: { port: number; internalPort: number } | undefined;
+  // Not in the 20.30 build's typings, but in its binary as in every later build.
+  const localPort = (s: us_listen_socket) => (uws.uws as unknown as { us_socket_local_port(s: us_listen_socket): number }).us_socket_local_port(s);
   let closing: Promise<void> | undefined;
   const sb: Switchboard = {
     config: cfg,
@@ -153,7 +158,12 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
       internalSocket = await listenOn(internalApp, cfg.internalPort);
       await bus.start();
       publicSocket = await listenOn(publicApp, cfg.port);
-      log.info({ port: cfg.port, internalPort: cfg.internalPort, host: cfg.host, bus: bus.mode }, 'listening');
+      bound = { port: localPort(publicSocket), internalPort: localPort(internalSocket) };
+      log.info({ ...bound, host: cfg.host, bus: bus.mode }, 'listening');
+    },
+    ports() {
+      if (!bound) throw new Error('ports() before listen()');
+      return bound;
     },
     close() {
       closing ??= drain({

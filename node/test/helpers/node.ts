@@ -33,9 +33,27 @@ export interface StartNodeOptions {
 
 let counter = 0;
 
+/** The ports from the node's `listening` log line (it binds port 0 and reports what it got). */
+function listeningPorts(out: string): { port: number; internalPort: number } | undefined {
+  for (const line of out.split('\n')) {
+    if (!line.includes('"listening"')) continue;
+    try {
+      const j = JSON.parse(line) as { msg?: string; port?: number; internalPort?: number };
+      if (j.msg === 'listening' && j.port && j.internalPort) return { port: j.port, internalPort: j.internalPort };
+    } catch {
+      /* a partial line: the rest is still coming */
+    }
+  }
+  return undefined;
+}
+
 export async function startNode(opts: StartNodeOptions = {}): Promise<TestNode> {
-  const port = await freePort();
-  const internalPort = await freePort();
+  // Port 0, read back from the `listening` log line, unless that line may never come (waitReady: false, e.g.
+  // Redis unreachable; or a LOG_LEVEL above info): then probe for free ports first.
+  const quiet = !['trace', 'debug', 'info', undefined].includes(opts.env?.LOG_LEVEL);
+  const probe = opts.waitReady === false || quiet;
+  let port = probe ? await freePort() : 0;
+  let internalPort = probe ? await freePort() : 0;
   const id = `test-node-${process.pid}-${++counter}`;
   let out = '';
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), mainJs, 'listen', ...(opts.args ?? [])], {
@@ -55,6 +73,23 @@ export async function startNode(opts: StartNodeOptions = {}): Promise<TestNode> 
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  let dead = false;
+  void exited.then(() => (dead = true));
+  if (!probe) {
+    try {
+      ({ port, internalPort } = await waitFor(
+        () => {
+          if (dead) throw new Error(`node exited early (code ${proc.exitCode}):\n${out}`);
+          return listeningPorts(out);
+        },
+        { timeout: 20_000, what: `node ${id} listening` },
+      ));
+    } catch (err) {
+      proc.kill('SIGKILL');
+      await exited;
+      throw new Error(`${(err as Error).message}\n--- node output ---\n${out}`);
+    }
+  }
   const node: TestNode = {
     id,
     port,
@@ -73,8 +108,6 @@ export async function startNode(opts: StartNodeOptions = {}): Promise<TestNode> 
       await exited;
     },
   };
-  let dead = false;
-  void exited.then(() => (dead = true));
   try {
     await waitFor(
       async () => {

@@ -19,35 +19,9 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startNode, type TestNode } from '../helpers/node.js';
 import { metricValue } from '../helpers/client.js';
 import { sleep, waitFor } from '../helpers/ports.js';
+import { Rng, seedFrom } from '../helpers/rng.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Rng {
-  private readonly next: () => number;
-  constructor(seed: number) {
-    this.next = mulberry32(seed);
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-}
-
-const SEED = process.env.CHURN_SEED !== undefined ? Number(process.env.CHURN_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
+const SEED = seedFrom('CHURN_SEED');
 const CYCLES = Number(process.env.CHURN_CYCLES ?? 3000);
 const BATCH = Number(process.env.CHURN_BATCH ?? 100);
 const WARMUP = 300;
