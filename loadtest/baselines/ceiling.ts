@@ -2,24 +2,10 @@
 // Socket.IO v5 as the harness needs (WebSocket transport, namespace "/", events with acks, server pings). What a
 // gateway could cost if it did nothing but move frames. Same env as the node: PORT, INTERNAL_PORT, REDIS_URL, NODE_ID, API_KEYS.
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type { HttpResponse, TemplatedApp, WebSocket } from '@trufflesuite/uws-js-unofficial';
+import type { TemplatedApp, WebSocket } from '@trufflesuite/uws-js-unofficial';
 import { Redis } from 'ioredis';
-import { authorized, checkPublish, fail, idGenerator, onShutdown, readConfig, startInternalServer, webhookCaller } from './common.js';
-
-type Uws = typeof import('@trufflesuite/uws-js-unofficial');
-
-/** Switchboard's own loader when it is built (same binary the node uses), else the package directly. */
-async function loadUws(): Promise<{ uws: Uws; name: string }> {
-  try {
-    const loader = (await import(new URL('../../node/src/transport/uws.js', import.meta.url).href)) as { loadUws?: () => { uws: Uws; name: string } };
-    if (typeof loader.loadUws === 'function') return loader.loadUws();
-  } catch {
-    // not built yet: fall through
-  }
-  const require = createRequire(import.meta.url);
-  return { uws: require('@trufflesuite/uws-js-unofficial') as Uws, name: '@trufflesuite/uws-js-unofficial' };
-}
+import { checkPublish, fail, idGenerator, onShutdown, readConfig, startInternalServer, webhookCaller } from './common.js';
+import { listen, loadUws, publishRoute } from './uws-http.js';
 
 const cfg = readConfig();
 const { uws } = await loadUws();
@@ -152,45 +138,14 @@ app.ws<Conn>('/socket.io/*', {
   },
 });
 
-function json(res: HttpResponse, status: string, body: unknown): void {
-  res.cork(() => {
-    res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
-  });
-}
-
-app.post('/api/publish', (res, req) => {
-  const auth = req.getHeader('authorization');
-  let aborted = false;
-  res.onAborted(() => (aborted = true));
-  if (!authorized(cfg, auth)) return json(res, '401 Unauthorized', { error: { code: 'unauthorized', message: 'API key' } });
-  const chunks: Buffer[] = [];
-  res.onData((chunk, isLast) => {
-    chunks.push(Buffer.from(chunk.slice(0)));
-    if (!isLast || aborted) return;
-    let body: { channel?: unknown; event?: unknown; data?: unknown };
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
-    } catch {
-      return json(res, '400 Bad Request', { error: { code: 'bad_request', message: 'body is not JSON' } });
-    }
-    const bad = checkPublish(body.channel, body.event);
-    if (bad) return json(res, '400 Bad Request', { error: bad.error });
-    json(res, '200 OK', { ok: true, id: publish(body.channel as string, body.event as string, body.data) });
-  });
-});
+publishRoute(app, cfg, publish);
 
 app.any('/*', (res) => {
   res.writeStatus('404 Not Found').end();
 });
 
-app.listen(cfg.host, cfg.port, (token) => {
-  if (!token) {
-    console.error(`ceiling: cannot listen on ${cfg.host}:${cfg.port}`);
-    process.exit(1);
-  }
-  listenSocket = token;
-  listening = true;
-});
+listenSocket = await listen(app, cfg, 'ceiling');
+listening = true;
 
 const pinger = setInterval(() => app.publish(PING_TOPIC, '2', false, false), PING_INTERVAL);
 const internal = startInternalServer(cfg, () => listening && redisReady >= 2);

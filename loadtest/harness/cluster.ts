@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { FatalError, cpuSeconds, freePort, rssKiB, waitFor, type Managed, type Processes } from './proc.js';
 
-export const SYSTEMS = ['switchboard', 'stock', 'ceiling'] as const;
+export const SYSTEMS = ['switchboard', 'plain', 'stock', 'ceiling'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 /** `embedded`: rpc answered in-process (Switchboard loads the bench app); `webhook`: through BACKEND_URL. */
@@ -14,10 +14,11 @@ export type Variant = 'embedded' | 'webhook';
 const dist = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
 export const SERVER_JS: Record<SystemName, string> = {
   switchboard: dist('node/src/main.js'),
+  plain: dist('loadtest/baselines/plain.js'),
   stock: dist('loadtest/baselines/stock.js'),
   ceiling: dist('loadtest/baselines/ceiling.js'),
 };
-const SERVER_ARGS: Record<SystemName, string[]> = { switchboard: ['listen'], stock: [], ceiling: [] };
+const SERVER_ARGS: Record<SystemName, string[]> = { switchboard: ['listen'], plain: [], stock: [], ceiling: [] };
 const BENCH_APP_JS = dist('loadtest/harness/bench-app.js');
 const BACKEND_JS = dist('loadtest/harness/backend.js');
 

@@ -40,7 +40,7 @@ export function flatFigures(f: Figures | undefined): Record<string, number | nul
 export function ratios(figures: BenchResult['figures']): BenchResult['ratios'] {
   const out: BenchResult['ratios'] = {};
   const sb = flatFigures(figures.switchboard);
-  for (const other of ['stock', 'ceiling'] as const) {
+  for (const other of ['plain', 'stock', 'ceiling'] as const) {
     if (!figures.switchboard || !figures[other]) continue;
     const o = flatFigures(figures[other]);
     const r: Record<string, number | null> = {};

@@ -1,5 +1,5 @@
 // The load suite holds together: the k6 scripts type-check, the scenario files validate against the one schema, and
-// a seconds-long harness run against one node of each system (switchboard, stock, ceiling) writes a well-formed
+// a seconds-long harness run against one node of each system (switchboard, plain, stock, ceiling) writes a well-formed
 // result with nothing lost. Shapes and loss only: never speed.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -109,13 +109,13 @@ test('a smoke run against one node of each system writes a well-formed result wi
   assert.equal(r.mode, 'smoke');
   assert.deepEqual(r.errors, []);
   assert.equal(r.complete, true);
-  assert.deepEqual(r.options.systems, ['switchboard', 'stock', 'ceiling']);
+  assert.deepEqual(r.options.systems, ['switchboard', 'plain', 'stock', 'ceiling']);
   assert.equal(r.options.nodes, 1);
   assert.deepEqual(r.scenarios.map((s) => s.name), [...SCENARIO_NAMES]);
 
   for (const s of r.scenarios) {
     assert.equal(s.error, undefined, `${s.name}: ${s.error}`);
-    const expectedRuns = s.name === 'rpc' ? 6 : 3;
+    const expectedRuns = r.options.systems.length * (s.name === 'rpc' ? 2 : 1);
     assert.equal(s.runs.length, expectedRuns, `${s.name}: ${s.runs.length} runs`);
     for (const run of s.runs) {
       const who = `${s.name}/${run.system}${run.variant ? `/${run.variant}` : ''}`;
@@ -157,7 +157,7 @@ test('a smoke run against one node of each system writes a well-formed result wi
     assert.ok(f.crossNodeLatencyMs && f.crossNodeLatencyMs.p50 <= f.crossNodeLatencyMs.p99 && f.crossNodeLatencyMs.p99 <= f.crossNodeLatencyMs.p999, `${system}: latency percentiles out of order`);
     assert.ok(f.maxDeliveryRatePerSecond === null || f.maxDeliveryRatePerSecond > 0);
   }
-  assert.deepEqual(Object.keys(r.ratios).sort(), ['switchboard/ceiling', 'switchboard/stock']);
+  assert.deepEqual(Object.keys(r.ratios).sort(), ['switchboard/ceiling', 'switchboard/plain', 'switchboard/stock']);
 
   const md = readFileSync(join(out, `${stem}.md`), 'utf8');
   assert.match(md, /## Headline figures/);
