@@ -10,6 +10,7 @@ export class MemoryBus implements Bus {
   private readonly ids = new IdGenerator();
   private readonly store: MemoryHistory;
   private readonly listeners: ((p: Publication) => void)[] = [];
+  private last = '0-0';
   private readonly once = new Map<string, { id: string; until: number }>();
 
   private self: () => NodeInfo = () => ({ id: 'local', connections: 0 });
@@ -27,6 +28,7 @@ export class MemoryBus implements Bus {
       if (prev && prev.until > now) return { id: prev.id, duplicate: true };
     }
     const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: this.ids.next(), ...(input.volatile ? { volatile: true } : {}) };
+    this.last = p.id;
     if (!p.volatile) this.store.append(p, input.history.size, input.history.ttlMs);
     if (input.once) {
       this.once.set(input.once.key, { id: p.id, until: now + input.once.ttlSeconds * 1000 });
@@ -46,7 +48,8 @@ export class MemoryBus implements Bus {
   }
   onResync() {}
   watermark() {
-    return '0-0';
+    // As RedisBus's: the millisecond of the newest id (a later id of another channel may share it).
+    return `${this.last.slice(0, this.last.indexOf('-'))}-0`;
   }
   onHealth() {}
   health(): BusHealth {

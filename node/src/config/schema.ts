@@ -98,6 +98,7 @@ export const FIELDS = {
   webhookDisconnectQueue: f('WEBHOOK_DISCONNECT_QUEUE', positiveInt.default(10000), '`/disconnect` webhooks waiting for delivery; more are dropped (counted as outcome `dropped`)'),
   connectionLimitsHeartbeatMs: f('CONNECTION_LIMITS_HEARTBEAT_MS', ms.default(5000), 'With Redis: how often a node renews its share of the cluster-wide connection counts; the counts of a node silent for 4 intervals are released'),
   idempotencyWindowSeconds: f('IDEMPOTENCY_WINDOW_S', positiveInt.default(600), 'How long an `Idempotency-Key` of the HTTP API is remembered'),
+  sseMaxChannels: f('SSE_MAX_CHANNELS', positiveInt.default(32), 'Channels one SSE stream may carry (its event ids name a position in each, so they stay under ~700 bytes)'),
   sseKeepaliveMs: f('SSE_KEEPALIVE_MS', ms.default(15000), 'Interval of SSE keep-alive comments'),
 } as const;
 

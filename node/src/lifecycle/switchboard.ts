@@ -116,7 +116,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     : new LocalConnectionLimits(cfg, metrics);
   attachConnections(io, { config: cfg, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits });
 
-  const sse = new SseHub({ config: cfg, delivery, authorizer, verifier, backend, limits, originAllowed, isDraining: () => readiness.isDraining(), metrics, log });
+  const sse = new SseHub({ config: cfg, delivery, authorizer, verifier, backend, limits, originAllowed, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(), metrics, log });
   sse.mount(publicApp);
   const adapter = io.of('/').adapter;
   metrics.providers.channels = () => adapter.rooms.size - adapter.sids.size;

@@ -4,7 +4,7 @@ import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Publication } from '../bus/bus.js';
 import type { Authorizer } from '../channels/authorize.js';
 import type { Delivery, Sink } from '../channels/delivery.js';
-import { parseId } from '../core/ids.js';
+import { compareIds } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
 import { stringifyData } from '../core/codec.js';
 import type { Config } from '../config/schema.js';
@@ -17,6 +17,7 @@ import type { ClientContext } from '../core/app.js';
 import { SbError } from '../core/errors.js';
 import { clientIp, TrustedProxies } from '../core/client-ip.js';
 import { route, type Reply } from './http.js';
+import { decodeLastEventId, encodePositions, listHash, mergeById, watermarkSince, type Position } from './sse-resume.js';
 
 export interface SseDeps {
   config: Config;
@@ -27,6 +28,8 @@ export interface SseDeps {
   limits: ConnectionLimits;
   originAllowed(origin: string | undefined): boolean;
   isDraining(): boolean;
+  /** The bus watermark (newest id seen from any channel): where a channel with nothing delivered yet stands. */
+  watermark(): string;
   metrics: Metrics;
   log: Logger;
 }
@@ -34,10 +37,21 @@ export interface SseDeps {
 class SseClient {
   pending = 0;
   closed = false;
+  /** While history is replayed, live publications wait here so the stream stays in one order. */
+  queue: Publication[] | undefined = [];
+  /** Per channel, the last publication this stream delivered (for `sb1.` event ids of multi-channel streams). */
+  readonly positions: Position[];
+  readonly index = new Map<string, number>();
+  readonly hash: string;
   constructor(
     readonly reply: Reply,
     readonly ctx: ClientContext,
-  ) {}
+    readonly channels: string[],
+  ) {
+    channels.forEach((c, i) => this.index.set(c, i));
+    this.positions = channels.map(() => ({ id: '0-0', watermark: true }));
+    this.hash = channels.length > 1 ? listHash(channels) : '';
+  }
 }
 
 export class SseHub implements Sink {
@@ -86,23 +100,42 @@ export class SseHub implements Sink {
   deliver(p: Publication): number {
     const set = this.byChannel.get(p.channel);
     if (!set) return 0;
-    const frame = this.frame(p);
+    let body: string | undefined;
+    let single: string | undefined;
     let n = 0;
     for (const c of set) {
+      if (c.queue) {
+        c.queue.push(p);
+        n++;
+        continue;
+      }
       if (p.volatile && c.pending > 0) {
         this.d.metrics.dropped.inc({ reason: 'volatile' });
         continue;
       }
-      this.write(c, frame);
+      body ??= this.body(p);
+      if (c.channels.length === 1) this.write(c, (single ??= this.idLine(c, p) + body));
+      else this.write(c, this.idLine(c, p) + body);
       n++;
     }
     this.d.metrics.deliveries.inc({ transport: 'sse' }, n);
     return n;
   }
 
-  private frame(p: Publication): string {
+  private body(p: Publication): string {
     // One `data:` line: JSON never contains a raw newline.
-    return `id: ${p.id}\nevent: ${p.event}\ndata: ${stringifyData(p.data)}\n\n`;
+    return `event: ${p.event}\ndata: ${stringifyData(p.data)}\n\n`;
+  }
+
+  /**
+   * The `id:` line, after moving the stream's position. Volatile and node-local publications are not in
+   * history, so they get no id: EventSource keeps the previous one, which history can still resume from.
+   */
+  private idLine(c: SseClient, p: Publication): string {
+    if (p.volatile || p.localOnly) return '';
+    const i = c.index.get(p.channel)!;
+    c.positions[i] = { id: p.id, watermark: false };
+    return `id: ${c.channels.length === 1 ? p.id : encodePositions(c.channels, c.positions, c.hash)}\n`;
   }
 
   private write(c: SseClient, chunk: string) {
@@ -149,9 +182,10 @@ export class SseHub implements Sink {
         if (d.isDraining()) throw new SbError('unavailable', 'this node is draining; retry');
         const channels = [...new Set(req.query.getAll('channel'))].map(assertChannel);
         if (channels.length === 0) throw new SbError('bad_request', 'give at least one ?channel=');
-        if (channels.length > d.config.maxSubscriptions) throw new SbError('rate_limited', `at most ${d.config.maxSubscriptions} channels per stream`);
-        const since = req.headers['last-event-id'] ?? req.query.get('lastEventId') ?? undefined;
-        if (since !== undefined && !parseId(since)) throw new SbError('bad_request', 'Last-Event-ID must be a publication id');
+        const max = Math.min(d.config.maxSubscriptions, d.config.sseMaxChannels);
+        if (channels.length > max) throw new SbError('rate_limited', `at most ${max} channels per stream (SSE_MAX_CHANNELS)`);
+        const lastEventId = req.headers['last-event-id'] || req.query.get('lastEventId') || undefined;
+        const resume = lastEventId === undefined ? undefined : decodeLastEventId(lastEventId, channels);
         const ip = clientIp(req.remoteAddress, req.headers['x-forwarded-for'], this.trusted);
         await d.limits.handshake(ip);
         const ctx: ClientContext = { user: undefined, connectionId: `sse:${++this.counter}`, ip };
@@ -166,7 +200,7 @@ export class SseHub implements Sink {
         }
         for (const ch of channels) await d.authorizer.subscribe(ctx, ch);
         const release = await d.limits.acquire(ip, ctx.user);
-        const client = new SseClient(reply, ctx);
+        const client = new SseClient(reply, ctx, channels);
         reply.onAbort(() => {
           release();
           this.forget(client, 'client_gone');
@@ -178,23 +212,7 @@ export class SseHub implements Sink {
         reply.write(`retry: 2000\n: connected to switchboard\n\n`);
         const keepalive = setInterval(() => (client.closed ? clearInterval(keepalive) : this.write(client, ': keepalive\n\n')), d.config.sseKeepaliveMs);
         try {
-          for (const ch of channels) {
-          // Ids are Redis stream ids (time-ordered across channels), so one Last-Event-ID serves every channel.
-          await d.delivery.joinWithHistory(
-            ch,
-            since,
-            (p) => this.write(client, this.frame(p)),
-            () => {
-              let set = this.byChannel.get(ch);
-              if (!set) {
-                this.byChannel.set(ch, (set = new Set()));
-                d.delivery.track(ch);
-              }
-              set.add(client);
-            },
-            () => !client.closed,
-          );
-          }
+          await this.join(client, resume);
         } catch (err) {
           // The stream has started: the status line is gone, so the error goes as an event, then a close.
           this.log.warn({ err: { message: (err as Error).message } }, 'SSE replay failed');
@@ -203,5 +221,64 @@ export class SseHub implements Sink {
         }
       }),
     );
+  }
+
+  /**
+   * Joins every channel of the stream, replaying from history where the client resumes: each channel from
+   * its own position, all of them merged into one order by id, then what arrived live meanwhile — each
+   * publication once. A position no longer in history is announced with `switchboard:resync`.
+   */
+  private async join(client: SseClient, resume: ReturnType<typeof decodeLastEventId> | undefined) {
+    const d = this.d;
+    const watermark = d.watermark();
+    const starts: (Position | undefined)[] = client.channels.map((_, i) => {
+      if (!resume) return undefined;
+      // A plain id names a publication of one of the channels (from a one-channel stream or an older client):
+      // every channel resumes after it, as ids are ordered by Redis time across channels.
+      if ('plain' in resume) return { id: resume.plain, watermark: false };
+      return resume.positions[i];
+    });
+    const replays: Publication[][] = client.channels.map(() => []);
+    const found = await Promise.all(
+      client.channels.map(async (ch, i) => {
+        const start = starts[i];
+        client.positions[i] = start ?? { id: watermark, watermark: true };
+        const r = await d.delivery.joinWithHistory(
+          ch,
+          start && (start.watermark ? watermarkSince(start.id) : start.id),
+          (p) => replays[i]!.push(p),
+          () => {
+            let set = this.byChannel.get(ch);
+            if (!set) {
+              this.byChannel.set(ch, (set = new Set()));
+              d.delivery.track(ch);
+            }
+            set.add(client);
+          },
+          () => !client.closed,
+        );
+        return r.recovered;
+      }),
+    );
+    if (client.closed) return;
+    const lost: string[] = [];
+    if (resume && 'plain' in resume && client.channels.length > 1) {
+      // The plain id is in at most one channel's history; found in none, nothing can be vouched for.
+      if (!(await Promise.all(client.channels.map((ch) => d.delivery.inHistory(ch, resume.plain)))).some(Boolean)) lost.push(...client.channels);
+    } else if (resume) client.channels.forEach((ch, i) => !starts[i]!.watermark && !found[i] && lost.push(ch));
+    for (const ch of lost) this.write(client, `event: switchboard:resync\ndata: ${JSON.stringify({ channel: ch, recovered: false })}\n\n`);
+    const queued = client.queue ?? [];
+    client.queue = undefined;
+    let n = 0;
+    for (const p of [...mergeById(replays), ...queued]) {
+      const i = client.index.get(p.channel)!;
+      const at = client.positions[i]!;
+      // Replayed and queued lists overlap (a publication may be in history and in flight): positions de-duplicate.
+      // Channels joined without a resume point replayed nothing, so everything queued for them is new.
+      if (starts[i] && !p.localOnly && compareIds(p.id, at.watermark ? watermarkSince(at.id) : at.id) <= 0) continue;
+      this.write(client, this.idLine(client, p) + this.body(p));
+      n++;
+    }
+    if (resume) this.write(client, `: resumed, ${n} replayed\n\n`);
   }
 }
