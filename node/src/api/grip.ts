@@ -5,17 +5,19 @@ import { errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import type { Publisher } from '../channels/publisher.js';
-import type { Config } from '../config/schema.js';
-import { assertOrigin, createOriginCheck } from '../limits/origin.js';
+import { assertOrigin, type OriginCheck } from '../limits/origin.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { SbError } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
 import { countReplies, readJsonBody, route } from '../transport/http.js';
 import { bearer, keyMatches } from './auth.js';
+import type { ApiOptions } from './http-api.js';
 
 export interface GripDeps {
-  config: Config;
+  options: Omit<ApiOptions, 'nodeId'>;
+  /** The node's one ALLOWED_ORIGINS check. */
+  originAllowed: OriginCheck;
   bus: Bus;
   publisher: Publisher;
   metrics: Metrics;
@@ -44,14 +46,13 @@ export const GRIP_EVENT = 'message';
 
 export function mountGrip(app: TemplatedApp, d: GripDeps) {
   const log = d.log.child({ module: 'grip' });
-  const originOk = createOriginCheck(d.config.allowedOrigins);
   const handler = route(log, async (req, reply) => {
     countReplies(reply, d.metrics, 'grip');
-    assertOrigin(originOk, req.headers.origin, d.metrics);
+    assertOrigin(d.originAllowed, req.headers.origin, d.metrics);
     // uWS hands the body only to a reader attached before the handler first yields; JWT checks are async.
-    const raw = readJsonBody(req, d.config.maxHttpBodyBytes);
+    const raw = readJsonBody(req, d.options.maxHttpBodyBytes);
     raw.catch(() => {});
-    await authorize(d.config.apiKeys, req.headers);
+    await authorize(d.options.apiKeys, req.headers);
     const body = gripBody.safeParse(await raw);
     if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
     // Validate every item before publishing any: a bad request publishes nothing.
@@ -66,7 +67,7 @@ export function mountGrip(app: TemplatedApp, d: GripDeps) {
     let local = false;
     for (const p of pubs) {
       // GRIP item ids make retried publishes harmless, as Pushpin's do: one publication per channel and id.
-      const once = p.id === undefined ? undefined : { key: `grip:${p.channel}:${p.id}`, ttlSeconds: d.config.idempotencyWindowSeconds };
+      const once = p.id === undefined ? undefined : { key: `grip:${p.channel}:${p.id}`, ttlSeconds: d.options.idempotencyWindowSeconds };
       const r = await d.publisher.publish(p.channel, GRIP_EVENT, p.data, 'grip', once);
       if (r.duplicate) continue;
       ids.push(r.id);

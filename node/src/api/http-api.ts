@@ -3,7 +3,6 @@ import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Server } from 'socket.io';
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
-import type { Config } from '../config/schema.js';
 import { decodeData } from '../core/codec.js';
 import { assertChannel } from '../channels/names.js';
 import type { Publisher } from '../channels/publisher.js';
@@ -15,10 +14,24 @@ import { SbError } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
 import { countReplies, readJsonBody, route, type Handler } from '../transport/http.js';
 import { requireApiKey } from './auth.js';
-import { assertOrigin, createOriginCheck } from '../limits/origin.js';
+import { assertOrigin, type OriginCheck } from '../limits/origin.js';
+
+/** What the HTTP API (and GRIP's endpoint) need to know. */
+export interface ApiOptions {
+  /** Keys accepted as `Authorization: Bearer <key>` (API_KEYS); unset or empty: every call answers 401. */
+  apiKeys?: readonly string[];
+  /** Largest request body (MAX_HTTP_BODY_BYTES). @default 1048576 */
+  maxHttpBodyBytes: number;
+  /** How long an `Idempotency-Key` is remembered (IDEMPOTENCY_WINDOW_S). @default 600 */
+  idempotencyWindowSeconds: number;
+  /** This node's name in `/api/node` (NODE_ID). @default hostname-pid */
+  nodeId: string;
+}
 
 export interface ApiDeps {
-  config: Config;
+  options: ApiOptions;
+  /** The node's one ALLOWED_ORIGINS check. */
+  originAllowed: OriginCheck;
   io: Server;
   bus: Bus;
   publisher: Publisher;
@@ -46,10 +59,9 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
 export function mountApi(app: TemplatedApp, d: ApiDeps) {
   const log = d.log.child({ module: 'api' });
-  const originOk = createOriginCheck(d.config.allowedOrigins);
   const counted = (name: string, h: Handler): Handler => async (req, reply) => {
     countReplies(reply, d.metrics, name);
-    assertOrigin(originOk, req.headers.origin, d.metrics);
+    assertOrigin(d.originAllowed, req.headers.origin, d.metrics);
     await h(req, reply);
   };
 
@@ -58,15 +70,15 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
     route(
       log,
       counted('publish', async (req, reply) => {
-        requireApiKey(d.config.apiKeys, req.headers);
-        const body = publishBody.safeParse(await readJsonBody(req, d.config.maxHttpBodyBytes));
+        requireApiKey(d.options.apiKeys, req.headers);
+        const body = publishBody.safeParse(await readJsonBody(req, d.options.maxHttpBodyBytes));
         if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
         const channels = body.data.channels ?? [body.data.channel!];
         // Validate everything before publishing anything: a bad request publishes nothing.
         const items = channels.map((c) => d.publisher.validate(c, body.data.event, decodeData(body.data.data)));
         const idemKey = req.headers['idempotency-key'];
         if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
-        const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.config.idempotencyWindowSeconds });
+        const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.options.idempotencyWindowSeconds });
         const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile)));
         const flags = { ...(rs.some((r) => r.local) ? { local: true } : {}), ...(rs.every((r) => r.duplicate) ? { duplicate: true } : {}) };
         reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
@@ -79,7 +91,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
     route(
       log,
       counted('channel', async (req, reply) => {
-        requireApiKey(d.config.apiKeys, req.headers);
+        requireApiKey(d.options.apiKeys, req.headers);
         let raw: string;
         try {
           raw = decodeURIComponent(req.path.slice('/api/channels/'.length));
@@ -101,7 +113,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
     route(
       log,
       counted('stats', async (req, reply) => {
-        requireApiKey(d.config.apiKeys, req.headers);
+        requireApiKey(d.options.apiKeys, req.headers);
         const nodes = await d.bus.nodes();
         reply.json(200, { connections: nodes.reduce((n, x) => n + x.connections, 0), nodes });
       }),
@@ -109,7 +121,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
   );
 
   // Which node serves this client: the demo page shows it. No secrets, no auth.
-  app.get('/api/node', route(log, (_req, reply) => reply.json(200, { id: d.config.nodeId, mode: d.bus.mode })));
+  app.get('/api/node', route(log, (_req, reply) => reply.json(200, { id: d.options.nodeId, mode: d.bus.mode })));
 
   app.any('/api/*', route(log, (req) => {
     throw new SbError('not_found', `no API route ${req.method} ${req.path}`);

@@ -1,7 +1,7 @@
 // Client tokens (JWT) verified with jose: HS256 with JWT_SECRET, RS256/ES256 with a public key or a JWKS file.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 import { SbError } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
@@ -27,35 +27,50 @@ export interface TokenVerifier {
   verify(token: unknown): Promise<TokenClaims>;
 }
 
+/** The keys client tokens may be signed with; none: tokens are not required. */
 export interface TokenKeys {
+  /** HS256 shared secret (JWT_SECRET). */
   secret?: string;
-  publicKeyFile?: string;
-  jwksFile?: string;
+  /** RSA or EC public key (JWT_PUBLIC_KEY_FILE, read by readPublicKey). */
+  publicKey?: KeyObject;
+  /** Public keys as a JWKS (JWT_JWKS_FILE, read by readJwks). */
+  jwks?: JSONWebKeySet;
+}
+
+/** Reads JWT_PUBLIC_KEY_FILE at start-up: a PEM public key, RSA (RS256) or EC (ES256). Throws with the reason. */
+export function readPublicKey(path: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`not a readable PEM public key: ${(err as Error).message}`);
+  }
+  const type = key.asymmetricKeyType;
+  if (type !== 'rsa' && type !== 'ec') throw new Error(`an RSA (RS256) or EC P-256 (ES256) key is needed, not ${type}`);
+  return key;
+}
+
+/** Reads JWT_JWKS_FILE at start-up: a JSON Web Key Set. Throws with the reason. */
+export function readJwks(path: string): JSONWebKeySet {
+  let jwks: JSONWebKeySet;
+  try {
+    jwks = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`not a readable JSON key set: ${(err as Error).message}`);
+  }
+  try {
+    createLocalJWKSet(jwks);
+  } catch (err) {
+    throw new Error(`not a JSON key set: ${(err as Error).message}`);
+  }
+  return jwks;
 }
 
 export async function createTokenVerifier(keys: TokenKeys): Promise<TokenVerifier | undefined> {
   const getters: { alg: string[]; key: Uint8Array | KeyObject | JWTVerifyGetKey }[] = [];
   if (keys.secret) getters.push({ alg: ['HS256'], key: new TextEncoder().encode(keys.secret) });
-  if (keys.publicKeyFile) {
-    let key: KeyObject;
-    try {
-      key = createPublicKey(readFileSync(keys.publicKeyFile, 'utf8'));
-    } catch (err) {
-      throw new Error(`JWT_PUBLIC_KEY_FILE=${keys.publicKeyFile}: not a readable PEM public key: ${(err as Error).message}`);
-    }
-    const type = key.asymmetricKeyType;
-    if (type !== 'rsa' && type !== 'ec') throw new Error(`JWT_PUBLIC_KEY_FILE=${keys.publicKeyFile}: an RSA (RS256) or EC P-256 (ES256) key is needed, not ${type}`);
-    getters.push({ alg: [type === 'rsa' ? 'RS256' : 'ES256'], key });
-  }
-  if (keys.jwksFile) {
-    let jwks: Parameters<typeof createLocalJWKSet>[0];
-    try {
-      jwks = JSON.parse(readFileSync(keys.jwksFile, 'utf8'));
-    } catch (err) {
-      throw new Error(`JWT_JWKS_FILE=${keys.jwksFile}: not a readable JSON key set: ${(err as Error).message}`);
-    }
-    getters.push({ alg: ['RS256', 'ES256'], key: createLocalJWKSet(jwks) });
-  }
+  if (keys.publicKey) getters.push({ alg: [keys.publicKey.asymmetricKeyType === 'rsa' ? 'RS256' : 'ES256'], key: keys.publicKey });
+  if (keys.jwks) getters.push({ alg: ['RS256', 'ES256'], key: createLocalJWKSet(keys.jwks) });
   if (getters.length === 0) return undefined;
 
   return {

@@ -7,15 +7,32 @@ import { SbError } from '../core/errors.js';
 import { matchesAny } from './patterns.js';
 import type { ChannelRules } from './rules.js';
 
+export interface AuthorizerDeps {
+  rules: ChannelRules;
+  app: SwitchboardApp;
+  backend: Backend | undefined;
+  /** Tokens are verified (a JWT key is set): with no other authority, `authorized` channels then need a claim. */
+  tokensRequired: boolean;
+  metrics: Metrics;
+  log: Logger;
+}
+
 export class Authorizer {
-  constructor(
-    private readonly rules: ChannelRules,
-    private readonly app: SwitchboardApp,
-    private readonly backend: Backend | undefined,
-    private readonly tokensRequired: boolean,
-    private readonly metrics: Metrics,
-    private readonly log: Logger,
-  ) {}
+  private readonly rules: ChannelRules;
+  private readonly app: SwitchboardApp;
+  private readonly backend: Backend | undefined;
+  private readonly tokensRequired: boolean;
+  private readonly metrics: Metrics;
+  private readonly log: Logger;
+
+  constructor(d: AuthorizerDeps) {
+    this.rules = d.rules;
+    this.app = d.app;
+    this.backend = d.backend;
+    this.tokensRequired = d.tokensRequired;
+    this.metrics = d.metrics;
+    this.log = d.log;
+  }
 
   async subscribe(ctx: ClientContext, channel: string): Promise<void> {
     const rule = this.rules.for(channel);

@@ -8,13 +8,26 @@ import type { ChannelRules } from './rules.js';
 
 export type PublicationSource = 'client' | 'http' | 'grip';
 
+export interface PublisherDeps {
+  bus: Bus;
+  rules: ChannelRules;
+  metrics: Metrics;
+  /** Largest publication `data` in JSON bytes (MAX_PUBLISH_BYTES). @default 65536 */
+  maxPublishBytes: number;
+}
+
 export class Publisher {
-  constructor(
-    private readonly bus: Bus,
-    private readonly rules: ChannelRules,
-    private readonly metrics: Metrics,
-    private readonly maxBytes: number,
-  ) {}
+  private readonly bus: Bus;
+  private readonly rules: ChannelRules;
+  private readonly metrics: Metrics;
+  private readonly maxBytes: number;
+
+  constructor(d: PublisherDeps) {
+    this.bus = d.bus;
+    this.rules = d.rules;
+    this.metrics = d.metrics;
+    this.maxBytes = d.maxPublishBytes;
+  }
 
   /** Checks a publication without publishing it (for callers that authorize in between). */
   validate(channel: unknown, event: unknown, data: unknown): { channel: string; event: string; data: unknown } {

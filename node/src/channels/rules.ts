@@ -1,24 +1,6 @@
 // Channel rules: namespaces by prefix that say who may subscribe and publish, and presence and history bounds.
-import { readFileSync } from 'node:fs';
-import { z } from 'zod';
-import { formatIssues } from '../core/issues.js';
+import type { ChannelRule } from '../config/channel-rules.js';
 
-const ruleSchema = z
-  .object({
-    /** Channels starting with this prefix; '' matches every channel. The longest matching prefix wins. */
-    prefix: z.string().max(200),
-    /** `anyone`, or `authorized`: a token claim, the embedded app or the backend's `/subscribe` must say yes. */
-    subscribe: z.enum(['anyone', 'authorized']).default('authorized'),
-    /** `nobody` (default), `anyone`, or `authorized` (token `publish` claim, the app, or the backend's `/publish`). */
-    publish: z.enum(['nobody', 'anyone', 'authorized']).default('nobody'),
-    /** Track members: `presence()` answers with users, `GET /api/channels/{c}` with `members`. */
-    presence: z.boolean().default(false),
-    /** History bounds for these channels (default: HISTORY_SIZE and HISTORY_TTL_S). */
-    history: z.object({ size: z.number().int().min(0).max(1_000_000), ttlSeconds: z.number().int().min(1) }).partial().optional(),
-  })
-  .strict();
-
-export type ChannelRule = z.output<typeof ruleSchema>;
 export interface ResolvedRule extends ChannelRule {
   historySize: number;
   historyTtlMs: number;
@@ -31,20 +13,6 @@ export const DEFAULT_RULES: ChannelRule[] = [
 ];
 
 const NO_RULE: ChannelRule = { prefix: '', subscribe: 'authorized', publish: 'nobody', presence: false };
-
-export function parseRules(text: string | undefined): ChannelRule[] {
-  if (text === undefined) return DEFAULT_RULES;
-  let raw: unknown;
-  const source = text.startsWith('@') ? text.slice(1) : 'CHANNEL_RULES';
-  try {
-    raw = JSON.parse(text.startsWith('@') ? readFileSync(text.slice(1), 'utf8') : text);
-  } catch (err) {
-    throw new Error(`CHANNEL_RULES: cannot read ${source} as JSON: ${(err as Error).message}`);
-  }
-  const r = z.array(ruleSchema).min(1).safeParse(raw);
-  if (!r.success) throw new Error(`CHANNEL_RULES: ${formatIssues(r.error)}`);
-  return r.data;
-}
 
 export class ChannelRules {
   private readonly sorted: ChannelRule[];

@@ -2,6 +2,8 @@
 // The README's configuration table is generated from FIELDS (see docs.ts); a test fails when it is stale.
 import os from 'node:os';
 import { z } from 'zod';
+import { readJwks, readPublicKey } from '../auth/tokens.js';
+import { readRules } from './channel-rules.js';
 import { isAddressOrCidr } from '../core/client-ip.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -10,6 +12,16 @@ const positiveInt = z.coerce.number().int().min(1);
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
 const optionalString = z.string().min(1).optional();
+/** A value read and parsed at start-up (a file, JSON): what `read` throws becomes the variable's problem. */
+const readWith = <T>(read: (text: string) => T) =>
+  z.string().min(1).transform((s, ctx) => {
+    try {
+      return read(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
 const redisUrl = z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must start with redis:// or rediss://');
 /** `host:port` or `[ipv6]:port`. */
 const hostPort = z.string().transform((s, ctx) => {
@@ -55,8 +67,8 @@ export const FIELDS = {
   nodeId: f('NODE_ID', z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 _ . : -').optional(), 'Names the node in logs, metrics and `/api/stats`', 'hostname-pid'),
   apiKeys: f('API_KEYS', list.optional(), 'Comma-separated keys for the HTTP API; unset: the API answers 401 naming `API_KEYS`'),
   jwtSecret: f('JWT_SECRET', optionalString, 'Set: every client connection must carry a valid HS256 token (`auth.token`, or `token` query for SSE)'),
-  jwtPublicKeyFile: f('JWT_PUBLIC_KEY_FILE', optionalString, 'PEM public key (SPKI) for RS256/ES256 client tokens'),
-  jwtJwksFile: f('JWT_JWKS_FILE', optionalString, 'JWKS file with public keys for RS256/ES256 client tokens'),
+  jwtPublicKeyFile: f('JWT_PUBLIC_KEY_FILE', readWith(readPublicKey).optional(), 'PEM public key (SPKI) for RS256/ES256 client tokens'),
+  jwtJwksFile: f('JWT_JWKS_FILE', readWith(readJwks).optional(), 'JWKS file with public keys for RS256/ES256 client tokens'),
   tokenRefreshGraceMs: f('TOKEN_REFRESH_GRACE_MS', ms.default(1000), 'Slack after a token\'s `exp` before a client that sent no `auth:refresh` is disconnected with `token_expired`'),
   backendUrl: f('BACKEND_URL', z.url().optional(), 'Base URL of the backend webhooks'),
   webhookSecret: f('WEBHOOK_SECRET', optionalString, 'HMAC-SHA256 key for webhook signatures (`X-Switchboard-Signature`)'),
@@ -75,7 +87,7 @@ export const FIELDS = {
   pingTimeoutMs: f('PING_TIMEOUT_MS', ms.default(20000), 'Engine.IO ping timeout'),
   historySize: f('HISTORY_SIZE', z.coerce.number().int().min(0).max(1_000_000).default(1000), 'Publications kept per channel for recovery (0: none)'),
   historyTtlSeconds: f('HISTORY_TTL_S', z.coerce.number().int().min(1).default(600), 'Age after which a publication leaves history'),
-  channelRules: f('CHANNEL_RULES', z.string().optional(), 'JSON array of channel rules, or `@path` of a JSON file (see "Channel rules")'),
+  channelRules: f('CHANNEL_RULES', readWith(readRules).optional(), 'JSON array of channel rules, or `@path` of a JSON file (see "Channel rules")'),
   maxSubscriptions: f('MAX_SUBSCRIPTIONS', positiveInt.default(100), 'Channels one connection may subscribe to'),
   eventsPerSecond: f('EVENTS_PER_SECOND', positiveInt.default(50), 'Client events per second per connection before `rate_limited`'),
   rateLimitStrikes: f('RATE_LIMIT_STRIKES', positiveInt.default(5), 'Seconds in a row over the event rate after which the connection is closed'),

@@ -2,13 +2,19 @@
 // in paced batches over the drain window (so they spread over the other nodes), then Redis closed.
 import type { Server } from 'socket.io';
 import type { Bus } from '../bus/bus.js';
-import type { Config } from '../config/schema.js';
 import type { Readiness } from '../health/readiness.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 
+export interface DrainOptions {
+  /** Time between /readyz turning 503 and the first disconnect (DRAIN_DELAY_MS). @default 2000 */
+  drainDelayMs: number;
+  /** Window over which clients are disconnected in paced batches (DRAIN_TIMEOUT_MS). @default 10000 */
+  drainTimeoutMs: number;
+}
+
 export interface DrainDeps {
-  config: Config;
+  options: DrainOptions;
   io: Server;
   bus: Bus;
   readiness: Readiness;
@@ -28,13 +34,13 @@ export async function drain(d: DrainDeps): Promise<void> {
   d.metrics.draining.set(1);
   // HAProxy (or Kubernetes) needs a few health checks to see /readyz 503; until then it may still send
   // new clients here, so the listener stays open and nobody is disconnected yet.
-  if (d.config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, d.config.drainDelayMs));
+  if (d.options.drainDelayMs > 0) await new Promise((r) => setTimeout(r, d.options.drainDelayMs));
   d.closePublic();
   const sockets = [...d.io.of('/').sockets.values()];
   const extra = d.extraClients?.() ?? [];
   const total = sockets.length + extra.length;
-  log.info({ connections: total, windowMs: d.config.drainTimeoutMs }, 'draining');
-  const ticks = Math.max(1, Math.floor(d.config.drainTimeoutMs / TICK_MS));
+  log.info({ connections: total, windowMs: d.options.drainTimeoutMs }, 'draining');
+  const ticks = Math.max(1, Math.floor(d.options.drainTimeoutMs / TICK_MS));
   const perTick = Math.max(1, Math.ceil(total / ticks));
   const queue: (() => void)[] = [
     ...sockets.map((s) => () => {

@@ -11,9 +11,10 @@ import { describeRedis, redisConnectOptions } from '../bus/redis-connect.js';
 import { Authorizer } from '../channels/authorize.js';
 import { Delivery } from '../channels/delivery.js';
 import { Publisher } from '../channels/publisher.js';
-import { ChannelRules, parseRules } from '../channels/rules.js';
+import { ChannelRules, DEFAULT_RULES } from '../channels/rules.js';
 import { loadConfig, type ConfigOverrides } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { unknownEnv } from '../config/unknown-env.js';
 import { mountInternal } from '../health/internal.js';
 import { Readiness } from '../health/readiness.js';
 import { Webhooks } from '../hooks/webhooks.js';
@@ -58,8 +59,9 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   initialiseAppHooks(metrics, Object.keys(app.rpc ?? {}));
   const uws = loadUws();
   log.info({ uws: uws.name, version: uws.version, nodeVersion: process.version }, `uWebSockets.js loaded from ${uws.name}`);
+  for (const u of unknownEnv(process.env)) log.warn({ env: u.name, like: u.like }, `unknown environment variable ${u.name}${u.like ? ` (did you mean ${u.like}?)` : ''}: ignored`);
 
-  const rules = new ChannelRules(parseRules(cfg.channelRules), { historySize: cfg.historySize, historyTtlMs: cfg.historyTtlSeconds * 1000 });
+  const rules = new ChannelRules(cfg.channelRules ?? DEFAULT_RULES, { historySize: cfg.historySize, historyTtlMs: cfg.historyTtlSeconds * 1000 });
   const redis = redisConnectOptions(cfg);
   if (redis) log.info({ redis: describeRedis(redis) }, `redis mode: ${redis.target.mode}${redis.ignored.length ? ` (ignored: ${redis.ignored.join(', ')})` : ''}`);
   else log.info('no redis configured: single node, in-memory bus');
@@ -97,23 +99,36 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
         log,
       )
     : undefined;
-  const verifier = await createTokenVerifier({ secret: cfg.jwtSecret, publicKeyFile: cfg.jwtPublicKeyFile, jwksFile: cfg.jwtJwksFile });
+  const verifier = await createTokenVerifier({ secret: cfg.jwtSecret, publicKey: cfg.jwtPublicKeyFile, jwks: cfg.jwtJwksFile });
 
   const originAllowed = createOriginCheck(cfg.allowedOrigins);
 
   const publicApp = uws.uws.App();
   const internalApp = uws.uws.App();
-  const io = createSocketServer(cfg, publicApp, bus, { originAllowed }, metrics, log);
+  const io = createSocketServer(
+    publicApp,
+    {
+      pingIntervalMs: cfg.pingIntervalMs,
+      pingTimeoutMs: cfg.pingTimeoutMs,
+      maxPayloadBytes: cfg.maxPayloadBytes,
+      perMessageDeflate: cfg.perMessageDeflate,
+      idleTimeoutSeconds: cfg.idleTimeoutSeconds,
+      maxBackpressureBytes: cfg.maxBackpressureBytes,
+      slowConsumerCheckMs: cfg.slowConsumerCheckMs,
+    },
+    { bus, originAllowed, metrics, log },
+  );
   const delivery = new Delivery(io, bus, rules, metrics, log.child({ module: 'delivery' }), cfg.maxBackpressureBytes / 2, new RoomPublisher(io, publicApp));
-  const publisher = new Publisher(bus, rules, metrics, cfg.maxPublishBytes);
-  const authorizer = new Authorizer(rules, app, backend, verifier !== undefined, metrics, log);
+  const publisher = new Publisher({ bus, rules, metrics, maxPublishBytes: cfg.maxPublishBytes });
+  const authorizer = new Authorizer({ rules, app, backend, tokensRequired: verifier !== undefined, metrics, log });
+  const limitOptions = { handshakesPerSecondPerIp: cfg.handshakesPerSecondPerIp, connectionsPerIp: cfg.connectionsPerIp, connectionsPerUser: cfg.connectionsPerUser };
   const limits: ConnectionLimits = redis
     ? new RedisConnectionLimits(
-        { ...cfg, redis, prefix: cfg.redisKeyPrefix, heartbeatMs: cfg.connectionLimitsHeartbeatMs, commandTimeoutMs: cfg.canaryTimeoutMs },
+        { ...limitOptions, redis, prefix: cfg.redisKeyPrefix, nodeId: cfg.nodeId, heartbeatMs: cfg.connectionLimitsHeartbeatMs, commandTimeoutMs: cfg.canaryTimeoutMs },
         metrics,
         log,
       )
-    : new LocalConnectionLimits(cfg, metrics);
+    : new LocalConnectionLimits(limitOptions, metrics);
   attachConnections(io, { config: cfg, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits });
 
   const sse = new SseHub({ config: cfg, delivery, authorizer, verifier, backend, limits, originAllowed, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(), metrics, log });
@@ -127,8 +142,9 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   };
   const localConnections = () => io.engine.clientsCount + sse.count();
   bus.setSelf(() => ({ id: cfg.nodeId, connections: localConnections() }));
-  mountApi(publicApp, { config: cfg, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });
-  mountGrip(publicApp, { config: cfg, bus, publisher, metrics, log });
+  const apiOptions = { apiKeys: cfg.apiKeys, maxHttpBodyBytes: cfg.maxHttpBodyBytes, idempotencyWindowSeconds: cfg.idempotencyWindowSeconds, nodeId: cfg.nodeId };
+  mountApi(publicApp, { options: apiOptions, originAllowed, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });
+  mountGrip(publicApp, { options: apiOptions, originAllowed, bus, publisher, metrics, log });
   mountStatic(publicApp, log);
   mountInternal(internalApp, readiness, metrics, log);
 
@@ -167,7 +183,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     },
     close() {
       closing ??= drain({
-        config: cfg,
+        options: { drainDelayMs: cfg.drainDelayMs, drainTimeoutMs: cfg.drainTimeoutMs },
         io,
         bus,
         readiness,

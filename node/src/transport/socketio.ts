@@ -2,14 +2,37 @@
 // polling requests with a session id, upgrades), per-connection guards (frame size, slow consumers).
 import { Server, type Socket } from 'socket.io';
 import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
-import type { Config } from '../config/schema.js';
 import type { Bus } from '../bus/bus.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/logger.js';
 
-export interface EngineGuards {
+/** Engine.IO and WebSocket settings. */
+export interface SocketServerOptions extends TransportGuardOptions {
+  /** Engine.IO ping interval (PING_INTERVAL_MS). @default 25000 */
+  pingIntervalMs: number;
+  /** Engine.IO ping timeout (PING_TIMEOUT_MS). @default 20000 */
+  pingTimeoutMs: number;
+  /** Largest client frame or polling body (MAX_PAYLOAD_BYTES). @default 102400 */
+  maxPayloadBytes: number;
+  /** WebSocket per-message deflate (PER_MESSAGE_DEFLATE). @default false */
+  perMessageDeflate: boolean;
+  /** uWS idle timeout of a silent WebSocket (WS_IDLE_TIMEOUT_S). @default 120 */
+  idleTimeoutSeconds: number;
+}
+
+export interface TransportGuardOptions {
+  /** Outbound bytes buffered per WebSocket before it is closed as a slow consumer (MAX_BACKPRESSURE_BYTES). @default 1048576 */
+  maxBackpressureBytes: number;
+  /** How often buffers are checked against maxBackpressureBytes (SLOW_CONSUMER_CHECK_MS). @default 100 */
+  slowConsumerCheckMs: number;
+}
+
+export interface SocketServerDeps {
+  bus: Bus;
   /** True when the request's Origin may connect (no Origin header: not a browser, allowed). */
   originAllowed(origin: string | undefined): boolean;
+  metrics: Metrics;
+  log: Logger;
 }
 
 /** Engine.IO error codes (engine.io Server.errors) → our metric reasons. */
@@ -17,7 +40,8 @@ const ENGINE_ERRORS: Record<number, string> = { 0: 'unknown_transport', 1: 'unkn
 const FORBIDDEN = 4;
 const BAD_REQUEST = 3;
 
-export function createSocketServer(config: Config, app: TemplatedApp, bus: Bus, guards: EngineGuards, metrics: Metrics, log: Logger): Server {
+export function createSocketServer(app: TemplatedApp, config: SocketServerOptions, d: SocketServerDeps): Server {
+  const { bus, metrics, log } = d;
   const io = new Server({
     adapter: bus.adapter(),
     pingInterval: config.pingIntervalMs,
@@ -52,7 +76,7 @@ export function createSocketServer(config: Config, app: TemplatedApp, bus: Bus, 
       metrics.rejections.inc({ reason: 'bad_request' });
       return fn(BAD_REQUEST, { message: 'a WebSocket upgrade must use transport=websocket' });
     }
-    if (!guards.originAllowed(req.headers.origin)) {
+    if (!d.originAllowed(req.headers.origin)) {
       metrics.rejections.inc({ reason: 'origin' });
       return fn(FORBIDDEN, { message: 'origin not allowed' });
     }
@@ -98,7 +122,7 @@ export class TransportGuard {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly config: Config,
+    private readonly config: TransportGuardOptions,
     private readonly metrics: Metrics,
   ) {
     this.timer = setInterval(() => this.sweep(), config.slowConsumerCheckMs);

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { assertChannel, assertEventName, isValidChannel } from '../../src/channels/names.js';
 import { compareIds, IdGenerator } from '../../src/core/ids.js';
 import { matchesPattern } from '../../src/channels/patterns.js';
-import { ChannelRules, parseRules } from '../../src/channels/rules.js';
+import { ChannelRules, DEFAULT_RULES } from '../../src/channels/rules.js';
+import { readRules } from '../../src/config/channel-rules.js';
 import { MemoryHistory } from '../../src/bus/memory-history.js';
 import { SbError } from '../../src/core/errors.js';
 
@@ -37,17 +38,17 @@ test('token channel patterns: * matches any run, the rest is literal', () => {
 });
 
 test('rules: the longest prefix wins, defaults are safe, bad rules fail clearly', () => {
-  const rules = new ChannelRules(parseRules(undefined), { historySize: 10, historyTtlMs: 1000 });
+  const rules = new ChannelRules(DEFAULT_RULES, { historySize: 10, historyTtlMs: 1000 });
   assert.equal(rules.for('orders:1').publish, 'nobody');
   assert.equal(rules.for('demo:lobby').publish, 'anyone');
   assert.equal(rules.for('demo:lobby').historySize, 100);
   assert.equal(rules.for('orders:1').historySize, 10);
-  const custom = new ChannelRules(parseRules('[{"prefix":"a:","publish":"anyone"},{"prefix":"a:b:","publish":"nobody"}]'), { historySize: 1, historyTtlMs: 1 });
+  const custom = new ChannelRules(readRules('[{"prefix":"a:","publish":"anyone"},{"prefix":"a:b:","publish":"nobody"}]'), { historySize: 1, historyTtlMs: 1 });
   assert.equal(custom.for('a:x').publish, 'anyone');
   assert.equal(custom.for('a:b:x').publish, 'nobody');
   assert.equal(custom.for('zzz').publish, 'nobody', 'no matching rule: nothing allowed');
-  assert.throws(() => parseRules('[{"prefix":"a:","publish":"everyone"}]'), /CHANNEL_RULES: 0\.publish: /);
-  assert.throws(() => parseRules('not json'), /CHANNEL_RULES: cannot read/);
+  assert.throws(() => readRules('[{"prefix":"a:","publish":"everyone"}]'), /^Error: 0\.publish: /);
+  assert.throws(() => readRules('not json'), /cannot read the value as JSON/);
 });
 
 test('memory history: bounded, replays after an id, says when the id is gone', () => {

@@ -104,3 +104,74 @@ test('Redis settings that contradict or lack each other are refused, and secrets
   // A sentinel-mode password in one place only: REDIS_PASSWORD is the data nodes', not the URL's.
   assert.equal(loadConfig({ REDIS_URL: 'redis://u:p@r', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm', REDIS_PASSWORD: 'x' }).redisPassword, 'x');
 });
+
+test('CHANNEL_RULES and the JWT key files are read by loadConfig: a bad one is a ConfigError naming it', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { generateKeyPairSync } = await import('node:crypto');
+  const dir = mkdtempSync(join(tmpdir(), 'sb-config-'));
+  try {
+    const file = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
+    const configError = (env: Record<string, string>, re: RegExp) =>
+      assert.throws(
+        () => loadConfig(env),
+        (err: unknown) => err instanceof ConfigError && err.problems.length === 1 && re.test(err.problems[0]!),
+      );
+
+    const rules = '[{"prefix":"chat:","subscribe":"anyone"}]';
+    assert.equal(loadConfig({ CHANNEL_RULES: rules }).channelRules?.[0]?.prefix, 'chat:');
+    assert.equal(loadConfig({ CHANNEL_RULES: `@${file('rules.json', rules)}` }).channelRules?.[0]?.subscribe, 'anyone');
+    assert.equal(loadConfig({}).channelRules, undefined, 'unset: the built-in rules apply');
+    configError({ CHANNEL_RULES: '[{"prefix":"a:","publish":"everyone"}]' }, /^CHANNEL_RULES=.*: 0\.publish: /);
+    configError({ CHANNEL_RULES: '[{"prefix":"a:"' }, /^CHANNEL_RULES=.*: cannot read the value as JSON/);
+    configError({ CHANNEL_RULES: `@${join(dir, 'missing.json')}` }, /^CHANNEL_RULES=.*: cannot read .*missing\.json as JSON: ENOENT/);
+
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = file('rsa.pem', rsa.publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    assert.equal(loadConfig({ JWT_PUBLIC_KEY_FILE: pem }).jwtPublicKeyFile?.asymmetricKeyType, 'rsa');
+    configError({ JWT_PUBLIC_KEY_FILE: join(dir, 'missing.pem') }, /^JWT_PUBLIC_KEY_FILE=.*: not a readable PEM public key/);
+    configError({ JWT_PUBLIC_KEY_FILE: file('junk.pem', 'not a key') }, /^JWT_PUBLIC_KEY_FILE=.*: not a readable PEM public key/);
+    const ed = file('ed.pem', generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    configError({ JWT_PUBLIC_KEY_FILE: ed }, /^JWT_PUBLIC_KEY_FILE=.*: an RSA \(RS256\) or EC P-256 \(ES256\) key is needed, not ed25519/);
+
+    const jwk = { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256' };
+    assert.equal(loadConfig({ JWT_JWKS_FILE: file('jwks.json', JSON.stringify({ keys: [jwk] })) }).jwtJwksFile?.keys.length, 1);
+    configError({ JWT_JWKS_FILE: file('bad.json', '{') }, /^JWT_JWKS_FILE=.*: not a readable JSON key set/);
+    configError({ JWT_JWKS_FILE: file('nokeys.json', '{"kid":"x"}') }, /^JWT_JWKS_FILE=.*: not a JSON key set/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('environment variables that look like ours but are unknown are found, with the name they are close to', async () => {
+  const { unknownEnv } = await import('../../src/config/unknown-env.js');
+  const env = {
+    ALLOWED_ORIGNS: 'https://a.example', // one letter missing
+    allowed_origins: 'https://a.example', // wrong case
+    API_KEY: 'k', // API_KEYS
+    WEBHOOK_SECRT: 's', // two edits from WEBHOOK_SECRET
+    REDIS_HOST: 'r', // our prefix, no setting of that name
+    SWITCHBOARD_MODE: 'x',
+    // Known settings, unrelated variables, and Kubernetes service links are left alone.
+    ALLOWED_ORIGINS: 'https://a.example',
+    REDIS_URL: 'redis://r',
+    PATH: '/bin',
+    HOME: '/root',
+    NODE_ENV: 'production',
+    NODE_OPTIONS: '--enable-source-maps',
+    SB_URL: 'http://x',
+    REDIS_SERVICE_HOST: '10.0.0.1',
+    REDIS_SERVICE_PORT_REDIS: '6379',
+    REDIS_PORT: 'tcp://10.0.0.1:6379',
+    REDIS_PORT_6379_TCP_ADDR: '10.0.0.1',
+  };
+  assert.deepEqual(unknownEnv(env), [
+    { name: 'ALLOWED_ORIGNS', like: 'ALLOWED_ORIGINS' },
+    { name: 'API_KEY', like: 'API_KEYS' },
+    { name: 'REDIS_HOST' },
+    { name: 'SWITCHBOARD_MODE' },
+    { name: 'WEBHOOK_SECRT', like: 'WEBHOOK_SECRET' },
+    { name: 'allowed_origins', like: 'ALLOWED_ORIGINS' },
+  ]);
+  assert.deepEqual(unknownEnv({}), []);
+});
