@@ -1,7 +1,9 @@
-// One behavioural suite, run against the in-memory bus (one node) and the Redis bus (two node processes).
+// One behavioural suite, run against the in-memory bus (one node) and the Redis bus (two node processes), over one
+// Redis and over a Sentinel set with passwords on the sentinels and the data nodes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startSentinel, type TestSentinel } from '../helpers/redis-sentinel.js';
 import { startNode, repoRoot, type TestNode } from '../helpers/node.js';
 import { apiPublish, call, collect, connect, type Client } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
@@ -9,9 +11,10 @@ import { join } from 'node:path';
 
 const APP = join(repoRoot, 'dist/node/test/fixtures/app.js');
 
-for (const mode of ['memory', 'redis'] as const) {
+for (const mode of ['memory', 'redis', 'sentinel'] as const) {
   describe(`behaviour over the ${mode} bus`, () => {
     let redis: TestRedis | undefined;
+    let sentinel: TestSentinel | undefined;
     let a: TestNode;
     let b: TestNode;
     const clients: Client[] = [];
@@ -27,15 +30,29 @@ for (const mode of ['memory', 'redis'] as const) {
         redis = await startRedis();
         env.REDIS_URL = redis.url;
       }
+      if (mode === 'sentinel') {
+        sentinel = await startSentinel({ password: 'data-secret', sentinelPassword: 'sentinel-secret' });
+        Object.assign(env, sentinel.env);
+      }
       a = await startNode({ env });
-      b = mode === 'redis' ? await startNode({ env }) : a;
+      b = mode === 'memory' ? a : await startNode({ env });
     });
     after(async () => {
       for (const c of clients) c.disconnect();
       await a?.stop();
       await b?.stop();
       await redis?.stop();
+      await sentinel?.stop();
     });
+
+    if (mode === 'sentinel') {
+      test('nodes find the master through the password-protected sentinels and connect to it with the data password', async () => {
+        const master = await sentinel!.master();
+        const list = String(await sentinel!.command(master, 'CLIENT', 'LIST'));
+        for (const role of ['publisher', 'subscriber', 'limits']) assert.equal(list.split('\n').filter((l) => l.includes(`name=switchboard:${role} `)).length, 2, role);
+        for (const n of [a, b]) assert.match(n.output(), /"msg":"redis mode: sentinel"/);
+      });
+    }
 
     test('subscribe acks with the contract shape; bad channel names and unknown events are refused', async () => {
       const c = await open(a);
@@ -191,7 +208,7 @@ for (const mode of ['memory', 'redis'] as const) {
         const res = await fetch(`${a.url}/api/stats`, { headers: { authorization: 'Bearer test-key' } });
         const body = (await res.json()) as { connections: number; nodes: { id: string; connections: number }[] };
         const ids = new Set(body.nodes.map((n) => n.id));
-        const expectNodes = mode === 'redis' ? [a.id, b.id] : [a.id];
+        const expectNodes = mode === 'memory' ? [a.id] : [a.id, b.id];
         return expectNodes.every((id) => ids.has(id)) && body.connections === body.nodes.reduce((n, x) => n + x.connections, 0) && body.connections >= clients.filter((c) => c.connected).length;
       }, { what: 'stats listing every node', timeout: 8000 });
       void extraA;
