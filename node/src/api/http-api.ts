@@ -59,65 +59,56 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
 export function mountApi(app: TemplatedApp, d: ApiDeps) {
   const log = d.log.child({ module: 'api' });
-  const counted = (name: string, h: Handler): Handler => async (req, reply) => {
-    countReplies(reply, d.metrics, name);
-    assertOrigin(d.originAllowed, req.headers.origin, d.metrics);
-    await h(req, reply);
-  };
+  /** An API route: every answer counted under `name`; Origin, then the API key, checked before `h` runs. */
+  const keyed = (name: string, h: Handler) =>
+    route(log, async (req, reply) => {
+      countReplies(reply, d.metrics, name);
+      assertOrigin(d.originAllowed, req.headers.origin, d.metrics);
+      requireApiKey(d.options.apiKeys, req.headers);
+      await h(req, reply);
+    });
 
   app.post(
     '/api/publish',
-    route(
-      log,
-      counted('publish', async (req, reply) => {
-        requireApiKey(d.options.apiKeys, req.headers);
-        const body = publishBody.safeParse(await readJsonBody(req, d.options.maxHttpBodyBytes));
-        if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
-        const channels = body.data.channels ?? [body.data.channel!];
-        // Validate everything before publishing anything: a bad request publishes nothing.
-        const items = channels.map((c) => d.publisher.validate(c, body.data.event, decodeData(body.data.data)));
-        const idemKey = req.headers['idempotency-key'];
-        if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
-        const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.options.idempotencyWindowSeconds });
-        const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile)));
-        const flags = { ...(rs.some((r) => r.local) ? { local: true } : {}), ...(rs.every((r) => r.duplicate) ? { duplicate: true } : {}) };
-        reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
-      }),
-    ),
+    keyed('publish', async (req, reply) => {
+      const body = publishBody.safeParse(await readJsonBody(req, d.options.maxHttpBodyBytes));
+      if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
+      const channels = body.data.channels ?? [body.data.channel!];
+      // Validate everything before publishing anything: a bad request publishes nothing.
+      const items = channels.map((c) => d.publisher.validate(c, body.data.event, decodeData(body.data.data)));
+      const idemKey = req.headers['idempotency-key'];
+      if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
+      const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.options.idempotencyWindowSeconds });
+      const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile)));
+      const flags = { ...(rs.some((r) => r.local) ? { local: true } : {}), ...(rs.every((r) => r.duplicate) ? { duplicate: true } : {}) };
+      reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
+    }),
   );
 
   app.get(
     '/api/channels/*',
-    route(
-      log,
-      counted('channel', async (req, reply) => {
-        requireApiKey(d.options.apiKeys, req.headers);
-        let raw: string;
-        try {
-          raw = decodeURIComponent(req.path.slice('/api/channels/'.length));
-        } catch {
-          throw new SbError('invalid_channel', 'the channel in the path is not valid percent-encoding');
-        }
-        const channel = assertChannel(raw);
-        const p = await presenceOf(d.io, channel);
-        const rule = d.rules.for(channel);
-        const out: Record<string, unknown> = { channel, subscribers: p.count + d.sseSubscribers(channel) };
-        if (rule.presence) out.members = p.members;
-        reply.json(200, out);
-      }),
-    ),
+    keyed('channel', async (req, reply) => {
+      let raw: string;
+      try {
+        raw = decodeURIComponent(req.path.slice('/api/channels/'.length));
+      } catch {
+        throw new SbError('invalid_channel', 'the channel in the path is not valid percent-encoding');
+      }
+      const channel = assertChannel(raw);
+      const p = await presenceOf(d.io, channel);
+      const rule = d.rules.for(channel);
+      const out: Record<string, unknown> = { channel, subscribers: p.count + d.sseSubscribers(channel) };
+      if (rule.presence) out.members = p.members;
+      reply.json(200, out);
+    }),
   );
 
   app.get(
     '/api/stats',
-    route(
-      log,
-      counted('stats', async (req, reply) => {
-        requireApiKey(d.options.apiKeys, req.headers);
-        const nodes = await d.bus.nodes();
-        reply.json(200, { connections: nodes.reduce((n, x) => n + x.connections, 0), nodes });
-      }),
-    ),
+    keyed('stats', async (req, reply) => {
+      const nodes = await d.bus.nodes();
+      reply.json(200, { connections: nodes.reduce((n, x) => n + x.connections, 0), nodes });
+    }),
   );
 
   // Which node serves this client: the demo page shows it. No secrets, no auth.

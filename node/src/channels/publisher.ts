@@ -17,17 +17,7 @@ export interface PublisherDeps {
 }
 
 export class Publisher {
-  private readonly bus: Bus;
-  private readonly rules: ChannelRules;
-  private readonly metrics: Metrics;
-  private readonly maxBytes: number;
-
-  constructor(d: PublisherDeps) {
-    this.bus = d.bus;
-    this.rules = d.rules;
-    this.metrics = d.metrics;
-    this.maxBytes = d.maxPublishBytes;
-  }
+  constructor(private readonly d: PublisherDeps) {}
 
   /** Checks a publication without publishing it (for callers that authorize in between). */
   validate(channel: unknown, event: unknown, data: unknown): { channel: string; event: string; data: unknown } {
@@ -43,7 +33,7 @@ export class Publisher {
       throw new SbError('bad_request', 'data cannot be encoded as JSON (nested too deeply?)');
     }
     const size = Buffer.byteLength(json);
-    if (size > this.maxBytes) throw new SbError('too_large', `data is ${size} bytes; the limit is ${this.maxBytes}`);
+    if (size > this.d.maxPublishBytes) throw new SbError('too_large', `data is ${size} bytes; the limit is ${this.d.maxPublishBytes}`);
     return { channel: c, event: e, data: d };
   }
 
@@ -52,12 +42,12 @@ export class Publisher {
    * when `once` had already published (the id is that publication's).
    */
   async publish(channel: string, event: string, data: unknown, source: PublicationSource, once?: { key: string; ttlSeconds: number }, volatile = false): Promise<{ id: string; local?: true; duplicate?: true }> {
-    const rule = this.rules.for(channel);
+    const rule = this.d.rules.for(channel);
     // Volatile publications keep no history (MAXLEN 0 still gives them an id in order).
     const history = { size: volatile ? 0 : rule.historySize, ttlMs: rule.historyTtlMs };
-    const r = await this.bus.publish({ channel, event, data, ts: Date.now(), history, once, volatile });
+    const r = await this.d.bus.publish({ channel, event, data, ts: Date.now(), history, once, volatile });
     if (r.duplicate) return { id: r.id, duplicate: true };
-    this.metrics.publications.inc({ source });
+    this.d.metrics.publications.inc({ source });
     return r.localOnly ? { id: r.id, local: true } : { id: r.id };
   }
 }
