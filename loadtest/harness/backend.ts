@@ -1,5 +1,7 @@
-// The rpc scenario's webhook backend (BACKEND_URL): answers Switchboard's webhooks the simplest way a backend could.
-// POST /rpc/<method> {user, params} → {result: params}; /connect → {user}; /subscribe, /disconnect → {}.
+// The bench's backend, the simplest a backend could be. For Switchboard's webhooks (BACKEND_URL, the rpc scenario):
+// POST /rpc/<method> {user, params} → {result: params}; /connect → {user}; /subscribe, /disconnect → {}. Behind
+// Pushpin (the sse-fanout scenario): GET /sse?channel=a&channel=b answers with GRIP hold headers, so Pushpin holds
+// the request open as an HTTP stream subscribed to those channels and GRIP publishes reach it.
 import { createServer } from 'node:http';
 
 const port = Number(process.env.PORT ?? 0);
@@ -8,6 +10,19 @@ let users = 0;
 const server = createServer((req, res) => {
   if (req.method === 'GET' && req.url === '/healthz') {
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    return;
+  }
+  if (req.method === 'GET' && req.url?.startsWith('/sse?')) {
+    const channels = new URL(req.url, 'http://backend').searchParams.getAll('channel');
+    res
+      .writeHead(200, {
+        'content-type': 'text/event-stream',
+        'grip-hold': 'stream',
+        'grip-channel': channels.join(', '),
+        // Pushpin's keep-alive comment, as Switchboard sends one (SSE_KEEPALIVE_MS, 15 s by default).
+        'grip-keep-alive': ':\\n\\n; format=cstring; timeout=15',
+      })
+      .end(': connected\n\n');
     return;
   }
   const chunks: Buffer[] = [];

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chart } from './chart.js';
-import { Clusters, systemAvailable, type SystemName } from './cluster.js';
+import { Clusters, SOCKETIO_SYSTEMS, SSE_SYSTEMS, systemMissing, type SystemName } from './cluster.js';
 import { loadScenarios } from './load-scenarios.js';
 import { hasBinary, Processes } from './proc.js';
 import { Progress } from './progress.js';
@@ -20,6 +20,7 @@ import { runFanout } from './runners/fanout.js';
 import { runManyChannels } from './runners/many-channels.js';
 import { runRpc } from './runners/rpc.js';
 import { runSoak } from './runners/soak.js';
+import { runSseFanout } from './runners/sse-fanout.js';
 import type { RunnerInput } from './runners/common.js';
 
 export const DEFAULT_OUT = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
@@ -58,6 +59,12 @@ function paramsFor<S extends Scenario>(s: S, smoke: boolean, overrides: BenchOpt
   return resolveParams(layered, profile);
 }
 
+/** The selected systems that a scenario applies to: Socket.IO ones, or the SSE ones for sse-fanout. */
+export function systemsFor(scenario: ScenarioName, systems: readonly SystemName[]): SystemName[] {
+  const applies = scenario === 'sse-fanout' ? SSE_SYSTEMS : SOCKETIO_SYSTEMS;
+  return systems.filter((s) => applies.includes(s));
+}
+
 function runScenario(s: Scenario, input: Omit<RunnerInput<ScenarioName>, 'scenario' | 'params'>, params: unknown): Promise<SystemRun[]> {
   switch (s.name) {
     case 'connect-storm':
@@ -70,6 +77,8 @@ function runScenario(s: Scenario, input: Omit<RunnerInput<ScenarioName>, 'scenar
       return runRpc({ ...input, scenario: s, params: params as typeof s.params });
     case 'soak':
       return runSoak({ ...input, scenario: s, params: params as typeof s.params });
+    case 'sse-fanout':
+      return runSseFanout({ ...input, scenario: s, params: params as typeof s.params });
   }
 }
 
@@ -100,8 +109,11 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
   const signal = outer ? AbortSignal.any([outer, limit.signal]) : limit.signal;
   const errors: string[] = [];
   const results: ScenarioResult[] = [];
-  for (const s of opts.systems) if (!systemAvailable(s)) errors.push(`${s}: server not built (run \`npm run build\`)`);
-  const systems = opts.systems.filter(systemAvailable);
+  for (const s of opts.systems) {
+    const missing = systemMissing(s);
+    if (missing) errors.push(missing);
+  }
+  const systems = opts.systems.filter((s) => !systemMissing(s));
   let pool: WorkerPool | undefined;
   const apiKey = `bench-${randomBytes(6).toString('hex')}`;
   const clusters = new Clusters({ nodes: opts.nodes, apiKey, switchboardEnv: opts.switchboardEnv, registry, signal }, opts.reuseClusters);
@@ -125,7 +137,7 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
       const res: ScenarioResult = { name: s.name, params: undefined, runs: [], seconds: 0 };
       try {
         res.params = paramsFor(s, opts.smoke, opts.overrides);
-        res.runs = await runScenario(s, { ctx, systems, nodes: opts.nodes }, res.params);
+        res.runs = await runScenario(s, { ctx, systems: systemsFor(s.name, systems), nodes: opts.nodes }, res.params);
       } catch (err) {
         if (signal.aborted) {
           res.error = errorText(signal.reason);

@@ -4,7 +4,7 @@ import type { SystemName } from './cluster.js';
 import type { BenchResult } from './results.js';
 import { fmt } from './report.js';
 
-const COLORS: Record<SystemName, string> = { switchboard: '#2563eb', plain: '#7c3aed', stock: '#d97706', ceiling: '#059669' };
+const COLORS: Record<SystemName, string> = { switchboard: '#2563eb', plain: '#7c3aed', stock: '#d97706', ceiling: '#059669', pushpin: '#db2777' };
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 interface Panel {

@@ -1,24 +1,30 @@
 // Starts what the harness measures: per system a private redis-server and N server processes on free ports, plus the
 // webhook backend for the rpc scenario. Everything started here is stopped here.
 import net from 'node:net';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FatalError, cpuSeconds, freePort, rssKiB, waitFor, type Managed, type Processes } from './proc.js';
+import { FatalError, cpuSeconds, freePort, hasBinary, rssKiB, waitFor, type Managed, type Processes } from './proc.js';
 
-export const SYSTEMS = ['switchboard', 'plain', 'stock', 'ceiling'] as const;
+export const SYSTEMS = ['switchboard', 'plain', 'stock', 'ceiling', 'pushpin'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+/** The systems that speak Socket.IO (every scenario but sse-fanout) … */
+export const SOCKETIO_SYSTEMS: readonly SystemName[] = ['switchboard', 'plain', 'stock', 'ceiling'];
+/** … and those that serve SSE fed by publishes (sse-fanout). */
+export const SSE_SYSTEMS: readonly SystemName[] = ['switchboard', 'pushpin'];
 
 /** `embedded`: rpc answered in-process (Switchboard loads the bench app); `webhook`: through BACKEND_URL. */
 export type Variant = 'embedded' | 'webhook';
 
 const dist = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
-export const SERVER_JS: Record<SystemName, string> = {
+const SERVER_JS: Record<Exclude<SystemName, 'pushpin'>, string> = {
   switchboard: dist('node/src/main.js'),
   plain: dist('loadtest/baselines/plain.js'),
   stock: dist('loadtest/baselines/stock.js'),
   ceiling: dist('loadtest/baselines/ceiling.js'),
 };
-const SERVER_ARGS: Record<SystemName, string[]> = { switchboard: ['listen'], plain: [], stock: [], ceiling: [] };
+const SERVER_ARGS: Record<Exclude<SystemName, 'pushpin'>, string[]> = { switchboard: ['listen'], plain: [], stock: [], ceiling: [] };
 const BENCH_APP_JS = dist('loadtest/harness/bench-app.js');
 const BACKEND_JS = dist('loadtest/harness/backend.js');
 
@@ -35,8 +41,13 @@ export const SWITCHBOARD_BENCH_ENV: Record<string, string> = {
   HANDSHAKES_PER_SECOND_PER_IP: '1000000',
 };
 
-export function systemAvailable(system: SystemName): boolean {
-  return existsSync(SERVER_JS[system]);
+/** Why `system` cannot run here (not built, not installed), or undefined when it can. */
+export function systemMissing(system: SystemName): string | undefined {
+  if (system === 'pushpin') {
+    if (!hasBinary('pushpin')) return 'pushpin: not installed (apt-get install -y pushpin)';
+    return existsSync(BACKEND_JS) ? undefined : 'pushpin: the GRIP backend is not built (run `npm run build`)';
+  }
+  return existsSync(SERVER_JS[system]) ? undefined : `${system}: server not built (run \`npm run build\`)`;
 }
 
 export interface ServerNode {
@@ -45,14 +56,19 @@ export interface ServerNode {
   internalPort: number;
   /** http://127.0.0.1:<port> */
   url: string;
+  /** Where publications are POSTed, when not `url` (Pushpin's publish port). */
+  publishUrl?: string;
   pid: number;
+  /** Processes that count as part of this node besides `pid`'s tree (Pushpin's GRIP backend). */
+  extraPids?: number[];
   managed: Managed;
 }
 
 export interface Cluster {
   system: SystemName;
   variant: Variant;
-  redis: { port: number; pid: number; managed: Managed };
+  /** Absent for Pushpin, which needs none. */
+  redis?: { port: number; pid: number; managed: Managed };
   nodes: ServerNode[];
   /** CPU seconds (utime + stime) of the server processes, and of redis. */
   cpu(): { nodes: number; perNode: number[]; redis: number };
@@ -100,7 +116,7 @@ async function startRedis(opts: ClusterOptions, tag: string) {
   return { port, pid: managed.proc.pid!, managed };
 }
 
-async function startNode(system: SystemName, variant: Variant, index: number, redisPort: number, backendUrl: string | undefined, opts: ClusterOptions): Promise<ServerNode> {
+async function startNode(system: Exclude<SystemName, 'pushpin'>, variant: Variant, index: number, redisPort: number, backendUrl: string | undefined, opts: ClusterOptions): Promise<ServerNode> {
   const port = await freePort();
   const internalPort = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -148,8 +164,13 @@ async function startNode(system: SystemName, variant: Variant, index: number, re
   return { index, port, internalPort, url: `http://127.0.0.1:${port}`, pid: managed.proc.pid!, managed };
 }
 
+const nodeCpu = (n: ServerNode) => [n.pid, ...(n.extraPids ?? [])].reduce((a, p) => a + cpuSeconds(p), 0);
+const nodeRss = (n: ServerNode) => [n.pid, ...(n.extraPids ?? [])].reduce((a, p) => a + rssKiB(p), 0);
+
 export async function startCluster(system: SystemName, variant: Variant, backendUrl: string | undefined, opts: ClusterOptions): Promise<Cluster> {
-  if (!systemAvailable(system)) throw new Error(`${SERVER_JS[system]} is missing: run \`npm run build\``);
+  const missing = systemMissing(system);
+  if (missing) throw new Error(missing);
+  if (system === 'pushpin') return startPushpin(opts);
   const redis = await startRedis(opts, system);
   const nodes: ServerNode[] = [];
   const stop = async () => {
@@ -158,7 +179,7 @@ export async function startCluster(system: SystemName, variant: Variant, backend
   };
   try {
     // One at a time: on two cores a parallel start only makes each slower to become ready.
-    for (let i = 0; i < opts.nodes; i++) nodes.push(await startNode(system, variant, i, redis.port, backendUrl, opts));
+    for (let i = 0; i < opts.nodes; i++) nodes.push(await startNode(system as Exclude<SystemName, 'pushpin'>, variant, i, redis.port, backendUrl, opts));
   } catch (err) {
     await stop();
     throw err;
@@ -169,10 +190,110 @@ export async function startCluster(system: SystemName, variant: Variant, backend
     redis,
     nodes,
     cpu() {
-      const perNode = nodes.map((n) => cpuSeconds(n.pid));
+      const perNode = nodes.map(nodeCpu);
       return { nodes: perNode.reduce((a, b) => a + b, 0), perNode, redis: cpuSeconds(redis.pid) };
     },
-    rss: (i) => rssKiB(nodes[i]!.pid),
+    rss: (i) => nodeRss(nodes[i]!),
+    stop,
+  };
+}
+
+/**
+ * Pushpin 1.36 as one node: its runner (condure, zurl, pushpin-proxy, pushpin-handler) with its own config, ports
+ * and runtime folder in a temp folder, routing every request to the bench backend (backend.ts), which answers
+ * `GET /sse?channel=…` with GRIP hold headers. Publications go to Pushpin's publish port (`POST /publish/`). The
+ * runner leads its own process group, so nothing of it outlives the harness. Tuning: logs at warning (Switchboard
+ * runs at warn) and the handler's delivery rate limit (message_rate, 2,500/s by default) raised like Switchboard's
+ * limits, so the bench measures the software, not a default throttle.
+ */
+async function startPushpin(opts: ClusterOptions): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-bench-pushpin-'));
+  const ports: number[] = [];
+  for (let i = 0; i < 6; i++) ports.push(await freePort());
+  const [httpPort, publishPort, pushIn, pushInSub, command, backendPort] = ports as [number, number, number, number, number, number];
+  const backend = opts.registry.spawn('pushpin backend', process.execPath, [BACKEND_JS], { env: { PATH: process.env.PATH, PORT: String(backendPort) } });
+  writeFileSync(join(dir, 'routes'), `* 127.0.0.1:${backendPort}\n`);
+  writeFileSync(
+    join(dir, 'pushpin.conf'),
+    [
+      '[global]',
+      'include={libdir}/internal.conf',
+      `rundir=${dir}`,
+      'ipc_prefix=sbbench-',
+      'port_offset=0',
+      'stats_connection_ttl=120',
+      '[runner]',
+      // Debian's config leaves zurl to a system service; here the runner starts its own.
+      'services=condure,zurl,pushpin-proxy,pushpin-handler',
+      `http_port=${httpPort}`,
+      `logdir=${dir}`,
+      'log_level=1',
+      'client_buffer_size=8192',
+      'client_maxconn=200000',
+      '[proxy]',
+      `routesfile=${join(dir, 'routes')}`,
+      `zurl_out_specs=ipc://${dir}/sbbench-zurl-in`,
+      `zurl_out_stream_specs=ipc://${dir}/sbbench-zurl-in-stream`,
+      `zurl_in_specs=ipc://${dir}/sbbench-zurl-out`,
+      'sig_key=bench-not-secret',
+      'updates_check=off',
+      '[handler]',
+      `push_in_spec=tcp://127.0.0.1:${pushIn}`,
+      `push_in_sub_specs=tcp://127.0.0.1:${pushInSub}`,
+      'push_in_sub_connect=false',
+      'push_in_http_addr=127.0.0.1',
+      `push_in_http_port=${publishPort}`,
+      'push_in_http_max_body_size=1000000',
+      `stats_spec=ipc://${dir}/sbbench-stats`,
+      `command_spec=tcp://127.0.0.1:${command}`,
+      'message_rate=1000000',
+      'message_hwm=1000000',
+      'message_wait=5000',
+      'connection_subscription_max=20',
+      'subscription_linger=60',
+      '',
+    ].join('\n'),
+  );
+  const managed = opts.registry.spawn('pushpin', 'pushpin', ['--config', join(dir, 'pushpin.conf'), '--merge-output'], { group: true, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  const stop = async () => {
+    await managed.stop();
+    await backend.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let dead = false;
+  void managed.exited.then(() => (dead = true));
+  const ok = async (url: string, init?: RequestInit) => {
+    if (dead) throw new FatalError(`pushpin exited: ${managed.output().slice(-2000)}`);
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  };
+  try {
+    await waitFor(() => ok(`http://127.0.0.1:${httpPort}/healthz`), 'pushpin proxying to the backend', 30_000, opts.signal);
+    await waitFor(() => ok(`http://127.0.0.1:${publishPort}/publish/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"items":[]}' }), 'pushpin publish port', 30_000, opts.signal);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const node: ServerNode = {
+    index: 0,
+    port: httpPort,
+    internalPort: 0,
+    url: `http://127.0.0.1:${httpPort}`,
+    publishUrl: `http://127.0.0.1:${publishPort}`,
+    pid: managed.proc.pid!,
+    extraPids: [backend.proc.pid!],
+    managed,
+  };
+  return {
+    system: 'pushpin',
+    variant: 'embedded',
+    nodes: [node],
+    cpu() {
+      const perNode = [nodeCpu(node)];
+      return { nodes: perNode[0]!, perNode, redis: 0 };
+    },
+    rss: () => nodeRss(node),
     stop,
   };
 }
@@ -204,8 +325,9 @@ export class Clusters {
     private readonly reuse: boolean,
   ) {}
 
-  async get(system: SystemName, variant: Variant = 'embedded'): Promise<Cluster> {
-    const key = `${system}/${variant}`;
+  /** `nodes`: this many nodes instead of the run's (sse-fanout and idle measure one node). */
+  async get(system: SystemName, variant: Variant = 'embedded', nodes = this.opts.nodes): Promise<Cluster> {
+    const key = `${system}/${variant}/${nodes}`;
     const have = this.live.get(key);
     if (have) return have;
     let backendUrl: string | undefined;
@@ -213,7 +335,7 @@ export class Clusters {
       this.backend ??= await startBackend(this.opts.registry, this.opts.signal);
       backendUrl = this.backend.url;
     }
-    const c = await startCluster(system, variant, backendUrl, this.opts);
+    const c = await startCluster(system, variant, backendUrl, { ...this.opts, nodes });
     this.live.set(key, c);
     return c;
   }

@@ -17,7 +17,8 @@ export function channelsOf(plan: ChannelPlan, g: number): string[] {
   return out;
 }
 
-export type PublishVia = 'socket' | 'http';
+/** `socket`: a client's `publish`; `http`: `POST /api/publish`; `grip`: `POST /publish/` in GRIP's format (Pushpin). */
+export type PublishVia = 'socket' | 'http' | 'grip';
 
 /** Start publishing from a group's first client (`socket`) or over HTTP, at `rate` per second from this worker. */
 export interface PublishStart {
@@ -36,6 +37,12 @@ export interface PublishStart {
   localAddress: string;
 }
 
+/** The HTTP body of one publication: `POST /api/publish`'s, or a GRIP publish of one SSE event (Pushpin's). */
+export function publishBody(via: 'http' | 'grip', channel: string, event: string, data: unknown): unknown {
+  if (via === 'http') return { channel, event, data };
+  return { items: [{ channel, formats: { 'http-stream': { content: `event: ${event}\ndata: ${JSON.stringify(data)}\n\n` } } }] };
+}
+
 export type Request =
   | {
       op: 'connect';
@@ -50,6 +57,10 @@ export type Request =
       strictSeq: boolean;
     }
   | { op: 'subscribe'; group: string; plan: ChannelPlan; offset: number; concurrency: number }
+  /** SSE streams, one channel each (client g takes the first of channelsOf(plan, g)), from urls[g % urls.length]. */
+  | { op: 'sseConnect'; group: string; urls: string[]; plan: ChannelPlan; offset: number; count: number; concurrency: number; localAddress: string }
+  /** How many of the group's SSE streams have seen a fence event. */
+  | { op: 'sseLive'; group: string }
   | PublishStart
   | { op: 'publishStop'; group: string }
   | { op: 'rpcStart'; group: string; rate: number; method: string; payloadBytes: number }
@@ -72,6 +83,10 @@ export interface ConnectResult {
   t0: number;
   t1: number;
   errors: string[];
+}
+
+export interface SseConnectResult extends ConnectResult {
+  byChannel: Record<string, number>;
 }
 
 export interface SubscribeResult {

@@ -47,15 +47,28 @@ export interface Managed {
 /** Every process the harness started; `killAll` is safe to call from an exit handler (synchronous). */
 export class Processes {
   private live = new Set<ChildProcess>();
+  /** Processes started as leaders of their own group, whose helpers outlive them on SIGKILL (Pushpin's runner). */
+  private groups = new Set<number>();
 
   track(proc: ChildProcess, _name: string): void {
     this.live.add(proc);
     proc.once('exit', () => this.live.delete(proc));
   }
 
-  spawn(name: string, cmd: string, args: string[], opts: SpawnOptions = {}): Managed {
-    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  /** `group`: the process leads a new process group, and killAll kills the whole group. */
+  spawn(name: string, cmd: string, args: string[], opts: SpawnOptions & { group?: boolean } = {}): Managed {
+    const { group, ...rest } = opts;
+    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...rest, ...(group ? { detached: true } : {}) });
     this.track(proc, name);
+    if (group && proc.pid !== undefined) {
+      const pgid = proc.pid;
+      this.groups.add(pgid);
+      // The leader stops its helpers on SIGTERM; once it is gone, any helper left is killed with the group.
+      proc.once('exit', () => {
+        this.killGroup(pgid);
+        this.groups.delete(pgid);
+      });
+    }
     let out = '';
     const keep = (d: Buffer) => {
       out += d.toString();
@@ -86,7 +99,17 @@ export class Processes {
     };
   }
 
+  private killGroup(pgid: number): void {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // the group is empty
+    }
+  }
+
   killAll(): void {
+    for (const g of this.groups) this.killGroup(g);
+    this.groups.clear();
     for (const p of this.live) {
       try {
         p.kill('SIGKILL');

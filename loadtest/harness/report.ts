@@ -79,7 +79,8 @@ function runName(r: SystemRun): string {
 }
 
 export function headlineTable(result: BenchResult): string {
-  const systems = result.options.systems;
+  // Systems with a headline figure (Pushpin has none of these: it stands in sse-fanout's own table).
+  const systems = result.options.systems.filter((s) => Object.values(flatFigures(result.figures[s])).some((v) => v !== null));
   const ratioCols = Object.keys(result.ratios);
   const lines = [
     `| figure | ${systems.join(' | ')}${ratioCols.length ? ` | ${ratioCols.join(' | ')}` : ''} | better |`,

@@ -116,6 +116,20 @@ const RpcParams = z.strictObject({
   modes: z.array(z.enum(['embedded', 'webhook'])).min(1),
 });
 
+const SseFanoutParams = z.strictObject({
+  ...common,
+  /** SSE streams (one channel each), all on one server: one Switchboard node, or one Pushpin. */
+  streams: count,
+  /** Channels the streams are spread over. */
+  channels: count,
+  /** Publications per second over all channels (deliveries = publishRate × streams / channels). */
+  publishRate: z.number().positive(),
+  /** Padding added to each publication's data. */
+  payloadBytes: z.int().nonnegative(),
+  /** The step search for the highest delivery rate held, as in fanout. */
+  maxRate: MaxRate,
+});
+
 const Churn = z.strictObject({
   /** Every this many seconds … */
   intervalSeconds: seconds,
@@ -156,6 +170,7 @@ export const ScenarioSchema = z.discriminatedUnion('name', [
   scenario('many-channels', ManyChannelsParams),
   scenario('rpc', RpcParams),
   scenario('soak', SoakParams, { churn: Churn }),
+  scenario('sse-fanout', SseFanoutParams, { maxRate: MaxRate }),
 ]);
 
 export type Scenario = z.infer<typeof ScenarioSchema>;
@@ -167,11 +182,15 @@ export type FanoutParams = ParamsOf<'fanout'>;
 export type ManyChannelsParams = ParamsOf<'many-channels'>;
 export type RpcParams = ParamsOf<'rpc'>;
 export type SoakParams = ParamsOf<'soak'>;
+export type SseFanoutParams = ParamsOf<'sse-fanout'>;
 export type Thresholds = z.infer<typeof Thresholds>;
 export type Profile = 'base' | 'local' | 'smoke';
 
 /** The order the harness runs them in. */
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['connect-storm', 'fanout', 'many-channels', 'rpc', 'soak'];
+export const SCENARIO_NAMES: readonly ScenarioName[] = ['connect-storm', 'fanout', 'many-channels', 'rpc', 'soak', 'sse-fanout'];
+
+/** Scenarios only the local harness runs (k6 has no SSE client; Pushpin is started by the harness). */
+export const HARNESS_ONLY: readonly ScenarioName[] = ['sse-fanout'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -5,7 +5,7 @@ import { nowUs, sleep } from './clock.js';
 import type { Cluster, Clusters } from './cluster.js';
 import { mergeEncoded } from './histogram.js';
 import { mergeWindows, type MergedWindow, type PhaseResult } from './aggregate.js';
-import { channelName, type ChannelPlan, type ConnectResult, type Peek, type PublishTotals, type PublishVia, type SubscribeResult, type Totals, type WindowStats } from './messages.js';
+import { channelName, publishBody, type ChannelPlan, type SseConnectResult, type ConnectResult, type Peek, type PublishTotals, type PublishVia, type SubscribeResult, type Totals, type WindowStats } from './messages.js';
 import type { Progress } from './progress.js';
 import { split, type Addresses, type WorkerPool } from './workers.js';
 
@@ -89,6 +89,8 @@ export interface PubSubSetup {
   plan: ChannelPlan;
   publisherNode: number;
   publishVia: PublishVia;
+  /** `sio` (default): Socket.IO clients that subscribe; `sse`: one SSE stream per subscriber. */
+  transport?: 'sio' | 'sse';
   event: string;
   payloadBytes: number;
   /** Every stream must start at 1 at every subscriber (soak: seq-based loss with churn). */
@@ -132,6 +134,7 @@ export class PubSubSession {
   }
 
   async open(): Promise<void> {
+    if (this.setup.transport === 'sse') return this.openStreams();
     const { ctx, setup } = this;
     const urls = setup.subscriberNodes.map((n) => engineUrl(setup.cluster.nodes[n]!.url));
     ctx.progress.status(`connecting ${setup.subscribers} subscribers`);
@@ -160,6 +163,45 @@ export class PubSubSession {
     this.errors = [...new Set(this.errors)].slice(0, 10);
   }
 
+  /** Where publications go: the publisher node's publish URL (Pushpin's publish port) or its public URL. */
+  private get publishUrl(): string {
+    const n = this.setup.cluster.nodes[this.setup.publisherNode]!;
+    return n.publishUrl ?? n.url;
+  }
+
+  /**
+   * SSE: one stream per subscriber (`GET /sse?channel=…`). A stream answers before its subscription is live (both
+   * Switchboard and Pushpin subscribe after the response starts), so fence publications go to every channel until
+   * every stream has seen one: only then can a phase count exact loss.
+   */
+  private async openStreams(): Promise<void> {
+    const { ctx, setup } = this;
+    const urls = setup.subscriberNodes.map((n) => `${setup.cluster.nodes[n]!.url}/sse`);
+    ctx.progress.status(`opening ${setup.subscribers} SSE streams`);
+    const parts = split(setup.subscribers, ctx.pool.size);
+    const rs = await ctx.pool.all<SseConnectResult>((i) => {
+      const [count, offset] = parts[i]!;
+      const concurrency = Math.max(1, Math.ceil((ctx.smoke ? 50 : 400) / ctx.pool.size));
+      return count ? { op: 'sseConnect', group: this.subsGroup, urls, plan: setup.plan, offset, count, concurrency, localAddress: ctx.addresses.next() } : undefined;
+    });
+    for (const r of rs) {
+      this.connectErrors += r.failed;
+      for (const [ch, n] of Object.entries(r.byChannel)) this.subsByChannel[ch] = (this.subsByChannel[ch] ?? 0) + n;
+      this.errors.push(...r.errors);
+    }
+    const opened = rs.reduce((a, r) => a + r.ok, 0);
+    ctx.progress.status(`waiting for ${opened} streams to go live`);
+    const deadline = Date.now() + 30_000;
+    for (let n = 1; ; n++) {
+      await Promise.all(this.channels.map((ch) => publishOnce(setup.publishVia, this.publishUrl, ctx.apiKey, ch, 'fence', { fence: n })));
+      await sleep(100, ctx.signal);
+      const live = (await ctx.pool.all<number>(() => ({ op: 'sseLive', group: this.subsGroup }))).reduce((a, b) => a + b, 0);
+      if (live >= opened) break;
+      if (Date.now() > deadline) throw new Error(`only ${live} of ${opened} SSE streams went live within 30 s`);
+    }
+    this.errors = [...new Set(this.errors)].slice(0, 10);
+  }
+
   /** One phase at `rate`: warm up, measure, stop, drain, account for every publication. */
   async phase(o: PhaseOptions): Promise<PhaseResult> {
     const { ctx, setup } = this;
@@ -168,7 +210,7 @@ export class PubSubSession {
     await ctx.pool.all(() => ({ op: 'totals', reset: true }));
     await ctx.pool.all(() => ({ op: 'stats', reset: true })); // nothing from before this phase counts
     const pubRate = o.rate / ctx.pool.size;
-    const pubUrl = setup.cluster.nodes[setup.publisherNode]!.url;
+    const pubUrl = this.publishUrl;
     await ctx.pool.all(
       (i) =>
         ({
@@ -288,6 +330,19 @@ export class PubSubSession {
     await closeGroup(this.ctx, this.subsGroup);
     await closeGroup(this.ctx, this.pubGroup);
   }
+}
+
+/** One publication from the harness itself (fences), by the system's publish path. */
+export async function publishOnce(via: PublishVia, baseUrl: string, apiKey: string, channel: string, event: string, data: unknown): Promise<void> {
+  if (via === 'socket') throw new Error('publishOnce speaks HTTP only');
+  const res = await fetch(new URL(via === 'grip' ? '/publish/' : '/api/publish', baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+    body: JSON.stringify(publishBody(via, channel, event, data)),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`fence publish: HTTP ${res.status} ${text.slice(0, 200)}`);
 }
 
 export function errorText(err: unknown): string {

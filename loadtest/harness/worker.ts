@@ -1,12 +1,14 @@
-// A client worker process (forked by workers.ts): holds thousands of Socket.IO clients in named groups, offers load
+// A client worker process (forked by workers.ts): holds thousands of Socket.IO clients and SSE streams in named groups, offers load
 // at a rate, records what arrives, and answers the parent's requests (messages.ts) over IPC.
 import type { Peek, PublishTotals, Reply, Request, RpcTotals } from './messages.js';
 import { startCalling, startPublishing, type Running } from './worker/load.js';
 import { Recorder } from './worker/recorder.js';
+import { connectStreams, type SseStream } from './worker/sse.js';
 import { Subscribers, type Sub } from './worker/subscribers.js';
 
 interface Group {
   subs: Sub[];
+  streams: SseStream[];
   publisher?: Running<PublishTotals>;
   rpc?: Running<RpcTotals>;
   stopChurn?: () => void;
@@ -19,7 +21,7 @@ const groups = new Map<string, Group>();
 function group(name: string): Group {
   let g = groups.get(name);
   if (!g) {
-    g = { subs: [] };
+    g = { subs: [], streams: [] };
     groups.set(name, g);
   }
   return g;
@@ -35,6 +37,10 @@ async function handle(req: Request): Promise<unknown> {
       return subscribers.connect(group(req.group).subs, req);
     case 'subscribe':
       return subscribers.subscribe(group(req.group).subs, req.plan, req.offset, req.concurrency);
+    case 'sseConnect':
+      return connectStreams(group(req.group).streams, rec, req);
+    case 'sseLive':
+      return group(req.group).streams.filter((s) => s.live).length;
     case 'publishStart': {
       const g = group(req.group);
       if (g.publisher) throw new Error(`group ${req.group} is already publishing`);
@@ -79,6 +85,7 @@ async function handle(req: Request): Promise<unknown> {
       const out: Peek = { received: rec.received, pubAcked: 0, rpcOk: 0, connected: 0 };
       for (const g of groups.values()) {
         for (const s of g.subs) if (s.client.connected) out.connected++;
+        for (const s of g.streams) if (s.connected) out.connected++;
         out.pubAcked += g.publisher?.totals.acked ?? 0;
         out.rpcOk += g.rpc?.totals.ok ?? 0;
       }
@@ -95,7 +102,8 @@ async function handle(req: Request): Promise<unknown> {
       g.stopChurn?.();
       await Promise.all([g.publisher?.stop(), g.rpc?.stop()]);
       for (const s of g.subs) s.client.close();
-      return { closed: g.subs.length };
+      for (const s of g.streams) s.close();
+      return { closed: g.subs.length + g.streams.length };
     }
     case 'exit':
       setImmediate(() => process.exit(0));

@@ -1,9 +1,9 @@
-// The offered load of a worker: publications (Socket.IO `publish` or `POST /api/publish`) and rpc calls at a fixed
+// The offered load of a worker: publications (Socket.IO `publish`, `POST /api/publish` or a GRIP publish) and rpc calls at a fixed
 // rate, each stamped and accounted for by its ack.
 import http from 'node:http';
 import { pad } from '../../k6/lib/protocol.js';
 import { nowUs } from '../clock.js';
-import type { PublishStart, PublishTotals, RpcTotals } from '../messages.js';
+import { publishBody, type PublishStart, type PublishTotals, type RpcTotals } from '../messages.js';
 import type { SioClient } from '../sio-client.js';
 import { describe, noteError, type Recorder } from './recorder.js';
 
@@ -43,8 +43,8 @@ async function drained(inFlight: () => number): Promise<void> {
   while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
-function httpPoster(baseUrl: string, apiKey: string, localAddress: string) {
-  const target = new URL('/api/publish', baseUrl);
+function httpPoster(baseUrl: string, path: string, apiKey: string, localAddress: string) {
+  const target = new URL(path, baseUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64, localAddress });
   return {
     post(body: string): Promise<{ status: number; body: string }> {
@@ -77,7 +77,7 @@ export function startPublishing(rec: Recorder, o: PublishOptions): Running<Publi
   if (o.via === 'socket' && !o.client) throw new Error('no connected client to publish from');
   const totals: PublishTotals = { sent: 0, acked: 0, failed: 0, ackedByChannel: {}, finalSeq: {}, stream: o.stream, errors: [] };
   const padding = pad(o.payloadBytes);
-  const poster = o.via === 'http' ? httpPoster(o.httpUrl, o.apiKey, o.localAddress) : undefined;
+  const poster = o.via === 'socket' ? undefined : httpPoster(o.httpUrl, o.via === 'grip' ? '/publish/' : '/api/publish', o.apiKey, o.localAddress);
   let rr = 0;
   let inFlight = 0;
   const fire = () => {
@@ -107,7 +107,7 @@ export function startPublishing(rec: Recorder, o: PublishOptions): Running<Publi
       }
     };
     if (poster) {
-      poster.post(JSON.stringify({ channel, event: o.event, data })).then(
+      poster.post(JSON.stringify(publishBody(o.via as 'http' | 'grip', channel, o.event, data))).then(
         (r) => done(r.status === 200, `HTTP ${r.status} ${r.body.slice(0, 200)}`),
         (err: Error) => done(false, err.message),
       );
