@@ -97,6 +97,7 @@ export const KNOWN_LABELS = {
     'token_expired',
     'slow_consumer',
     'draining',
+    'client_gone',
     'error',
   ],
   dropped: ['volatile', 'slow_consumer'],

@@ -31,6 +31,7 @@ export const PREREQS: Prereq[] = [
   { name: 'openssl', packages: ['openssl'], tiers: ['ops', ...services], optional: false, present: () => onPath('openssl') },
   { name: 'kubectl', packages: ['kubectl', 'kubernetes-client'], tiers: ['ops'], optional: false, present: () => onPath('kubectl') },
   { name: 'promtool', packages: ['prometheus'], tiers: ['ops', ...services], optional: true, present: () => onPath('promtool') },
+  { name: 'prometheus', packages: ['prometheus'], tiers: ['scenario'], optional: true, present: () => onPath('prometheus') },
   { name: 'chromium', packages: ['chromium'], tiers: services, optional: true, present: () => onPath('chromium') },
   { name: 'php', packages: ['php-cli'], tiers: services, optional: true, present: () => onPath('php') },
   { name: 'pushpin', packages: ['pushpin'], tiers: services, optional: true, present: () => onPath('pushpin') },
