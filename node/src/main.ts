@@ -1,12 +1,9 @@
 // The `switchboard` command line: parses flags and calls start(); nothing else lives here.
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
-import { resolve } from 'node:path';
 import { configTable } from './config/docs.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { UwsLoadError } from './transport/uws.js';
 import { start } from './lifecycle/start.js';
-import type { SwitchboardApp } from './core/app.js';
 
 const USAGE = `usage: switchboard listen [--port N] [--host H] [--internal-port N]
        switchboard config-table     print the README's configuration table
@@ -31,9 +28,7 @@ async function main(argv: string[]) {
     process.exit(2);
   }
   const config = loadConfig(process.env, { port: values.port, host: values.host, internalPort: values['internal-port'] });
-  let app: SwitchboardApp = {};
-  if (config.app) app = ((await import(pathToFileURL(resolve(config.app)).href)) as { default: SwitchboardApp }).default ?? {};
-  await start(config, app);
+  await start(config);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

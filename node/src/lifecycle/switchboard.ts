@@ -12,7 +12,7 @@ import { Authorizer } from '../channels/authorize.js';
 import { Delivery } from '../channels/delivery.js';
 import { Publisher } from '../channels/publisher.js';
 import { ChannelRules, DEFAULT_RULES } from '../channels/rules.js';
-import { loadConfig, type ConfigOverrides } from '../config/load.js';
+import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { unknownEnv } from '../config/unknown-env.js';
 import { mountInternal } from '../health/internal.js';
@@ -150,9 +150,9 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
 
   let publicSocket: us_listen_socket | undefined;
   let internalSocket: us_listen_socket | undefined;
-  const listenOn = (a: typeof publicApp, port: number) =>
+  const listenOn = (a: typeof publicApp, port: number, env: string) =>
     new Promise<us_listen_socket>((resolve, reject) =>
-      a.listen(cfg.host, port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${port} (in use, or not permitted)`)))),
+      a.listen(cfg.host, port, (s) => (s ? resolve(s) : reject(new ConfigError([`${env}=${port}: cannot listen on ${cfg.host}:${port} (in use, or not permitted; HOST=${cfg.host})`])))),
     );
 
   let bound: { port: number; internalPort: number } | undefined;
@@ -171,9 +171,9 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     },
     async listen() {
       // The internal port first: /healthz answers and /readyz says why not ready while Redis is verified.
-      internalSocket = await listenOn(internalApp, cfg.internalPort);
+      internalSocket = await listenOn(internalApp, cfg.internalPort, 'INTERNAL_PORT');
       await bus.start();
-      publicSocket = await listenOn(publicApp, cfg.port);
+      publicSocket = await listenOn(publicApp, cfg.port, 'PORT');
       bound = { port: localPort(publicSocket), internalPort: localPort(internalSocket) };
       log.info({ ...bound, host: cfg.host, bus: bus.mode }, 'listening');
     },

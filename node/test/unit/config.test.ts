@@ -175,3 +175,35 @@ test('environment variables that look like ours but are unknown are found, with 
   ]);
   assert.deepEqual(unknownEnv({}), []);
 });
+
+test('start-up failures outside the schema name their variable too: SWITCHBOARD_APP, PORT in use', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { fileURLToPath } = await import('node:url');
+  const { loadApp } = await import('../../src/lifecycle/start.js');
+  const { createSwitchboard } = await import('../../src/lifecycle/switchboard.js');
+  const isConfigError = (re: RegExp) => (err: unknown) => err instanceof ConfigError && re.test(err.message);
+
+  const fixture = await loadApp(fileURLToPath(new URL('../fixtures/app.js', import.meta.url)));
+  assert.equal(typeof fixture.rpc, 'object');
+  const dir = mkdtempSync(join(tmpdir(), 'sb-app-'));
+  try {
+    await assert.rejects(loadApp(join(dir, 'missing.js')), isConfigError(/SWITCHBOARD_APP=".*missing\.js": cannot load the module/));
+    writeFileSync(join(dir, 'number.mjs'), 'export default 42;\n');
+    await assert.rejects(loadApp(join(dir, 'number.mjs')), isConfigError(/SWITCHBOARD_APP=".*number\.mjs": the default export must be an object/));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const { createServer } = await import('node:net');
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const port = (taken.address() as { port: number }).port;
+  const sb = await createSwitchboard({ host: '127.0.0.1', port, internalPort: 0, logLevel: 'silent', drainDelayMs: 0, drainTimeoutMs: 100 });
+  try {
+    await assert.rejects(sb.listen(), isConfigError(new RegExp(`PORT=${port}: cannot listen on 127\\.0\\.0\\.1:${port}`)));
+  } finally {
+    await sb.close();
+    taken.close();
+  }
+});
