@@ -17,6 +17,22 @@ export async function connect(url: string, opts: Partial<ManagerOptions & Socket
   return s;
 }
 
+/** The clients a test file opens; close() in its after() disconnects every one. */
+export function clientPool() {
+  const clients: Client[] = [];
+  return {
+    clients,
+    async open(target: string | { url: string }, opts: Partial<ManagerOptions & SocketOptions> = {}): Promise<Client> {
+      const c = await connect(typeof target === 'string' ? target : target.url, opts);
+      clients.push(c);
+      return c;
+    },
+    close() {
+      for (const c of clients.splice(0)) c.disconnect();
+    },
+  };
+}
+
 export async function call<T = any>(s: Client, event: string, ...args: unknown[]): Promise<T> {
   return (await s.timeout(8000).emitWithAck(event, ...args)) as T;
 }

