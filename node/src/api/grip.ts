@@ -44,7 +44,20 @@ const gripBody = z.object({
 /** The event name GRIP items are published under (Pushpin's ws-message is a plain WebSocket message). */
 export const GRIP_EVENT = 'message';
 
-export function mountGrip(app: TemplatedApp, d: GripDeps) {
+export interface GripMountOptions {
+  /**
+   * No key: for the internal port only (INTERNAL_GRIP_PUBLISH), where reaching the port is the access rule,
+   * as with Pushpin's publish port. @default false
+   */
+  keyless?: boolean;
+}
+
+/** The routes mountGrip needs: a uWS app, or the internal port's node:http one. */
+export interface PostRoutes {
+  post(pattern: string, handler: ReturnType<typeof route>): unknown;
+}
+
+export function mountGrip(app: TemplatedApp | PostRoutes, d: GripDeps, opts: GripMountOptions = {}) {
   const log = d.log.child({ module: 'grip' });
   const handler = route(log, async (req, reply) => {
     countReplies(reply, d.metrics, 'grip');
@@ -52,7 +65,9 @@ export function mountGrip(app: TemplatedApp, d: GripDeps) {
     // uWS hands the body only to a reader attached before the handler first yields; JWT checks are async.
     const raw = readJsonBody(req, d.options.maxHttpBodyBytes);
     raw.catch(() => {});
-    await authorize(d.options.apiKeys, req.headers);
+    // GRIP_URL-style `?key=` (what pushpin-publish sends): a key in a URL ends up in logs and histories.
+    if (!opts.keyless && req.query.has('key')) throw new SbError('unauthorized', 'a key in the URL is never accepted: send Authorization: Bearer <key>, or publish on the internal port (INTERNAL_GRIP_PUBLISH)');
+    if (!opts.keyless) await authorize(d.options.apiKeys, req.headers);
     const body = gripBody.safeParse(await raw);
     if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
     // Validate every item before publishing any: a bad request publishes nothing.

@@ -52,6 +52,7 @@ export const FIELDS = {
   port: f('PORT', port.default(3000), 'Public port: Socket.IO, SSE, HTTP API, demo page'),
   host: f('HOST', z.string().min(1).default('0.0.0.0'), 'Listen address of both ports'),
   internalPort: f('INTERNAL_PORT', port.default(9090), 'Internal port: `/metrics`, `/healthz`, `/readyz`'),
+  internalGripPublish: f('INTERNAL_GRIP_PUBLISH', bool.default(false), 'Serve GRIP `POST /publish/` on the internal port without a key (as Pushpin does on 5561), for `pushpin-publish` and GRIP publishers inside the cluster; only what may reach the internal port can publish'),
   redisUrl: f('REDIS_URL', redisUrl.optional(), 'Unset: single node, in-memory bus. `redis://…`: cluster mode over one Redis (credentials may be in the URL). `REDIS_SENTINELS` and `REDIS_CLUSTER_NODES` take precedence'),
   redisSentinels: f('REDIS_SENTINELS', list.pipe(z.array(hostPort).min(1, 'needs at least one host:port')).optional(), 'Comma-separated `host:port` of Redis Sentinels: one Redis with automatic failover, found through them (overrides `REDIS_URL`)'),
   redisSentinelName: f('REDIS_SENTINEL_NAME', z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 _ . -').optional(), 'Master group name the sentinels watch (required with `REDIS_SENTINELS`)'),

@@ -1,12 +1,12 @@
 // The internal port: /healthz (process serves), /readyz (takes traffic), /metrics (Prometheus).
-import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { route } from '../transport/http.js';
+import type { NodeHttpApp } from '../transport/node-http.js';
 import { SbError } from '../core/errors.js';
 import type { Readiness } from './readiness.js';
 
-export function mountInternal(app: TemplatedApp, readiness: Readiness, metrics: Metrics, log: Logger) {
+export function mountInternal(app: NodeHttpApp, readiness: Readiness, metrics: Metrics, log: Logger) {
   app.get('/healthz', route(log, (_req, reply) => reply.json(200, { ok: true })));
   app.get(
     '/readyz',

@@ -15,6 +15,7 @@ import { ChannelRules, DEFAULT_RULES } from '../channels/rules.js';
 import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { unknownEnv } from '../config/unknown-env.js';
+import { NodeHttpApp } from '../transport/node-http.js';
 import { mountInternal } from '../health/internal.js';
 import { Readiness } from '../health/readiness.js';
 import { Webhooks } from '../hooks/webhooks.js';
@@ -104,7 +105,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   const originAllowed = createOriginCheck(cfg.allowedOrigins);
 
   const publicApp = uws.uws.App();
-  const internalApp = uws.uws.App();
+  const internalApp = new NodeHttpApp();
   const io = createSocketServer(
     publicApp,
     {
@@ -146,10 +147,10 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   mountApi(publicApp, { options: apiOptions, originAllowed, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });
   mountGrip(publicApp, { options: apiOptions, originAllowed, bus, publisher, metrics, log });
   mountStatic(publicApp, log);
+  if (cfg.internalGripPublish) mountGrip(internalApp, { options: apiOptions, originAllowed, bus, publisher, metrics, log }, { keyless: true });
   mountInternal(internalApp, readiness, metrics, log);
 
   let publicSocket: us_listen_socket | undefined;
-  let internalSocket: us_listen_socket | undefined;
   const listenOn = (a: typeof publicApp, port: number, env: string) =>
     new Promise<us_listen_socket>((resolve, reject) =>
       a.listen(cfg.host, port, (s) => (s ? resolve(s) : reject(new ConfigError([`${env}=${port}: cannot listen on ${cfg.host}:${port} (in use, or not permitted; HOST=${cfg.host})`])))),
@@ -171,10 +172,14 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     },
     async listen() {
       // The internal port first: /healthz answers and /readyz says why not ready while Redis is verified.
-      internalSocket = await listenOn(internalApp, cfg.internalPort, 'INTERNAL_PORT');
+      await new Promise<void>((resolve, reject) =>
+        internalApp.listen(cfg.host, cfg.internalPort, (s) =>
+          s ? resolve() : reject(new ConfigError([`INTERNAL_PORT=${cfg.internalPort}: cannot listen on ${cfg.host}:${cfg.internalPort} (in use, or not permitted; HOST=${cfg.host})`])),
+        ),
+      );
       await bus.start();
       publicSocket = await listenOn(publicApp, cfg.port, 'PORT');
-      bound = { port: localPort(publicSocket), internalPort: localPort(internalSocket) };
+      bound = { port: localPort(publicSocket), internalPort: internalApp.port()! };
       log.info({ ...bound, host: cfg.host, bus: bus.mode }, 'listening');
     },
     ports() {
@@ -194,10 +199,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
           publicSocket = undefined;
         },
         extraClients: () => sse.all(),
-        closeInternal: () => {
-          if (internalSocket) uws.uws.us_listen_socket_close(internalSocket);
-          internalSocket = undefined;
-        },
+        closeInternal: () => internalApp.close(),
       }).finally(async () => {
         await backend?.flush(cfg.webhookTimeoutMs);
         await limits.close?.();

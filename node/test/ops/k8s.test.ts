@@ -287,7 +287,7 @@ for (const which of ['base', 'local'] as const) {
       }
     });
 
-    test('network policies: HAProxy alone reaches the public port, Prometheus the internal one, nodes Redis', async (t) => {
+    test('network policies: HAProxy alone reaches the public port, Prometheus and labelled GRIP publishers the internal one, nodes Redis', async (t) => {
       const objs = await render(t, which);
       if (!objs) return;
       const policies = objs.filter((o) => o.kind === 'NetworkPolicy');
@@ -308,7 +308,9 @@ for (const which of ['base', 'local'] as const) {
       for (const r of publicRules) assert.deepEqual(r.from, [fromHaproxy], 'public port: HAProxy only');
       const internalFrom = sourcesFor(NODE_LABELS, 'internal').map((r: any) => r.from);
       for (const from of internalFrom) assert.ok(from?.length, 'internal port: never open to all');
-      assert.deepEqual(internalFrom.flat().sort((a: any, b: any) => JSON.stringify(a).localeCompare(JSON.stringify(b))), [monitoring, fromHaproxy].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))), 'internal port: Prometheus and HAProxy health checks');
+      // Keyless GRIP publishing (INTERNAL_GRIP_PUBLISH) is for labelled publisher pods only.
+      const gripPublishers = { namespaceSelector: {}, podSelector: { matchLabels: { 'switchboard.io/grip-publisher': 'true' } } };
+      assert.deepEqual(internalFrom.flat().sort((a: any, b: any) => JSON.stringify(a).localeCompare(JSON.stringify(b))), [monitoring, fromHaproxy, gripPublishers].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))), 'internal port: Prometheus, HAProxy health checks and labelled GRIP publishers');
       for (const r of sourcesFor(HAPROXY_LABELS, 'metrics')) assert.deepEqual(r.from, [monitoring], 'exporter: Prometheus only');
       assert.ok(sourcesFor(HAPROXY_LABELS, 'https').some((r: any) => !r.from), 'HAProxy https is open');
       const redisRules = sourcesFor(REDIS_LABELS, 6379);
