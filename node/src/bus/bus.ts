@@ -58,6 +58,21 @@ export interface BusHealth {
   reason?: string;
 }
 
+/** Where a channel stood when this node started receiving it. */
+export interface ChannelPosition {
+  /** The channel's newest publication id, or (exact: false) a time-based id below anything published later. */
+  id: string;
+  /** True when `id` is this channel's own newest id ('0-0': none yet), so history can say whether it still holds it. */
+  exact: boolean;
+}
+
+/** Why the bus asks for a channel to be resynchronised. */
+export type ResyncKind =
+  /** Publications of the channel were missed (a sequence gap, or a resubscribe): catch up from history. */
+  | 'gap'
+  /** The channel's state was lost or diverged (new epoch, a sequence handed out twice): history cannot say. */
+  | 'reset';
+
 export interface Bus {
   readonly mode: 'memory' | 'redis';
   /** Connects and verifies; resolves once the bus is usable (Redis: first canary round-trip). */
@@ -66,14 +81,25 @@ export interface Bus {
   publish(p: PublishInput): Promise<PublishResult>;
   /** Publications after `since` (exclusive), oldest first; `since` undefined: the last `limit`. */
   history(channel: string, since: string | undefined, limit: number, ttlMs: number): Promise<HistoryRead>;
-  /** Every publication, from any node, in id order per channel. */
+  /**
+   * Interest: from when this resolves, this node receives the channel's publications (and only then, so a
+   * history read that follows misses nothing). Calls for a channel already received resolve at once.
+   */
+  subscribe(channel: string): Promise<ChannelPosition>;
+  /** No local subscriber is left: the bus may stop receiving the channel (after a short linger). */
+  unsubscribe(channel: string): void;
+  /** Publications of subscribed channels, in id order per channel. */
   onPublication(fn: (p: Publication) => void): void;
   /**
-   * Called when the bus may have missed publications: `gap` (a sequence gap or a reconnect: catch up from
-   * history) or `reset` (Redis lost its data: history before now is gone).
+   * Called, before the publication that revealed it is handed on, when the bus may have missed publications
+   * of one channel. Other channels are not affected.
    */
-  onResync(fn: (kind: 'gap' | 'reset') => void): void;
-  /** The newest publication id seen from any channel (ids are time-ordered across channels). */
+  onResync(fn: (channel: string, kind: ResyncKind) => void): void;
+  /**
+   * A lower bound of the ids this node will receive from now on, for streams that must name a position on a
+   * channel nothing was delivered on yet (SSE multi-channel resume): the newest Redis time this node has seen
+   * (its channels' publications and its shard canaries).
+   */
   watermark(): string;
   /** Called when readiness changes. */
   onHealth(fn: (h: BusHealth) => void): void;

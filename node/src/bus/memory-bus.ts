@@ -1,5 +1,5 @@
 // Single-node bus: ids from a local generator, history in memory, fan-out by a synchronous callback.
-import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
+import type { Bus, BusHealth, ChannelPosition, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
 import { IdGenerator } from '../core/ids.js';
 import { MemoryHistory } from './memory-history.js';
 
@@ -12,6 +12,8 @@ export class MemoryBus implements Bus {
   private readonly listeners: ((p: Publication) => void)[] = [];
   private last = '0-0';
   private readonly once = new Map<string, { id: string; until: number }>();
+  /** Channels this node receives (interest), as over Redis: the rest is stored but handed to nobody. */
+  private readonly subscribed = new Set<string>();
 
   private self: () => NodeInfo = () => ({ id: 'local', connections: 0 });
 
@@ -34,7 +36,7 @@ export class MemoryBus implements Bus {
       this.once.set(input.once.key, { id: p.id, until: now + input.once.ttlSeconds * 1000 });
       if (this.once.size > 100_000) for (const [k, v] of this.once) if (v.until <= now) this.once.delete(k);
     }
-    for (const fn of this.listeners) fn(p);
+    if (this.subscribed.has(p.channel)) for (const fn of this.listeners) fn(p);
     return { id: p.id };
   }
 
@@ -46,11 +48,19 @@ export class MemoryBus implements Bus {
   onPublication(fn: (p: Publication) => void) {
     this.listeners.push(fn);
   }
-  onResync() {}
   watermark() {
     // As RedisBus's: the millisecond of the newest id (a later id of another channel may share it).
     return `${this.last.slice(0, this.last.indexOf('-'))}-0`;
   }
+  async subscribe(channel: string): Promise<ChannelPosition> {
+    this.subscribed.add(channel);
+    // Ids here are "<ms>-<n>" from Date.now(): anything published later is above "<now>-0".
+    return { id: `${Date.now()}-0`, exact: false };
+  }
+  unsubscribe(channel: string) {
+    this.subscribed.delete(channel);
+  }
+  onResync() {}
   onHealth() {}
   health(): BusHealth {
     return { ready: true };

@@ -1,85 +1,162 @@
-// Cluster bus over Redis: publications go through one Lua script that appends to the channel's stream
-// (history, id) and PUBLISHes in the same atomic step, so every node sees every channel in id order.
+// Cluster bus over Redis — one Redis (URL, Sentinel) or a Redis Cluster, one code path: each channel has its
+// own sharded pub/sub channel, a node subscribes to it only while it has local subscribers of the channel
+// (interest-based routing), and every publish is one atomic script on the shard that owns the channel's slot.
 import { createAdapter } from '@socket.io/redis-adapter';
-import type { Redis } from 'ioredis';
-import type { Bus, BusHealth, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
+import type { Cluster, Redis } from 'ioredis';
+import type { Bus, BusHealth, ChannelPosition, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult, ResyncKind } from './bus.js';
 import { IdGenerator, parseId } from '../core/ids.js';
 import { decodeParsed, encodeData } from '../core/codec.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { createRedisClient, type RedisConnectOptions } from './redis-connect.js';
+import type { RedisConnectOptions } from './redis-connect.js';
+import { createTopology, type RedisTopology } from './redis-topology.js';
+import { channelSlot, slotTag } from './slots.js';
 import { SbError } from '../core/errors.js';
 
 export interface RedisBusOptions {
-  /** Which Redis and how to reach it (one URL or Sentinel). */
+  /** Which Redis and how to reach it (one URL, Sentinel, or a Redis Cluster). */
   redis: RedisConnectOptions;
   prefix: string;
   nodeId: string;
+  /** How often each shard's canary goes round (and the cluster slot map is re-read). */
   canaryIntervalMs: number;
+  /** A canary (or a fenced read) not back within this fails: the shard is marked failed. */
   canaryTimeoutMs: number;
   requestTimeoutMs: number;
+  /** A channel stays subscribed this long after its last local subscriber left. @default 2000 */
+  unsubscribeLingerMs: number;
+  /** How often the position of every received channel is compared with Redis. @default 5000 */
+  positionCheckMs: number;
+  /** A channel's sequence and epoch are kept this long after its last publication. @default 86400 */
+  channelStateTtlSeconds: number;
 }
 
-// Why one script: XADD assigns the id and PUBLISH fans out. Run separately, two nodes publishing to one
-// channel could XADD in one order and PUBLISH in the other, and subscribers would see ids out of order.
-// Inside a script Redis runs both with nothing in between, and pub/sub keeps order on each connection,
-// so every subscriber receives each channel in id order. The global counter lets receivers count gaps;
-// it restarts at 1 when Redis loses its data, which receivers take as "history may be lost".
+// Why one script: XADD assigns the id and SPUBLISH fans out. Run separately, two nodes publishing to one channel
+// could XADD in one order and publish in the other, and subscribers would see ids out of order. Inside a script
+// Redis runs them with nothing in between, and pub/sub keeps order on each connection.
+// Each channel has a meta hash: `e` epoch, `s` sequence, `i` last id. The sequence lets a receiver see a gap on
+// that channel alone; the epoch is new whenever the hash is missing (Redis lost the data, or the channel was
+// idle past its state TTL), so a sequence that starts over can't pass for continuity. The id of each sequence
+// number is carried too: after a failover that lost acknowledged writes, the same sequence number comes back
+// with another id, and receivers compare.
 // The optional idempotency key is checked and set in the same step (see PublishInput.once).
-// KEYS[1] stream, KEYS[2] counter, KEYS[3] idempotency key. ARGV: pubsub channel, payload,
-// maxlen ('0': keep none), ttl ms, idempotency ttl s ('' : no key).
+// All keys and the shard channel carry one hash tag (see slots.ts): one slot, so one shard, runs it all.
+// KEYS[1] stream, KEYS[2] meta, KEYS[3] idempotency key (or the stream), KEYS[4] shard channel.
+// ARGV: payload, maxlen ('0': keep none), stream ttl ms, idempotency ttl s ('': no key), meta ttl ms.
 const PUBLISH_LUA = `
-if ARGV[5] ~= '' then
+if ARGV[4] ~= '' then
   local prev = redis.call('GET', KEYS[3])
   if prev then return {prev, 1} end
 end
-local seq = redis.call('INCR', KEYS[2])
-local id
-if ARGV[3] == '0' then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '0', '*', 'p', ARGV[2])
-else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'p', ARGV[2])
+local epoch = redis.call('HGET', KEYS[2], 'e')
+if not epoch then
+  local t = redis.call('TIME')
+  epoch = string.format('%d%06d', t[1], t[2])
+  redis.call('HSET', KEYS[2], 'e', epoch)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[1], seq .. ' ' .. id .. ' ' .. ARGV[2])
-if ARGV[5] ~= '' then redis.call('SET', KEYS[3], id, 'EX', ARGV[5]) end
+local seq = redis.call('HINCRBY', KEYS[2], 's', 1)
+local id
+if ARGV[2] == '0' then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '0', '*', 'p', ARGV[1])
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'p', ARGV[1])
+end
+redis.call('HSET', KEYS[2], 'i', id)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('SPUBLISH', KEYS[4], seq .. ' ' .. epoch .. ' ' .. id .. ' ' .. ARGV[1])
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], id, 'EX', ARGV[4]) end
 return {id, 0}
 `;
 
 interface WirePayload {
   c: string; // channel ('' for a canary)
   e: string; // event
-  d: unknown; // data
+  d: unknown; // data, in the codec's JSON-safe form
   t: number; // publish time, ms
   o: string; // origin node
   v?: 1; // volatile
 }
 
-type RedisWithScript = Redis & {
-  sbPublish(stream: string, counter: string, once: string, chan: string, payload: string, maxlen: string, ttl: string, onceTtl: string): Promise<[string, number]>;
+/** The one place a payload is serialized for the bus. */
+function toWire(p: WirePayload): string {
+  return JSON.stringify(p);
+}
+
+/** The one place a payload from the bus (live or history) is parsed; undefined when it is not ours. */
+function fromWire(raw: string): (WirePayload & { data: unknown }) | undefined {
+  try {
+    const p = JSON.parse(raw) as WirePayload | null;
+    if (!p || typeof p !== 'object') return undefined;
+    return { ...p, data: decodeParsed(p.d, raw) };
+  } catch {
+    return undefined;
+  }
+}
+
+type ScriptClient = {
+  sbPublish(stream: string, meta: string, once: string, chan: string, payload: string, maxlen: string, ttl: string, onceTtl: string, metaTtl: string): Promise<[string, number]>;
 };
+
+/** What this node last received of a channel: its epoch, sequence and id. */
+interface Seen {
+  epoch: string;
+  seq: number;
+  id: string;
+}
+
+interface Chan {
+  name: string;
+  slot: number;
+  stream: string;
+  meta: string;
+  shardChannel: string;
+  /** The shard whose subscriber connection carries it ('' while none). */
+  master: string;
+  seen?: Seen;
+  /** The last few (sequence, id) received, to check a position read against. */
+  recent: [number, string][];
+  /** Subscribed while its shard could not be reached: the first position read catches it up. */
+  deferred: boolean;
+  linger?: NodeJS.Timeout;
+  ready?: Promise<ChannelPosition>;
+}
+
+interface Shard {
+  master: string;
+  /** A slot the master serves; its tag places this node's fence channel and canary keys on this shard. */
+  slot: number;
+  fence: string;
+  sub: Redis;
+  channels: Set<Chan>;
+  verified: boolean;
+  failure?: string;
+  canary?: { token: string; sentAt: number };
+  closed: boolean;
+}
+
+const RECENT = 32;
+const FENCE = 'f';
 
 export class RedisBus implements Bus {
   readonly mode = 'redis' as const;
-  private readonly pub: RedisWithScript;
-  private readonly sub: Redis;
-  private readonly channel: string;
+  private readonly topo: RedisTopology;
+  private readonly scripts: ScriptClient;
+  private readonly shards = new Map<string, Shard>();
+  private readonly chans = new Map<string, Chan>();
+  private readonly byShardChannel = new Map<string, Chan>();
   private readonly listeners: ((p: Publication) => void)[] = [];
-  private readonly resyncListeners: ((kind: 'gap' | 'reset') => void)[] = [];
-  private lastId = '0-0';
+  private readonly resyncListeners: ((channel: string, kind: ResyncKind) => void)[] = [];
   private readonly healthListeners: ((h: BusHealth) => void)[] = [];
-  private lastSeq: number | undefined;
-  private verified = false;
-  private canary: { token: string; sentAt: number } | undefined;
-  private canaryTimer: NodeJS.Timeout | undefined;
-  private canaryCounter = 0;
+  private readonly fences = new Map<string, () => void>();
+  private counter = 0;
   private current: BusHealth = { ready: false, reason: 'redis not connected yet' };
   private closing = false;
-  private readonly fenceChannel: string;
-  private readonly fences = new Map<string, () => void>();
-  private fenceCounter = 0;
+  private canaryTimer: NodeJS.Timeout | undefined;
+  private positionTimer: NodeJS.Timeout | undefined;
   private readonly localIds = new IdGenerator();
   private lastRedisMs = 0;
+  private adapterSub: Redis | Cluster | undefined;
   private self: () => NodeInfo = () => ({ id: this.opts.nodeId, connections: 0 });
   private readonly log: Logger;
 
@@ -90,52 +167,414 @@ export class RedisBus implements Bus {
   ) {
     this.log = log.child({ module: 'bus' });
     // Commands fail fast while Redis is away (publish answers `unavailable`), instead of queueing in memory.
-    this.pub = createRedisClient(opts.redis, { role: 'publisher', failFast: true, commandTimeoutMs: opts.canaryTimeoutMs, lazyConnect: true }) as RedisWithScript;
-    this.sub = createRedisClient(opts.redis, { role: 'subscriber', failFast: false, lazyConnect: true });
-    this.pub.defineCommand('sbPublish', { numberOfKeys: 3, lua: PUBLISH_LUA });
-    this.channel = `${opts.prefix}:pub`;
-    for (const [role, client] of [['publisher', this.pub], ['subscriber', this.sub]] as const) {
-      client.on('error', (err) => this.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role }, 'redis error'));
-      client.on('ready', () => {
-        this.metrics.redisUp.set({ role }, 1);
-        this.log.info({ role }, 'redis connected');
-        // After any reconnect the subscription is verified again (canary) before readiness returns.
-        this.verified = false;
-        this.evaluate();
-        if (role === 'subscriber') this.emitResync('gap', 'subscriber reconnected');
-      });
-      client.on('close', () => {
-        this.metrics.redisUp.set({ role }, 0);
-        if (!this.closing) this.log.warn({ role }, 'redis connection lost; reconnecting');
-        this.verified = false;
-        this.evaluate();
-      });
-    }
-    this.fenceChannel = `${opts.prefix}:fence:${opts.nodeId}`;
-    this.sub.on('message', (chan: string, msg: string) => {
-      if (chan === this.channel) this.receive(msg);
-      else if (chan === this.fenceChannel) this.fences.get(msg)?.();
+    this.topo = createTopology(opts.redis, { commandTimeoutMs: opts.canaryTimeoutMs, slotsRefreshMs: opts.canaryIntervalMs });
+    this.topo.commands.defineCommand('sbPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
+    this.scripts = this.topo.commands as unknown as ScriptClient;
+    const cmd = this.topo.commands as Redis;
+    cmd.on('error', (err: Error) => this.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role: 'publisher' }, 'redis error'));
+    cmd.on('ready', () => {
+      this.metrics.redisUp.set({ role: 'publisher' }, 1);
+      this.log.info({ role: 'publisher', clustered: this.topo.clustered }, 'redis connected');
+      this.syncTopology();
+      this.evaluate();
     });
+    cmd.on('close', () => {
+      this.metrics.redisUp.set({ role: 'publisher' }, 0);
+      if (!this.closing) this.log.warn({ role: 'publisher' }, 'redis connection lost; reconnecting');
+      this.evaluate();
+    });
+    this.topo.onRefresh(() => this.syncTopology());
   }
 
   async start() {
-    // The adapter may already have started a connection by issuing its SUBSCRIBE commands.
-    const connected = (c: Redis) => (c.status === 'wait' ? c.connect() : c.status === 'ready' ? undefined : new Promise((r) => c.once('ready', r)));
-    await Promise.all([connected(this.pub), connected(this.sub)]);
-    await this.sub.subscribe(this.channel, this.fenceChannel);
-    this.canaryTimer = setInterval(() => this.tickCanary(), this.opts.canaryIntervalMs);
-    this.tickCanary();
-    // Readiness needs one canary round trip: proof that publish → Redis → subscriber works.
+    // The first connection may fail while Redis starts; ioredis keeps retrying, and readiness waits for it.
+    await this.topo.connect().catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'redis not reachable yet; retrying'));
+    this.syncTopology();
+    this.canaryTimer = setInterval(() => this.tickCanaries(), this.opts.canaryIntervalMs);
+    this.positionTimer = setInterval(() => this.checkAllPositions(), this.opts.positionCheckMs);
+    this.tickCanaries();
+    // Readiness needs one canary round trip on some shard: proof that publish → Redis → subscriber works.
     await new Promise<void>((resolve) => {
       if (this.current.ready) return resolve();
-      const fn = (h: BusHealth) => h.ready && resolve();
-      this.healthListeners.push(fn);
+      this.healthListeners.push((h) => h.ready && resolve());
     });
   }
 
-  private key(kind: string, name: string) {
-    return `${this.opts.prefix}:${kind}:${name}`;
+  private keysOf(channel: string) {
+    const slot = channelSlot(channel);
+    const tag = `{${slotTag(slot)}}`;
+    return { slot, tag, stream: `${this.opts.prefix}:${tag}:h:${channel}`, meta: `${this.opts.prefix}:${tag}:m:${channel}`, shardChannel: `${this.opts.prefix}:${tag}:c:${channel}` };
   }
+
+  // ---- shards: one subscriber connection per master, a fence channel and a canary on each ----
+
+  /** Compares the slot map with where channels are subscribed; moves what changed master. Never waits for traffic. */
+  private syncTopology() {
+    if (this.closing) return;
+    const masters = this.topo.masters();
+    let changed = false;
+    for (const [master, slot] of masters) {
+      const sh = this.shards.get(master);
+      if (!sh) this.addShard(master, slot);
+      else if (this.topo.ownerOf(sh.slot) !== master) this.refence(sh, slot);
+    }
+    for (const sh of [...this.shards.values()]) {
+      if (masters.has(sh.master) || masters.size === 0) continue;
+      this.log.warn({ master: sh.master }, 'a Redis master left the slot map; its channels move to the new owners');
+      this.removeShard(sh);
+      changed = true;
+    }
+    for (const c of this.chans.values()) {
+      const owner = this.topo.ownerOf(c.slot);
+      if (owner && owner !== c.master) {
+        changed ||= c.master !== '';
+        this.place(c, owner);
+      }
+    }
+    if (changed) {
+      this.metrics.failovers.inc();
+      this.log.warn('redis topology changed: channels resubscribed on their new shards and checked for gaps');
+    }
+    this.evaluate();
+  }
+
+  private fenceOf(slot: number) {
+    return `${this.opts.prefix}:{${slotTag(slot)}}:f:${this.opts.nodeId}`;
+  }
+
+  private addShard(master: string, slot: number) {
+    const sub = this.topo.subscriber(master, { role: 'subscriber', failFast: false });
+    // Resubscribing is ours (shardReady), so a reconnect also checks each channel's position for gaps.
+    (sub.options as { autoResubscribe: boolean }).autoResubscribe = false;
+    const sh: Shard = { master, slot, fence: this.fenceOf(slot), sub, channels: new Set(), verified: false, closed: false };
+    this.shards.set(master, sh);
+    sub.on('smessage', (chan: string, msg: string) => this.onMessage(sh, chan, msg));
+    sub.on('ready', () => {
+      this.metrics.redisUp.set({ role: 'subscriber' }, 1);
+      this.shardReady(sh);
+    });
+    sub.on('moved', () => this.topo.refresh());
+    sub.on('close', () => {
+      if (!this.closing && !sh.closed) this.log.warn({ master }, 'redis subscriber connection lost; reconnecting');
+      sh.verified = false;
+      this.evaluate();
+    });
+    sub.on('error', (err: Error) => {
+      // ioredis 5 takes a server-pushed `sunsubscribe` (failover, slot migration) for the reply to a command it
+      // never sent, and reports this error: the shard dropped our subscriptions. Rebuild them from scratch.
+      if (/Command queue state error/.test(err.message)) this.rebuild(sh, 'the server dropped our shard subscriptions');
+      else this.log.debug({ err: { message: err.message }, master }, 'redis subscriber error');
+    });
+    this.updateSubscriptionGauge();
+  }
+
+  private removeShard(sh: Shard) {
+    sh.closed = true;
+    this.shards.delete(sh.master);
+    for (const c of sh.channels) c.master = '';
+    sh.sub.disconnect();
+    this.updateSubscriptionGauge();
+  }
+
+  private refence(sh: Shard, slot: number) {
+    const old = sh.fence;
+    sh.slot = slot;
+    sh.fence = this.fenceOf(slot);
+    if (sh.sub.status === 'ready') {
+      sh.sub.sunsubscribe(old).catch(() => {});
+      void this.ssubscribe(sh, sh.fence);
+    }
+  }
+
+  private rebuild(sh: Shard, why: string) {
+    if (sh.closed || this.closing) return;
+    this.log.warn({ master: sh.master, why }, 'rebuilding a shard subscriber connection');
+    this.metrics.failovers.inc();
+    sh.verified = false;
+    this.topo.refresh();
+    sh.sub.disconnect(true);
+  }
+
+  /** SSUBSCRIBE with a deadline: ioredis 5 never settles an SSUBSCRIBE answered with MOVED (it emits `moved`). */
+  private ssubscribe(sh: Shard, channel: string): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      sh.sub.ssubscribe(channel).then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.opts.canaryTimeoutMs))),
+    ])
+      .catch(() => false)
+      .finally(() => clearTimeout(timer));
+  }
+
+  /** A shard's subscriber connected (first time or again): subscribe everything it carries, then look for gaps. */
+  private async shardReady(sh: Shard) {
+    const chans = [...sh.channels];
+    const ok = await Promise.all([this.ssubscribe(sh, sh.fence), ...chans.map((c) => this.ssubscribe(sh, c.shardChannel))]);
+    this.updateSubscriptionGauge();
+    if (ok.some((x) => !x)) this.topo.refresh();
+    this.tickCanary(sh, Date.now());
+    if (chans.length) await this.checkPositions(sh, chans, 'resubscribe');
+  }
+
+  /** Puts a channel on the subscriber connection of `master`, leaving the one it was on. */
+  private place(c: Chan, master: string) {
+    const from = this.shards.get(c.master);
+    if (from) {
+      from.channels.delete(c);
+      if (from.sub.status === 'ready') from.sub.sunsubscribe(c.shardChannel).catch(() => {});
+    }
+    const to = this.shards.get(master);
+    c.master = to ? master : '';
+    if (!to) return;
+    to.channels.add(c);
+    if (to.sub.status !== 'ready') return; // shardReady subscribes and checks it
+    void this.ssubscribe(to, c.shardChannel).then((ok) => {
+      this.updateSubscriptionGauge();
+      if (ok) return this.checkPositions(to, [c], 'resubscribe');
+      this.topo.refresh();
+    });
+  }
+
+  private updateSubscriptionGauge() {
+    let n = 0;
+    for (const sh of this.shards.values()) n += sh.channels.size + 1;
+    this.metrics.shardSubscriptions.set(n);
+  }
+
+  // ---- interest ----
+
+  subscribe(channel: string): Promise<ChannelPosition> {
+    const existing = this.chans.get(channel);
+    if (existing) {
+      clearTimeout(existing.linger);
+      existing.linger = undefined;
+      return existing.ready ?? Promise.resolve(this.positionOf(existing));
+    }
+    const k = this.keysOf(channel);
+    const c: Chan = { name: channel, slot: k.slot, stream: k.stream, meta: k.meta, shardChannel: k.shardChannel, master: '', recent: [], deferred: false };
+    this.chans.set(channel, c);
+    this.byShardChannel.set(c.shardChannel, c);
+    c.ready = this.attach(c).finally(() => (c.ready = undefined));
+    return c.ready;
+  }
+
+  private positionOf(c: Chan): ChannelPosition {
+    if (!c.seen) return { id: `${Math.max(Date.now(), this.lastRedisMs)}-0`, exact: false };
+    return { id: c.seen.id, exact: c.seen.id !== '0-0' };
+  }
+
+  private async attach(c: Chan): Promise<ChannelPosition> {
+    const master = this.topo.ownerOf(c.slot);
+    const sh = this.shards.get(master);
+    if (!sh || sh.sub.status !== 'ready') {
+      // Redis (or this shard) is away: the subscriber still joins, and when the shard is back its position read
+      // catches the channel up from the time of this subscribe.
+      c.deferred = true;
+      if (sh) this.place(c, master);
+      return this.positionOf(c);
+    }
+    c.master = master;
+    sh.channels.add(c);
+    const subscribed = await this.ssubscribe(sh, c.shardChannel);
+    this.updateSubscriptionGauge();
+    if (!subscribed || !(await this.checkPositions(sh, [c], 'subscribe'))) {
+      c.deferred = true;
+      this.topo.refresh();
+    }
+    return this.positionOf(c);
+  }
+
+  unsubscribe(channel: string) {
+    const c = this.chans.get(channel);
+    if (!c || c.linger) return;
+    c.linger = setTimeout(() => this.detach(c), this.opts.unsubscribeLingerMs);
+    c.linger.unref();
+  }
+
+  private detach(c: Chan) {
+    this.chans.delete(c.name);
+    this.byShardChannel.delete(c.shardChannel);
+    const sh = this.shards.get(c.master);
+    if (sh) {
+      sh.channels.delete(c);
+      if (sh.sub.status === 'ready') sh.sub.sunsubscribe(c.shardChannel).catch(() => {});
+    }
+    this.updateSubscriptionGauge();
+  }
+
+  // ---- receiving, gap detection ----
+
+  private onMessage(sh: Shard, chan: string, msg: string) {
+    if (chan === sh.fence) return this.onFenceChannel(sh, msg);
+    const c = this.byShardChannel.get(chan);
+    if (!c) return;
+    const m = this.parseMessage(msg);
+    if (!m) return;
+    const p = fromWire(m.payload);
+    if (!p) {
+      this.metrics.badInput.inc({ kind: 'bus_message' });
+      return;
+    }
+    this.metrics.busReceived.inc();
+    if (!this.track(c, m.seq, m.epoch, m.id)) return;
+    this.metrics.busLatency.observe(Math.max(0, Date.now() - p.t) / 1000);
+    const pub: Publication = { channel: c.name, event: p.e, data: p.data, ts: p.t, id: m.id, ...(p.v ? { volatile: true } : {}) };
+    for (const fn of this.listeners) fn(pub);
+  }
+
+  private parseMessage(msg: string) {
+    const s1 = msg.indexOf(' ');
+    const s2 = msg.indexOf(' ', s1 + 1);
+    const s3 = msg.indexOf(' ', s2 + 1);
+    if (s1 < 0 || s2 < 0 || s3 < 0) return undefined;
+    const id = msg.slice(s2 + 1, s3);
+    const ms = Number(id.slice(0, id.indexOf('-')));
+    if (ms > this.lastRedisMs) this.lastRedisMs = ms;
+    return { seq: Number(msg.slice(0, s1)), epoch: msg.slice(s1 + 1, s2), id, payload: msg.slice(s3 + 1) };
+  }
+
+  /** Checks one received publication against what came before; false: drop it (already handed on). */
+  private track(c: Chan, seq: number, epoch: string, id: string): boolean {
+    const s = c.seen;
+    if (s && epoch !== s.epoch) this.resync(c, 'reset', 'epoch changed');
+    else if (s && seq > s.seq + 1) this.resync(c, 'gap', 'message', seq - s.seq - 1);
+    else if (s && seq <= s.seq) {
+      if (seq === s.seq && id === s.id) return false;
+      // The same sequence number again with another id: the shard lost acknowledged writes (failover).
+      this.resync(c, 'reset', 'sequence reused');
+    }
+    this.see(c, { epoch, seq, id });
+    return true;
+  }
+
+  private see(c: Chan, s: Seen) {
+    c.seen = s;
+    c.recent.push([s.seq, s.id]);
+    if (c.recent.length > RECENT) c.recent.shift();
+  }
+
+  private resync(c: Chan, kind: ResyncKind, why: string, missed = 0) {
+    if (kind === 'gap') {
+      this.metrics.channelGaps.inc({ detected_by: why });
+      if (missed > 0) this.metrics.busGaps.inc(missed);
+    } else this.metrics.epochResets.inc({ reason: why.replace(/ /g, '_') });
+    this.log.warn({ channel: c.name, kind, why, missed }, kind === 'gap' ? 'bus gap on a channel: catching it up from history' : 'channel state lost or diverged on Redis: subscribers are told');
+    for (const fn of this.resyncListeners) fn(c.name, kind);
+  }
+
+  /**
+   * Reads the channel positions (meta hashes) on the shard, then waits for a fence published after the read to
+   * come back on the subscriber connection: by then every publication the read counted has arrived too, so a
+   * sequence still ahead of what was received is a real gap. Returns false when the read could not be done.
+   */
+  private async checkPositions(sh: Shard, chans: Chan[], by: 'subscribe' | 'resubscribe' | 'position_check'): Promise<boolean> {
+    const client = this.topo.nodeClient(sh.master);
+    if (!client || client.status !== 'ready' || sh.sub.status !== 'ready') return false;
+    const before = chans.map((c) => c.seen?.seq);
+    let rows: ([Error | null, unknown] | undefined)[];
+    try {
+      rows = await this.fenced(sh, client, (p) => {
+        for (const c of chans) p.hmget(c.meta, 'e', 's', 'i');
+      });
+    } catch (err) {
+      this.log.debug({ err: { message: (err as Error).message }, master: sh.master }, 'position read failed');
+      return false;
+    }
+    let moved = false;
+    chans.forEach((c, i) => {
+      const [err, v] = rows[i] ?? [new Error('no reply'), null];
+      if (err) return void (moved = true);
+      if (!this.chans.has(c.name) || c.master !== sh.master) return;
+      const [e, s, id] = v as [string | null, string | null, string | null];
+      this.compare(c, { epoch: e ?? '', seq: s ? Number(s) : 0, id: id ?? '0-0' }, before[i], by);
+    });
+    if (moved) this.topo.refresh();
+    return !moved;
+  }
+
+  private compare(c: Chan, at: Seen, seqAtRead: number | undefined, by: string) {
+    const s = c.seen;
+    const deferred = c.deferred;
+    c.deferred = false;
+    if (!s) {
+      this.see(c, at);
+      if (deferred && at.seq > 0) this.resync(c, 'gap', by);
+      return;
+    }
+    if (at.epoch !== s.epoch) {
+      if (at.epoch === '' && s.epoch === '') return;
+      this.resync(c, 'reset', at.epoch === '' ? 'state lost' : 'epoch changed');
+      this.see(c, at);
+    } else if (at.seq > s.seq) {
+      this.resync(c, 'gap', by);
+      this.see(c, at);
+    } else if (seqAtRead !== undefined && at.seq < seqAtRead) {
+      // This node had received a sequence before sending the read that Redis no longer has: writes were lost.
+      this.resync(c, 'reset', 'sequence rolled back');
+      this.see(c, at);
+    } else {
+      const known = c.recent.find(([q]) => q === at.seq);
+      if (known && known[1] !== at.id) {
+        this.resync(c, 'reset', 'sequence reused');
+        this.see(c, at);
+      }
+    }
+  }
+
+  /** Runs `build` as one pipeline on the master itself, then a fence; resolves with the replies once it is back. */
+  private async fenced(sh: Shard, client: Redis, build: (p: ReturnType<Redis['pipeline']>) => void) {
+    const token = `${++this.counter}`;
+    let timer: NodeJS.Timeout | undefined;
+    const back = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => {
+        this.fences.delete(token);
+        reject(new Error('the subscriber connection did not confirm the read in time'));
+      }, this.opts.canaryTimeoutMs);
+      this.fences.set(token, () => {
+        clearTimeout(timer);
+        this.fences.delete(token);
+        resolve();
+      });
+    });
+    back.catch(() => {});
+    const p = client.pipeline();
+    build(p);
+    p.spublish(sh.fence, FENCE + token);
+    let rows: [Error | null, unknown][];
+    try {
+      rows = ((await p.exec()) ?? []) as [Error | null, unknown][];
+    } catch (err) {
+      clearTimeout(timer);
+      this.fences.delete(token);
+      throw err;
+    }
+    const fenceErr = rows[rows.length - 1]?.[0];
+    if (fenceErr) {
+      clearTimeout(timer);
+      this.fences.delete(token);
+      throw fenceErr;
+    }
+    await back;
+    return rows.slice(0, -1);
+  }
+
+  private onFenceChannel(sh: Shard, msg: string) {
+    if (msg.startsWith(FENCE)) return this.fences.get(msg.slice(1))?.();
+    // A canary comes back through the publish script: "<seq> <epoch> <id> <payload>".
+    const m = this.parseMessage(msg);
+    const p = m && fromWire(m.payload);
+    if (p && sh.canary && p.e === sh.canary.token) this.canaryBack(sh);
+  }
+
+  private checkAllPositions() {
+    for (const sh of this.shards.values()) {
+      const chans = [...sh.channels].filter((c) => !c.linger);
+      // Batches keep one pipeline from holding the shard for long.
+      for (let i = 0; i < chans.length; i += 500) void this.checkPositions(sh, chans.slice(i, i + 500), 'position_check');
+    }
+  }
+
+  // ---- publishing, history ----
 
   async publish(input: PublishInput): Promise<PublishResult> {
     if (!this.current.ready) {
@@ -143,19 +582,23 @@ export class RedisBus implements Bus {
       if (input.once) throw new SbError('unavailable', `the cluster bus is unavailable (${this.current.reason}); retry`);
       return this.publishLocal(input);
     }
-    const payload: WirePayload = { c: input.channel, e: input.event, d: encodeData(input.data), t: input.ts, o: this.opts.nodeId, ...(input.volatile ? { v: 1 as const } : {}) };
+    const k = this.keysOf(input.channel);
+    const sh = this.shards.get(this.topo.ownerOf(k.slot));
+    // One failed shard fails only its own channels, at once, until a replica has taken over.
+    if (!sh?.verified) throw new SbError('unavailable', `the Redis shard of this channel is unavailable (${sh?.failure ?? 'failover in progress'}); retry`);
+    const payload = toWire({ c: input.channel, e: input.event, d: encodeData(input.data), t: input.ts, o: this.opts.nodeId, ...(input.volatile ? { v: 1 as const } : {}) });
     try {
       // The stream keeps its last id even at MAXLEN 0, so ids stay increasing for channels without history.
-      const stream = this.key('h', input.channel);
-      const [id, dup] = await this.pub.sbPublish(
-        stream,
-        this.key('seq', 'bus'),
-        input.once ? this.key('once', input.once.key) : stream,
-        this.channel,
-        JSON.stringify(payload),
+      const [id, dup] = await this.scripts.sbPublish(
+        k.stream,
+        k.meta,
+        input.once ? `${this.opts.prefix}:${k.tag}:once:${input.once.key}` : k.stream,
+        k.shardChannel,
+        payload,
         String(input.history.size),
         String(Math.max(input.history.ttlMs, 60_000)),
         input.once ? String(input.once.ttlSeconds) : '',
+        String(Math.max(this.opts.channelStateTtlSeconds * 1000, input.history.ttlMs)),
       );
       return dup ? { id, duplicate: true } : { id };
     } catch (err) {
@@ -175,39 +618,32 @@ export class RedisBus implements Bus {
     this.metrics.localOnly.inc();
     const id = this.localIds.next(Math.max(Date.now(), this.lastRedisMs));
     const pub: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id, localOnly: true, volatile: input.volatile };
-    for (const fn of this.listeners) fn(pub);
+    if (this.chans.has(input.channel)) for (const fn of this.listeners) fn(pub);
     return { id, localOnly: true };
   }
 
   async history(channel: string, since: string | undefined, limit: number, ttlMs: number): Promise<HistoryRead> {
-    const key = this.key('h', channel);
+    const k = this.keysOf(channel);
     try {
       if (since === undefined) {
-        const rows = (await this.pub.xrevrange(key, '+', '-', 'COUNT', limit)).reverse();
+        const rows = (await this.topo.commands.xrevrange(k.stream, '+', '-', 'COUNT', limit)).reverse();
         return { found: true, entries: this.decodeRows(channel, rows, ttlMs) };
       }
       if (!parseId(since)) return { found: false, entries: [] };
-      // The fence: history comes back on the command connection, live publications on the subscriber one,
-      // and nothing orders two TCP connections. A publication in this read may still be on its way as a live
+      // The fence: history comes back on the command connection, live publications on the subscriber one, and
+      // nothing orders two TCP connections. A publication in this read may still be on its way as a live
       // message. Redis delivers pub/sub messages to one connection in execution order, so once the fence
       // published after the read has arrived, every publication the read saw has arrived live too, and the
       // caller's de-duplication by id catches it instead of sending it twice.
-      const token = `f${++this.fenceCounter}`;
-      const fenced = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          this.fences.delete(token);
-          reject(new Error('the subscriber connection did not confirm the read in time'));
-        }, this.opts.canaryTimeoutMs);
-        this.fences.set(token, () => {
-          clearTimeout(timer);
-          this.fences.delete(token);
-          resolve();
-        });
-      });
-      fenced.catch(() => {});
-      const [at, after] = (await this.pub.pipeline().xrange(key, since, since).xrange(key, `(${since}`, '+', 'COUNT', limit).publish(this.fenceChannel, token).exec()) ?? [];
-      if (at?.[0] || after?.[0]) throw at?.[0] ?? after?.[0];
-      await fenced;
+      const master = this.topo.ownerOf(k.slot);
+      const sh = this.shards.get(master);
+      const client = this.topo.nodeClient(master);
+      if (!sh || !client || sh.sub.status !== 'ready') throw new Error('the shard of this channel is not connected');
+      const [at, after] = await this.fenced(sh, client, (p) => p.xrange(k.stream, since, since).xrange(k.stream, `(${since}`, '+', 'COUNT', limit));
+      if (at?.[0] || after?.[0]) {
+        if (/MOVED/.test(String(at?.[0] ?? after?.[0]))) this.topo.refresh();
+        throw at?.[0] ?? after?.[0];
+      }
       const found = (at?.[1] as unknown[]).length === 1;
       return { found, entries: this.decodeRows(channel, after?.[1] as [string, string[]][], ttlMs) };
     } catch (err) {
@@ -220,96 +656,66 @@ export class RedisBus implements Bus {
     const minTs = Date.now() - ttlMs;
     const out: Publication[] = [];
     for (const [id, fields] of rows) {
-      const raw = fields[1] ?? 'null';
-      const p = JSON.parse(raw) as WirePayload | null;
-      if (p && p.t >= minTs) out.push({ channel, event: p.e, data: decodeParsed(p.d, raw), ts: p.t, id });
+      const p = fromWire(fields[1] ?? 'null');
+      if (p && p.t >= minTs) out.push({ channel, event: p.e, data: p.data, ts: p.t, id });
     }
     return out;
   }
 
-  private receive(msg: string) {
-    const s1 = msg.indexOf(' ');
-    const s2 = msg.indexOf(' ', s1 + 1);
-    const seq = Number(msg.slice(0, s1));
-    const id = msg.slice(s1 + 1, s2);
-    let p: WirePayload;
-    try {
-      p = JSON.parse(msg.slice(s2 + 1)) as WirePayload;
-    } catch {
-      this.metrics.badInput.inc({ kind: 'bus_message' });
-      return;
-    }
-    this.trackSeq(seq);
-    const ms = Number(id.slice(0, id.indexOf('-')));
-    if (ms > this.lastRedisMs) this.lastRedisMs = ms;
-    // The watermark drops the sequence part: ids of other streams with the same millisecond may be lower.
-    this.lastId = `${ms}-0`;
-    this.metrics.busLatency.observe(Math.max(0, Date.now() - p.t) / 1000);
-    if (p.c === '') {
-      if (p.o === this.opts.nodeId && this.canary && p.e === this.canary.token) this.canaryBack();
-      return;
-    }
-    const pub: Publication = { channel: p.c, event: p.e, data: decodeParsed(p.d, msg), ts: p.t, id, ...(p.v ? { volatile: true } : {}) };
-    for (const fn of this.listeners) fn(pub);
-  }
+  // ---- canaries, health ----
 
-  private trackSeq(seq: number) {
-    const last = this.lastSeq;
-    this.lastSeq = seq;
-    if (last === undefined || seq === last + 1) return;
-    if (seq > last + 1) {
-      this.metrics.busGaps.inc(seq - last - 1);
-      this.log.warn({ missed: seq - last - 1 }, 'bus gap: publications missed; catching up from history');
-      this.emitResync('gap', 'sequence gap');
-    } else {
-      this.log.warn({ seq, last }, 'bus sequence restarted (Redis lost its data); history may be lost');
-      this.emitResync('reset', 'sequence restarted');
-    }
-  }
-
-  private emitResync(kind: 'gap' | 'reset', reason: string) {
-    this.log.info({ kind, reason }, 'bus resync');
-    for (const fn of this.resyncListeners) fn(kind);
-  }
-
-  watermark() {
-    return this.lastId;
-  }
-
-  private tickCanary() {
+  private tickCanaries() {
     const now = Date.now();
-    if (this.pub.status === 'ready') this.heartbeat();
-    if (this.canary && now - this.canary.sentAt > this.opts.canaryTimeoutMs) {
-      this.metrics.canaryFailures.inc();
-      this.log.warn({ afterMs: now - this.canary.sentAt }, 'bus canary not received back in time');
-      this.canary = undefined;
-      this.verified = false;
-      this.evaluate('bus canary failed');
-    }
-    if (this.canary) return; // one in flight at a time
-    const token = `canary-${++this.canaryCounter}`;
-    this.canary = { token, sentAt: now };
-    const payload: WirePayload = { c: '', e: token, d: null, t: now, o: this.opts.nodeId };
-    this.pub
-      .sbPublish(this.key('canary', this.opts.nodeId), this.key('seq', 'bus'), this.key('canary', this.opts.nodeId), this.channel, JSON.stringify(payload), '0', String(this.opts.canaryTimeoutMs * 10), '')
-      .catch((err: Error) => this.log.debug({ err: { message: err.message } }, 'canary publish failed'));
-  }
-
-  private canaryBack() {
-    const rtt = Date.now() - this.canary!.sentAt;
-    this.canary = undefined;
-    this.metrics.canaryRtt.observe(rtt / 1000);
-    if (!this.verified) this.log.info({ rttMs: rtt }, 'bus verified');
-    this.verified = true;
+    if (this.topo.commands.status === 'ready') this.heartbeat();
+    for (const sh of this.shards.values()) this.tickCanary(sh, now);
     this.evaluate();
   }
 
-  private evaluate(failure?: string) {
+  private tickCanary(sh: Shard, now: number) {
+    if (sh.canary && now - sh.canary.sentAt > this.opts.canaryTimeoutMs) {
+      this.metrics.canaryFailures.inc();
+      this.log.warn({ master: sh.master, afterMs: now - sh.canary.sentAt }, 'shard canary not received back in time');
+      sh.canary = undefined;
+      sh.verified = false;
+      sh.failure = 'shard canary failed';
+      this.topo.refresh();
+      // A connection that looks fine but lost its subscriptions (a pushed unsubscribe) is rebuilt.
+      if (sh.sub.status === 'ready' && this.topo.nodeClient(sh.master)?.status === 'ready') this.rebuild(sh, 'canary lost on a live connection');
+    }
+    if (sh.canary || sh.sub.status !== 'ready' || this.topo.commands.status !== 'ready') return;
+    const token = `canary-${++this.counter}`;
+    sh.canary = { token, sentAt: now };
+    const tag = `{${slotTag(sh.slot)}}`;
+    const key = `${this.opts.prefix}:${tag}:k:${this.opts.nodeId}`;
+    const payload = toWire({ c: '', e: token, d: null, t: now, o: this.opts.nodeId });
+    this.scripts
+      .sbPublish(key, `${key}:m`, key, sh.fence, payload, '0', String(this.opts.canaryTimeoutMs * 10), '', String(this.opts.canaryTimeoutMs * 10))
+      .catch((err: Error) => this.log.debug({ err: { message: err.message }, master: sh.master }, 'canary publish failed'));
+  }
+
+  private canaryBack(sh: Shard) {
+    const rtt = Date.now() - sh.canary!.sentAt;
+    sh.canary = undefined;
+    this.metrics.canaryRtt.observe(rtt / 1000);
+    if (!sh.verified) this.log.info({ master: sh.master, rttMs: rtt }, 'shard verified');
+    sh.verified = true;
+    sh.failure = undefined;
+    this.evaluate();
+  }
+
+  /**
+   * Ready while the command connection is up and at least one shard is verified: one failed shard must not take
+   * every node out of rotation (its channels answer `unavailable` until failover; the rest keep working).
+   */
+  private evaluate() {
+    const shards = [...this.shards.values()];
+    const good = shards.filter((s) => s.verified && s.sub.status === 'ready').length;
+    this.metrics.shards.set({ state: 'ready' }, good);
+    this.metrics.shards.set({ state: 'failed' }, shards.length - good);
     let next: BusHealth;
-    if (this.pub.status !== 'ready') next = { ready: false, reason: 'redis publisher not connected' };
-    else if (this.sub.status !== 'ready') next = { ready: false, reason: 'redis subscriber not connected' };
-    else if (failure) next = { ready: false, reason: failure };
-    else if (!this.verified) next = { ready: false, reason: 'bus not verified yet (canary pending)' };
+    if (this.topo.commands.status !== 'ready') next = { ready: false, reason: 'redis publisher not connected' };
+    else if (shards.length === 0) next = { ready: false, reason: 'no redis shard known yet' };
+    else if (good === 0) next = { ready: false, reason: shards.find((s) => s.failure)?.failure ?? (shards.some((s) => s.sub.status !== 'ready') ? 'redis subscriber not connected' : 'bus not verified yet (canary pending)') };
     else next = { ready: true };
     const changed = next.ready !== this.current.ready || next.reason !== this.current.reason;
     this.current = next;
@@ -317,10 +723,15 @@ export class RedisBus implements Bus {
     if (changed) for (const fn of this.healthListeners) fn(next);
   }
 
+  watermark() {
+    // The millisecond only: another channel's publications of the same millisecond may have lower sequence parts.
+    return `${this.lastRedisMs}-0`;
+  }
+
   onPublication(fn: (p: Publication) => void) {
     this.listeners.push(fn);
   }
-  onResync(fn: (kind: 'gap' | 'reset') => void) {
+  onResync(fn: (channel: string, kind: ResyncKind) => void) {
     this.resyncListeners.push(fn);
   }
   onHealth(fn: (h: BusHealth) => void) {
@@ -331,9 +742,11 @@ export class RedisBus implements Bus {
   }
 
   adapter() {
-    // The standard Socket.IO Redis adapter on the same two connections: cluster-wide rooms, fetchSockets,
-    // and messages from @socket.io/redis-emitter (key prefix `socket.io`).
-    return createAdapter(this.pub, this.sub, { key: 'socket.io', requestsTimeout: this.opts.requestTimeoutMs });
+    // The standard Socket.IO Redis adapter (classic pub/sub, key prefix `socket.io`): cluster-wide rooms,
+    // fetchSockets, and messages from @socket.io/redis-emitter. Not the sharded adapter: the emitter only uses
+    // classic PUBLISH, which a Redis Cluster broadcasts to every node, where SSUBSCRIBE would never see it.
+    this.adapterSub ??= this.topo.adapterSubscriber();
+    return createAdapter(this.topo.commands, this.adapterSub, { key: 'socket.io', requestsTimeout: this.opts.requestTimeoutMs });
   }
 
   setSelf(fn: () => NodeInfo) {
@@ -341,12 +754,13 @@ export class RedisBus implements Bus {
   }
 
   async nodes(): Promise<NodeInfo[]> {
-    const key = this.key('nodes', 'all');
+    // One hash, one key: cluster-safe, on whichever shard owns it.
+    const key = `${this.opts.prefix}:nodes:all`;
     const now = Date.now();
     const self = this.self();
     try {
-      await this.pub.hset(key, self.id, JSON.stringify({ c: self.connections, t: now }));
-      const all = await this.pub.hgetall(key);
+      await this.topo.commands.hset(key, self.id, JSON.stringify({ c: self.connections, t: now }));
+      const all = await this.topo.commands.hgetall(key);
       const out: NodeInfo[] = [];
       const stale: string[] = [];
       for (const [id, raw] of Object.entries(all)) {
@@ -354,7 +768,7 @@ export class RedisBus implements Bus {
         if (now - v.t > this.opts.canaryIntervalMs * 5 + 5000) stale.push(id);
         else out.push({ id, connections: v.c });
       }
-      if (stale.length) await this.pub.hdel(key, ...stale);
+      if (stale.length) await this.topo.commands.hdel(key, ...stale);
       return out;
     } catch (err) {
       throw new SbError('unavailable', `cluster state is unavailable: ${(err as Error).message}`);
@@ -364,15 +778,24 @@ export class RedisBus implements Bus {
   /** On the canary timer: this node's connection count, so /api/stats on any node sees every live node. */
   private heartbeat() {
     const self = this.self();
-    this.pub.hset(this.key('nodes', 'all'), self.id, JSON.stringify({ c: self.connections, t: Date.now() })).catch(() => {});
+    this.topo.commands.hset(`${this.opts.prefix}:nodes:all`, self.id, JSON.stringify({ c: self.connections, t: Date.now() })).catch(() => {});
   }
 
   async close() {
     this.closing = true;
     clearInterval(this.canaryTimer);
-    await this.pub.hdel(this.key('nodes', 'all'), this.opts.nodeId).catch(() => {});
-    await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
-    this.pub.disconnect();
-    this.sub.disconnect();
+    clearInterval(this.positionTimer);
+    for (const c of this.chans.values()) clearTimeout(c.linger);
+    await this.topo.commands.hdel(`${this.opts.prefix}:nodes:all`, this.opts.nodeId).catch(() => {});
+    for (const sh of this.shards.values()) {
+      sh.closed = true;
+      await sh.sub.quit().catch(() => {});
+      sh.sub.disconnect();
+    }
+    if (this.adapterSub) {
+      await this.adapterSub.quit().catch(() => {});
+      this.adapterSub.disconnect();
+    }
+    await this.topo.close();
   }
 }

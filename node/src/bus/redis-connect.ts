@@ -1,5 +1,5 @@
 // The one place Switchboard opens Redis connections: which Redis (one URL, Sentinel, Cluster) and how each role retries.
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { redactUrl } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 
@@ -153,11 +153,61 @@ export function createRedisClient(o: RedisConnectOptions, r: ClientRole): Redis 
   throw new Error(`REDIS_CLUSTER_NODES: the ${r.role} client has no Redis Cluster mode yet (cluster clients come from createRedisCluster)`);
 }
 
+/** Seeds of REDIS_CLUSTER_NODES as host/port, with the credentials and TLS of the URLs (the first that has them). */
+function clusterSeeds(o: RedisConnectOptions): { nodes: HostPort[]; auth: RedisOptions } {
+  const t = o.target;
+  if (t.mode !== 'cluster') throw new Error('not a cluster target');
+  const nodes: HostPort[] = [];
+  const auth: RedisOptions = {};
+  for (const raw of t.nodes) {
+    const u = new URL(raw);
+    nodes.push({ host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 6379 });
+    if (u.username && auth.username === undefined) auth.username = decodeURIComponent(u.username);
+    if (u.password && auth.password === undefined) auth.password = decodeURIComponent(u.password);
+    if (u.protocol === 'rediss:') auth.tls = {};
+  }
+  if (o.username !== undefined) auth.username = o.username;
+  if (o.password !== undefined) auth.password = o.password;
+  return { nodes, auth };
+}
+
+export interface ClusterRole extends ClientRole {
+  /** How often the slot map is re-read, so a failover is seen without waiting for a MOVED. @default 1000 */
+  slotsRefreshMs?: number;
+}
+
 /**
- * Cluster mode (REDIS_CLUSTER_NODES). The hook the Redis Cluster bus fills in; until then starting a node in
- * cluster mode fails with this message rather than silently using something else.
+ * Cluster mode (REDIS_CLUSTER_NODES): an ioredis Cluster client. Commands go to the master of their key's slot;
+ * the slot map is refreshed on a timer (failovers are found without traffic) and on MOVED.
  */
-export function createRedisCluster(o: RedisConnectOptions, r: ClientRole): Cluster {
-  void o;
-  throw new Error(`REDIS_CLUSTER_NODES: Redis Cluster mode is not available in this build yet (client role ${r.role})`);
+export function createRedisCluster(o: RedisConnectOptions, r: ClusterRole): Cluster {
+  const { nodes, auth } = clusterSeeds(o);
+  const { username, password, ...node } = roleOptions(o, r);
+  void username;
+  void password;
+  const options: ClusterOptions = {
+    redisOptions: { ...node, ...auth },
+    lazyConnect: r.lazyConnect ?? false,
+    scaleReads: 'master',
+    slotsRefreshInterval: r.slotsRefreshMs ?? 1000,
+    slotsRefreshTimeout: Math.min(o.connectTimeoutMs, 1000),
+    // While no seed answers, try again with the same back-off, forever.
+    clusterRetryStrategy: (times) => Math.min(times * 100, o.reconnectMaxMs),
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    maxRedirections: 16,
+    ...(r.failFast ? { enableOfflineQueue: false } : {}),
+    ...(auth.tls ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
+  };
+  return new Cluster(nodes, options);
+}
+
+/** A connection to one cluster node (a master, by the address the slot map gives), with the cluster's credentials. */
+export function createClusterNodeClient(o: RedisConnectOptions, r: ClientRole, node: HostPort): Redis {
+  const { auth } = clusterSeeds(o);
+  const { username, password, ...base } = roleOptions(o, r);
+  void username;
+  void password;
+  return new Redis({ ...base, ...auth, host: node.host, port: node.port });
 }

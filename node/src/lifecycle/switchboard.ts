@@ -30,6 +30,7 @@ import { createSocketServer } from '../transport/socketio.js';
 import { mountStatic } from '../transport/static.js';
 import { SseHub } from '../transport/sse.js';
 import { RoomPublisher } from '../transport/room-publisher.js';
+import { SocketIoSink } from '../transport/socketio-sink.js';
 import { loadUws, type LoadedUws } from '../transport/uws.js';
 import { drain } from './drain.js';
 
@@ -75,6 +76,9 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
           canaryIntervalMs: cfg.canaryIntervalMs,
           canaryTimeoutMs: cfg.canaryTimeoutMs,
           requestTimeoutMs: cfg.clusterRequestTimeoutMs,
+          unsubscribeLingerMs: cfg.busUnsubscribeLingerMs,
+          positionCheckMs: cfg.busPositionCheckMs,
+          channelStateTtlSeconds: cfg.busChannelStateTtlSeconds,
         },
         log,
         metrics,
@@ -119,7 +123,8 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     },
     { bus, originAllowed, metrics, log },
   );
-  const delivery = new Delivery(io, bus, rules, metrics, log.child({ module: 'delivery' }), cfg.maxBackpressureBytes / 2, new RoomPublisher(io, publicApp));
+  const delivery = new Delivery({ bus, rules, metrics, log: log.child({ module: 'delivery' }) });
+  new SocketIoSink({ io, delivery, rooms: new RoomPublisher(io, publicApp), metrics, volatileLimit: cfg.maxBackpressureBytes / 2 });
   const publisher = new Publisher({ bus, rules, metrics, maxPublishBytes: cfg.maxPublishBytes });
   const authorizer = new Authorizer({ rules, app, backend, tokensRequired: verifier !== undefined, metrics, log });
   const limitOptions = { handshakesPerSecondPerIp: cfg.handshakesPerSecondPerIp, connectionsPerIp: cfg.connectionsPerIp, connectionsPerUser: cfg.connectionsPerUser };

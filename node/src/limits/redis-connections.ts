@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Logger } from '../log/logger.js';
-import { createRedisClient, type RedisConnectOptions } from '../bus/redis-connect.js';
+import { createRedisClient, createRedisCluster, type RedisConnectOptions } from '../bus/redis-connect.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { consumeHandshake, limitError, LocalConnectionLimits, type ConnectionLimits, type LimitOptions } from './connections.js';
 
@@ -91,6 +91,7 @@ export class RedisConnectionLimits implements ConnectionLimits {
   /** This process's ledger: a restarted node (same NODE_ID) is a new instance; the old one is reaped. */
   private readonly instance: string;
   private readonly ledgerPrefix: string;
+  private readonly limPrefix: string;
   private readonly ledger: string;
   private readonly alive: string;
   private readonly unreleased: { ip: string; user: string | undefined }[] = [];
@@ -105,12 +106,18 @@ export class RedisConnectionLimits implements ConnectionLimits {
   ) {
     this.log = log.child({ module: 'limits' });
     this.instance = `${opts.nodeId}.${randomBytes(4).toString('hex')}`;
-    this.ledgerPrefix = `${opts.prefix}:lim:node:`;
+    // Every counter, ledger and the alive set share one hash tag: the scripts touch several of them atomically, so
+    // on a Redis Cluster they must live in one slot. Connection counting is one shard's work (a few commands per
+    // connect and disconnect); publications, the heavy part, spread over every shard.
+    const lim = `${opts.prefix}:{${opts.prefix}:lim}`;
+    this.limPrefix = lim;
+    this.ledgerPrefix = `${lim}:node:`;
     this.ledger = this.ledgerPrefix + this.instance;
-    this.alive = `${opts.prefix}:lim:alive`;
+    this.alive = `${lim}:alive`;
     this.local = new LocalConnectionLimits(opts, metrics);
     // Fail fast while Redis is away (the per-node fallback answers), reconnect forever.
-    this.redis = createRedisClient(opts.redis, { role: 'limits', failFast: true, commandTimeoutMs: opts.commandTimeoutMs }) as LimitsRedis;
+    const role = { role: 'limits', failFast: true, commandTimeoutMs: opts.commandTimeoutMs };
+    this.redis = (opts.redis.target.mode === 'cluster' ? createRedisCluster(opts.redis, role) : createRedisClient(opts.redis, role)) as unknown as LimitsRedis;
     this.redis.on('error', (err) => this.log.debug({ err: { message: err.message } }, 'redis error (limits)'));
     this.redis.on('ready', () => this.heartbeat());
     this.redis.defineCommand('sbLimAcquire', { numberOfKeys: 3, lua: ACQUIRE_LUA });
@@ -160,7 +167,7 @@ export class RedisConnectionLimits implements ConnectionLimits {
   }
 
   private key(kind: 'ip' | 'user', name: string | undefined) {
-    return `${this.opts.prefix}:lim:${kind}:${name ?? ''}`;
+    return `${this.limPrefix}:${kind}:${name ?? ''}`;
   }
 
   private heartbeat() {

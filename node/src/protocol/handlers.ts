@@ -4,7 +4,8 @@ import type { Socket } from 'socket.io';
 import { z } from 'zod';
 import type { Authorizer } from '../channels/authorize.js';
 import { callApp } from '../channels/authorize.js';
-import { Delivery } from '../channels/delivery.js';
+import type { Delivery } from '../channels/delivery.js';
+import { sendPublication } from '../transport/socketio-sink.js';
 import { parseId } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
 import { presenceOf } from '../channels/presence.js';
@@ -70,7 +71,7 @@ export const HANDLERS: Record<string, Handler> = {
     const r = await d.delivery.joinWithHistory(
       channel,
       since,
-      (p) => Delivery.sendTo(socket, p),
+      (p) => sendPublication(socket, p),
       () => {
         // The client may have left, or joined the same channel from a concurrent subscribe, while history was
         // read; Socket.IO's join() checks neither, and a dead socket id would stay in the room for good.

@@ -3,7 +3,7 @@
 import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Publication } from '../bus/bus.js';
 import type { Authorizer } from '../channels/authorize.js';
-import type { Delivery, Sink } from '../channels/delivery.js';
+import type { Delivery, DeliverySink } from '../channels/delivery.js';
 import { compareIds } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
 import { stringifyData } from '../core/codec.js';
@@ -54,7 +54,7 @@ class SseClient {
   }
 }
 
-export class SseHub implements Sink {
+export class SseHub implements DeliverySink {
   private readonly byChannel = new Map<string, Set<SseClient>>();
   private readonly clients = new Set<SseClient>();
   private counter = 0;
@@ -76,7 +76,7 @@ export class SseHub implements Sink {
     return this.byChannel.has(channel);
   }
 
-  notice(channel: string, data: unknown) {
+  notice(channel: string, data: { channel: string; recovered: false }) {
     const frame = `event: switchboard:resync\ndata: ${JSON.stringify(data)}\n\n`;
     for (const c of this.byChannel.get(channel) ?? []) this.write(c, frame);
   }
@@ -249,10 +249,7 @@ export class SseHub implements Sink {
           (p) => replays[i]!.push(p),
           () => {
             let set = this.byChannel.get(ch);
-            if (!set) {
-              this.byChannel.set(ch, (set = new Set()));
-              d.delivery.track(ch);
-            }
+            if (!set) this.byChannel.set(ch, (set = new Set()));
             set.add(client);
           },
           () => !client.closed,

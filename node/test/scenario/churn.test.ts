@@ -347,9 +347,11 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
       if (g !== 0) problems.push(`switchboard_subscriptions on node${i} is ${g}${subscribers === 0 ? ' while no channel has a subscriber: the gauge (or the adapter rooms it counts) leaks' : ''}`);
     }
     // Cluster-wide connection counts: every per-address and per-user counter released, every node ledger empty.
-    const keys = await redisClient!.keys('switchboard:lim:*');
-    for (const k of keys.filter((x) => x.startsWith('switchboard:lim:ip:') || x.startsWith('switchboard:lim:user:'))) problems.push(`Redis ${k} = ${await redisClient!.get(k)}`);
-    for (const k of keys.filter((x) => x.startsWith('switchboard:lim:node:'))) {
+    // (All limit keys share the hash tag {switchboard:lim}, so they live in one Redis Cluster slot.)
+    const lim = 'switchboard:{switchboard:lim}:';
+    const keys = await redisClient!.keys('switchboard:{switchboard:lim}:*');
+    for (const k of keys.filter((x) => x.startsWith(`${lim}ip:`) || x.startsWith(`${lim}user:`))) problems.push(`Redis ${k} = ${await redisClient!.get(k)}`);
+    for (const k of keys.filter((x) => x.startsWith(`${lim}node:`))) {
       const held = await redisClient!.hgetall(k);
       if (Object.keys(held).length) problems.push(`Redis ledger ${k} still holds ${JSON.stringify(held)}`);
     }
