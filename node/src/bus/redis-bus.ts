@@ -436,7 +436,8 @@ export class RedisBus implements Bus {
   /** Checks one received publication against what came before; false: drop it (already handed on). */
   private track(c: Chan, seq: number, epoch: string, id: string): boolean {
     const s = c.seen;
-    if (s && epoch !== s.epoch) this.resync(c, 'reset', 'epoch changed');
+    // An empty epoch: the channel had no state when this node read it, so the first epoch is no change.
+    if (s && s.epoch !== '' && epoch !== s.epoch) this.resync(c, 'reset', 'epoch changed');
     else if (s && seq > s.seq + 1) this.resync(c, 'gap', 'message', seq - s.seq - 1);
     else if (s && seq <= s.seq) {
       if (seq === s.seq && id === s.id) return false;
@@ -501,8 +502,7 @@ export class RedisBus implements Bus {
       if (deferred && at.seq > 0) this.resync(c, 'gap', by);
       return;
     }
-    if (at.epoch !== s.epoch) {
-      if (at.epoch === '' && s.epoch === '') return;
+    if (at.epoch !== s.epoch && s.epoch !== '') {
       this.resync(c, 'reset', at.epoch === '' ? 'state lost' : 'epoch changed');
       this.see(c, at);
     } else if (at.seq > s.seq) {

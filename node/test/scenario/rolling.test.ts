@@ -117,7 +117,7 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
       const upToNow = s.got.filter((n) => n < upTo);
       const dup = upToNow.findIndex((n, k) => n !== k);
       assert.deepEqual(upToNow, Array.from({ length: upTo }, (_, k) => k), `subscriber ${i} after ${phase}: every number once, in order${dup >= 0 ? `; around the first difference: ${s.trace.slice(Math.max(0, s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) - 3), s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) + 8).join(' ')}\nnode logs:\n${nodes.map((n) => n.output().split('\n').filter((l) => /resync|catch|lost|gap|warn|error/i.test(l) || (dup >= 0 && l.includes(s.trace.find((t) => t.startsWith(`${dup}@`))?.split('@')[1] ?? 'none'))).slice(0, 20).join('\n')).join('\n--\n')}` : ''}`);
-      assert.equal(s.lost, 0, `subscriber ${i} was never told anything was lost in ${phase}`);
+      assert.equal(s.lost, 0, `subscriber ${i} was never told anything was lost in ${phase}; trace ${s.trace.filter((t) => !/^\d/.test(t)).join(' ')}\n${nodes.map((n) => n.output().split('\n').filter((l) => /resync|catch|lost|gap|warn/i.test(l)).slice(0, 8).join('\n')).join('\n--\n')}`);
     });
   }
 
