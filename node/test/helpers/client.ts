@@ -33,6 +33,18 @@ export function clientPool() {
   };
 }
 
+/** Connects expecting a refusal; resolves with the connect_error's { code, message }. */
+export async function refused(url: string, opts: Partial<ManagerOptions & SocketOptions> = {}): Promise<{ code: string; message: string }> {
+  const err = await connect(url, opts).then(
+    (c) => {
+      c.disconnect();
+      throw new Error('the connection was accepted');
+    },
+    (e: Error & { data?: { code: string; message: string } }) => e,
+  );
+  return err.data ?? { code: 'none', message: err.message };
+}
+
 export async function call<T = any>(s: Client, event: string, ...args: unknown[]): Promise<T> {
   return (await s.timeout(8000).emitWithAck(event, ...args)) as T;
 }

@@ -2,11 +2,12 @@
 // SSE streams: delivery with `since` replay then live, the memory bus's ids and history, the SSE hub.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSwitchboard, loadConfig, type Switchboard } from '../../src/index.js';
+import type { Switchboard } from '../../src/index.js';
 import { compareIds } from '../../src/core/ids.js';
 import { apiPublish, call, clientPool, collect, type Received } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
 import { openSse } from '../helpers/sse.js';
+import { startInProcess } from '../helpers/inprocess.js';
 
 const HISTORY = 10;
 const seqs = (got: Received[]) => got.map((g) => (g.data as { seq: number }).seq);
@@ -19,11 +20,7 @@ describe('a Switchboard in process, memory bus', () => {
   const publish = (channel: string, seq: number) => sb.publish(channel, 'n', { seq });
 
   before(async () => {
-    // Built from an empty environment: nothing of the test process's variables leaks in.
-    const config = loadConfig({}, { host: '127.0.0.1', port: '0', internalPort: '0', logLevel: 'warn', apiKeys: 'test-key', historySize: String(HISTORY), drainDelayMs: '0', drainTimeoutMs: '1000' });
-    sb = await createSwitchboard(config);
-    await sb.listen();
-    url = `http://127.0.0.1:${sb.ports().port}`;
+    ({ sb, url } = await startInProcess({ apiKeys: 'test-key', historySize: String(HISTORY) }));
   });
   after(async () => {
     pool.close();

@@ -3,12 +3,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createSwitchboard, loadConfig, SbError, type Switchboard } from '../../src/index.js';
+import { SbError, type Switchboard } from '../../src/index.js';
 import { Webhooks, type WebhookOptions } from '../../src/hooks/webhooks.js';
 import { SIGNATURE_HEADER, verify } from '../../src/hooks/signature.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { createLogger } from '../../src/log/logger.js';
 import { call, clientPool, metricValue } from '../helpers/client.js';
+import { startInProcess } from '../helpers/inprocess.js';
 
 const SECRET = 'in-process-secret';
 const TIMEOUT_MS = 300;
@@ -50,6 +51,7 @@ describe('webhooks in process', () => {
   let hooks: Webhooks;
   let sb: Switchboard;
   let url: string;
+  let internalUrl: string;
   const pool = clientPool();
   const ctx = { user: 'ann', connectionId: 'c1', ip: '127.0.0.1' };
 
@@ -68,23 +70,7 @@ describe('webhooks in process', () => {
       maxAnswerBytes: 65536,
     };
     hooks = new Webhooks(opts, createMetrics('in-process'), createLogger('warn', 'in-process'));
-    const config = loadConfig(
-      {},
-      {
-        host: '127.0.0.1',
-        port: '0',
-        internalPort: '0',
-        logLevel: 'warn',
-        backendUrl: backend.url,
-        webhookSecret: SECRET,
-        webhookTimeoutMs: String(TIMEOUT_MS),
-        drainDelayMs: '0',
-        drainTimeoutMs: '1000',
-      },
-    );
-    sb = await createSwitchboard(config);
-    await sb.listen();
-    url = `http://127.0.0.1:${sb.ports().port}`;
+    ({ sb, url, internalUrl } = await startInProcess({ backendUrl: backend.url, webhookSecret: SECRET, webhookTimeoutMs: String(TIMEOUT_MS) }));
   });
   after(async () => {
     pool.close();
@@ -116,6 +102,6 @@ describe('webhooks in process', () => {
     const hung = await call(c, 'rpc', 'hang', {});
     assert.equal(hung.ok, false);
     assert.equal(hung.error.code, 'timeout');
-    assert.equal(await metricValue(`http://127.0.0.1:${sb.ports().internalPort}`, 'switchboard_webhook_requests_total', { hook: 'rpc', outcome: 'timeout' }), 1);
+    assert.equal(await metricValue(internalUrl, 'switchboard_webhook_requests_total', { hook: 'rpc', outcome: 'timeout' }), 1);
   });
 });

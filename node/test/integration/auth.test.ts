@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, SignJWT } from 'jose';
 import { startNode, type TestNode } from '../helpers/node.js';
-import { call, collect, connect, metricValue, type Client } from '../helpers/client.js';
-import { sleep, waitFor } from '../helpers/ports.js';
+import { call, collect, connect, metricValue, refused, type Client } from '../helpers/client.js';
+import { waitFor } from '../helpers/ports.js';
 
 const SECRET = 'auth-test-secret-0123456789';
 const RULES = JSON.stringify([{ prefix: '', subscribe: 'authorized', publish: 'authorized' }]);
@@ -19,18 +19,6 @@ const now = () => Math.floor(Date.now() / 1000);
 function hs256(claims: Record<string, unknown>, secret = SECRET) {
   const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' });
   return jwt.sign(new TextEncoder().encode(secret));
-}
-
-async function refused(url: string, opts: Parameters<typeof connect>[1]): Promise<{ code: string; message: string }> {
-  const err = await connect(url, opts).then(
-    (c) => {
-      c.disconnect();
-      throw new Error('the connection was accepted');
-    },
-    (e: Error & { data?: { code: string; message: string } }) => e,
-  );
-  assert.ok(err.data, `connect_error carries data: ${err.message}`);
-  return err.data;
 }
 
 describe('client tokens', { timeout: 90_000 }, () => {
@@ -126,7 +114,8 @@ describe('client tokens', { timeout: 90_000 }, () => {
   });
 
   test('auth:refresh in time keeps the connection; a token for another user or an invalid one is refused', async () => {
-    const c = await open(node, await hs256({ sub: 'frank', channels: ['f1'], exp: now() + 2 }));
+    const exp = now() + 2;
+    const c = await open(node, await hs256({ sub: 'frank', channels: ['f1'], exp }));
     let closed = false;
     c.on('switchboard:closing', () => (closed = true));
     const other = await call(c, 'auth:refresh', await hs256({ sub: 'mallory', exp: now() + 60 }));
@@ -135,7 +124,12 @@ describe('client tokens', { timeout: 90_000 }, () => {
     assert.equal(bad.error.code, 'unauthorized');
     // The refreshed token's claims replace the old ones (here: a new channel).
     assert.deepEqual(await call(c, 'auth:refresh', await hs256({ sub: 'frank', channels: ['f2'], exp: now() + 60 })), { ok: true });
-    await sleep(3500);
+    // Fence: a token expiring a second after frank's first one; once its connection is closed, frank's old
+    // expiry has passed too.
+    const fence = await open(node, await hs256({ sub: 'gina', exp: exp + 1 }));
+    let fenceClosed = false;
+    fence.on('disconnect', () => (fenceClosed = true));
+    await waitFor(() => fenceClosed, { what: 'the fence connection closed at its expiry' });
     assert.equal(closed, false);
     assert.equal(c.connected, true);
     assert.equal((await call(c, 'subscribe', 'f2')).ok, true);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startSentinel, type TestSentinel } from '../helpers/redis-sentinel.js';
 import { startNode, repoRoot, type TestNode } from '../helpers/node.js';
-import { apiPublish, call, collect, connect, type Client } from '../helpers/client.js';
+import { apiPublish, call, clientPool, collect } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
 import { join } from 'node:path';
 
@@ -17,12 +17,7 @@ for (const mode of ['memory', 'redis', 'sentinel'] as const) {
     let sentinel: TestSentinel | undefined;
     let a: TestNode;
     let b: TestNode;
-    const clients: Client[] = [];
-    const open = async (node: TestNode, opts: Parameters<typeof connect>[1] = {}) => {
-      const c = await connect(node.url, opts);
-      clients.push(c);
-      return c;
-    };
+    const { clients, open, close: closeClients } = clientPool();
 
     before(async () => {
       const env: Record<string, string> = { SWITCHBOARD_APP: APP };
@@ -38,7 +33,7 @@ for (const mode of ['memory', 'redis', 'sentinel'] as const) {
       b = mode === 'memory' ? a : await startNode({ env });
     });
     after(async () => {
-      for (const c of clients) c.disconnect();
+      closeClients();
       await a?.stop();
       await b?.stop();
       await redis?.stop();

@@ -3,20 +3,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startNode, type TestNode } from '../helpers/node.js';
-import { apiPublish, call, collect, connect, type Client } from '../helpers/client.js';
-import { sleep, waitFor } from '../helpers/ports.js';
+import { apiPublish, call, clientPool, collect } from '../helpers/client.js';
+import { waitFor } from '../helpers/ports.js';
 
 const FAST = { CANARY_INTERVAL_MS: '200', CANARY_TIMEOUT_MS: '600', DRAIN_TIMEOUT_MS: '1500' };
 
 describe('faults', () => {
   let redis: TestRedis;
   let nodes: TestNode[] = [];
-  const clients: Client[] = [];
-  const open = async (n: TestNode, opts = {}) => {
-    const c = await connect(n.url, opts);
-    clients.push(c);
-    return c;
-  };
+  const { open, close: closeClients } = clientPool();
   const ready = async (n: TestNode) => (await fetch(`${n.internalUrl}/readyz`)).status;
 
   before(async () => {
@@ -24,7 +19,7 @@ describe('faults', () => {
     for (let i = 0; i < 3; i++) nodes.push(await startNode({ env: { REDIS_URL: redis.url, ...FAST } }));
   });
   after(async () => {
-    for (const c of clients) c.disconnect();
+    closeClients();
     for (const n of nodes) await n.stop();
     await redis.stop();
   });
@@ -102,6 +97,5 @@ describe('faults', () => {
     assert.ok(reasons.every((r) => r === 'transport close'), reasons.join(','));
     assert.equal(told.length, 6);
     assert.equal(await ready(n1), 200);
-    await sleep(10);
   });
 });

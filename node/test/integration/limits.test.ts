@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startNode, type TestNode, type StartNodeOptions } from '../helpers/node.js';
-import { call, connect, metricValue, type Client } from '../helpers/client.js';
+import { call, clientPool, connect, metricValue, refused } from '../helpers/client.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 
 const GOOD = 'http://good.example';
@@ -13,17 +13,6 @@ const EVIL = 'http://evil.example';
 
 /** A client "from" `ip`: the nodes trust X-Forwarded-For from 127.0.0.1, as they would from HAProxy. */
 const from = (ip: string, extra: Record<string, unknown> = {}) => ({ extraHeaders: { 'x-forwarded-for': ip }, ...extra });
-
-async function refused(url: string, opts: Parameters<typeof connect>[1]) {
-  const err = await connect(url, opts).then(
-    (c) => {
-      c.disconnect();
-      throw new Error('the connection was accepted');
-    },
-    (e: Error & { data?: { code: string; message: string } }) => e,
-  );
-  return err.data ?? { code: 'none', message: err.message };
-}
 
 /** Opens a raw WebSocket; resolves with 'open' or the HTTP status of the refused upgrade. */
 function wsStatus(url: string, origin: string): Promise<number | 'open'> {
@@ -45,12 +34,7 @@ describe('abuse limits', { timeout: 90_000 }, () => {
   let redis: TestRedis;
   let a: TestNode;
   let b: TestNode;
-  const clients: Client[] = [];
-  const open = async (node: TestNode, opts: Parameters<typeof connect>[1] = {}) => {
-    const c = await connect(node.url, opts);
-    clients.push(c);
-    return c;
-  };
+  const { clients, open, close: closeClients } = clientPool();
   const env = (): StartNodeOptions => ({
     env: {
       REDIS_URL: redis.url,
@@ -71,7 +55,7 @@ describe('abuse limits', { timeout: 90_000 }, () => {
     [a, b] = await Promise.all([startNode(env()), startNode(env())]);
   });
   after(async () => {
-    for (const c of clients) c.disconnect();
+    closeClients();
     await Promise.all([a?.stop(), b?.stop()]);
     await redis?.stop();
   });
@@ -145,13 +129,11 @@ describe('abuse limits', { timeout: 90_000 }, () => {
       c.kill('SIGKILL');
       await c.exited;
       // Presumed dead after 4 heartbeats (800 ms); one of the other nodes releases its share.
-      const t0 = Date.now();
       await waitFor(async () => {
         const x = await connect(a.url, from(ip)).catch(() => undefined);
         if (x) clients.push(x);
         return x;
       }, { what: 'the dead node\'s counts released', timeout: 10_000, interval: 200 });
-      assert.ok(Date.now() - t0 < 8000);
       await open(a, from(ip));
       await open(b, from(ip));
       assert.equal((await refused(b.url, from(ip))).code, 'rate_limited', 'the limit still holds afterwards');
@@ -169,17 +151,18 @@ describe('abuse limits', { timeout: 90_000 }, () => {
 
   test('handshakes per second per address are limited', async () => {
     const ip = '10.4.0.1';
-    const outcomes: string[] = [];
-    for (let i = 0; i < 8; i++) {
-      const c = await connect(a.url, from(ip, { transports: ['websocket'] })).then(
-        (s) => {
-          s.disconnect();
-          return 'ok';
-        },
-        (e: { data?: { code: string; message: string } }) => `${e.data?.code}: ${e.data?.message}`,
-      );
-      outcomes.push(c);
-    }
+    // All at once, so the burst falls in one second however loaded the machine is.
+    const outcomes = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        connect(a.url, from(ip, { transports: ['websocket'] })).then(
+          (s) => {
+            s.disconnect();
+            return 'ok';
+          },
+          (e: { data?: { code: string; message: string } }) => `${e.data?.code}: ${e.data?.message}`,
+        ),
+      ),
+    );
     assert.ok(outcomes.filter((o) => o === 'ok').length <= 5, outcomes.join(', '));
     assert.ok(outcomes.includes('rate_limited: more than 5 connections per second from this address'), outcomes.join(', '));
     assert.ok((await metricValue(a.internalUrl, 'switchboard_rejections_total', { reason: 'handshake_rate' })) >= 1);
@@ -192,12 +175,14 @@ describe('abuse limits', { timeout: 90_000 }, () => {
     const bystander = await open(a, from('10.5.0.2'));
     const closing: unknown[] = [];
     flooder.on('switchboard:closing', (m: unknown) => closing.push(m));
-    const disconnected = new Promise<string>((r) => flooder.on('disconnect', r));
+    let reason: string | undefined;
+    flooder.on('disconnect', (r) => (reason = r));
 
     const burst = await Promise.all(Array.from({ length: 10 }, () => call(flooder, 'unsubscribe', 'demo:x')));
     assert.equal(burst.filter((r) => r.ok).length, 5);
     assert.deepEqual(burst.find((r) => !r.ok), { ok: false, error: { code: 'rate_limited', message: 'more than 5 events per second' } });
 
+    // A steady 20 events/s (over the limit of 5) from the flooder, a call now and then from the bystander.
     let stop = false;
     const flood = (async () => {
       while (!stop && flooder.connected) {
@@ -211,9 +196,12 @@ describe('abuse limits', { timeout: 90_000 }, () => {
         await sleep(300);
       }
     })();
-    const reason = await Promise.race([disconnected, sleep(6000).then(() => 'still connected')]);
-    stop = true;
-    await Promise.all([flood, checks]);
+    try {
+      await waitFor(() => reason, { what: 'the flooder disconnected after RATE_LIMIT_STRIKES seconds', timeout: 10_000 });
+    } finally {
+      stop = true;
+      await Promise.all([flood, checks]);
+    }
     assert.equal(reason, 'io server disconnect');
     assert.deepEqual(closing, [{ reason: 'rate_limited' }]);
     assert.equal(bystander.connected, true);

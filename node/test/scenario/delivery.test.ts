@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { repoRoot, startNode, type TestNode } from '../helpers/node.js';
-import { apiPublish, call, connect, type Client } from '../helpers/client.js';
+import { apiPublish, call, type Client, clientPool } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
 import { openSse } from '../helpers/sse.js';
 
@@ -49,12 +49,7 @@ function assertExactlyOnceInOrder(got: number[], upTo: number, who: string) {
 describe('delivery under faults', () => {
   let redis: TestRedis;
   let nodes: TestNode[];
-  const clients: Client[] = [];
-  const open = async (n: TestNode, opts = {}) => {
-    const c = await connect(n.url, opts);
-    clients.push(c);
-    return c;
-  };
+  const { open, close: closeClients } = clientPool();
 
   before(async () => {
     SwitchboardClient = (await import(pathToFileURL(join(repoRoot, 'node/public/switchboard-client.js')).href)).SwitchboardClient;
@@ -63,7 +58,7 @@ describe('delivery under faults', () => {
     for (let i = 0; i < 3; i++) nodes.push(await startNode({ env: { REDIS_URL: redis.url, ...FAST, MAX_BACKPRESSURE_BYTES: '1048576' } }));
   });
   after(async () => {
-    for (const c of clients) c.disconnect();
+    closeClients();
     for (const n of nodes) await n.stop();
     await redis.stop();
   });

@@ -139,7 +139,9 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
   test('Redis hangs (SIGSTOP) past the canary deadline, then resumes: nothing lost, nothing doubled', async () => {
     redis.signal('SIGSTOP');
     await waitFor(async () => (await fetch(`${nodes[2]!.internalUrl}/readyz`)).status === 503, { what: 'unready while Redis hangs', timeout: 5000 });
-    await sleep(800);
+    // Held until the publisher has felt it: an attempt refused or timed out while Redis hangs.
+    const errors = publishErrors.length;
+    await waitFor(() => publishErrors.length > errors, { what: 'a publication attempt failing while Redis hangs', timeout: 10_000 });
     redis.signal('SIGCONT');
     await waitFor(async () => (await fetch(`${nodes[2]!.internalUrl}/readyz`)).status === 200, { what: 'ready after SIGCONT', timeout: 10_000 });
     await advance(30, 'after SIGCONT');
