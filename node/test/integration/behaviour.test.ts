@@ -1,9 +1,11 @@
 // One behavioural suite, run against the in-memory bus (one node) and the Redis bus (two node processes), over one
-// Redis and over a Sentinel set with passwords on the sentinels and the data nodes.
+// Redis, over a Sentinel set with passwords on the sentinels and the data nodes, and over a Redis Cluster
+// (3 masters + 3 replicas).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startSentinel, type TestSentinel } from '../helpers/redis-sentinel.js';
+import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
 import { startNode, repoRoot, type TestNode } from '../helpers/node.js';
 import { apiPublish, call, clientPool, collect } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
@@ -11,10 +13,11 @@ import { join } from 'node:path';
 
 const APP = join(repoRoot, 'dist/node/test/fixtures/app.js');
 
-for (const mode of ['memory', 'redis', 'sentinel'] as const) {
+for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
   describe(`behaviour over the ${mode} bus`, () => {
     let redis: TestRedis | undefined;
     let sentinel: TestSentinel | undefined;
+    let cluster: TestRedisCluster | undefined;
     let a: TestNode;
     let b: TestNode;
     const { clients, open, close: closeClients } = clientPool();
@@ -29,6 +32,10 @@ for (const mode of ['memory', 'redis', 'sentinel'] as const) {
         sentinel = await startSentinel({ password: 'data-secret', sentinelPassword: 'sentinel-secret' });
         Object.assign(env, sentinel.env);
       }
+      if (mode === 'cluster') {
+        cluster = await startRedisCluster();
+        env.REDIS_CLUSTER_NODES = cluster.seedList;
+      }
       a = await startNode({ env });
       b = mode === 'memory' ? a : await startNode({ env });
     });
@@ -38,6 +45,7 @@ for (const mode of ['memory', 'redis', 'sentinel'] as const) {
       await b?.stop();
       await redis?.stop();
       await sentinel?.stop();
+      await cluster?.stop();
     });
 
     if (mode === 'sentinel') {
@@ -46,6 +54,28 @@ for (const mode of ['memory', 'redis', 'sentinel'] as const) {
         const list = String(await sentinel!.command(master, 'CLIENT', 'LIST'));
         for (const role of ['publisher', 'subscriber', 'limits']) assert.equal(list.split('\n').filter((l) => l.includes(`name=switchboard:${role} `)).length, 2, role);
         for (const n of [a, b]) assert.match(n.output(), /"msg":"redis mode: sentinel"/);
+      });
+    }
+
+    if (mode === 'cluster') {
+      test('nodes hold one subscriber connection per master, and each channel lives on the shard of its hash tag', async () => {
+        const masters = (await cluster!.topology()).filter((n) => n.role === 'master' && !n.failed);
+        assert.equal(masters.length, 3);
+        for (const m of masters) {
+          const list = String(await cluster!.command(m.port, 'CLIENT', 'LIST'));
+          assert.equal(list.split('\n').filter((l) => l.includes('name=switchboard:subscriber ')).length, 2, `one subscriber per node on master ${m.port}`);
+        }
+        for (const n of [a, b]) assert.match(n.output(), /"msg":"redis mode: cluster"/);
+        // A subscriber's channel shows up as a shard channel on exactly the master that owns its slot.
+        const c = await open(a);
+        await call(c, 'subscribe', 'demo:where');
+        const { channelSlot, slotTag } = await import('../../src/bus/slots.js');
+        const shardChannel = `switchboard:{${slotTag(channelSlot('demo:where'))}}:c:demo:where`;
+        const owner = await cluster!.masterOfKey(shardChannel);
+        for (const m of masters) {
+          const subscribed = (await cluster!.command(m.port, 'PUBSUB', 'SHARDCHANNELS', '*:c:demo:where')) as string[];
+          assert.deepEqual(subscribed, m.port === owner ? [shardChannel] : [], `master ${m.port}`);
+        }
       });
     }
 
