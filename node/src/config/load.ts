@@ -33,6 +33,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       problems.push(`WS_IDLE_TIMEOUT_S=${c.idleTimeoutSeconds}: must exceed PING_INTERVAL_MS + PING_TIMEOUT_MS (${c.pingIntervalMs + c.pingTimeoutMs} ms)`);
     if (c.canaryTimeoutMs < c.canaryIntervalMs) problems.push(`CANARY_TIMEOUT_MS=${c.canaryTimeoutMs}: must be at least CANARY_INTERVAL_MS (${c.canaryIntervalMs})`);
     problems.push(...redisProblems(c));
+    if (c.adminUi && (!c.adminUiUsername || !c.adminUiPasswordHash)) problems.push('ADMIN_UI: needs ADMIN_UI_USERNAME and ADMIN_UI_PASSWORD_HASH (the admin view is never open without credentials)');
     if (c.webhookSecret === undefined && c.backendUrl !== undefined) problems.push('WEBHOOK_SECRET: required when BACKEND_URL is set (the backend must be able to verify calls)');
   }
   if (problems.length) throw new ConfigError(problems);

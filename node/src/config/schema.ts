@@ -116,6 +116,11 @@ export const FIELDS = {
   idempotencyWindowSeconds: f('IDEMPOTENCY_WINDOW_S', positiveInt.default(600), 'How long an `Idempotency-Key` of the HTTP API is remembered'),
   sseMaxChannels: f('SSE_MAX_CHANNELS', positiveInt.default(32), 'Channels one SSE stream may carry (its event ids name a position in each, so they stay under ~700 bytes)'),
   sseKeepaliveMs: f('SSE_KEEPALIVE_MS', ms.default(15000), 'Interval of SSE keep-alive comments'),
+  adminUi: f('ADMIN_UI', bool.default(false), 'Serve the Socket.IO Admin UI (`@socket.io/admin-ui`) at `/admin/` on the public port, with its `/admin` namespace; needs ADMIN_UI_USERNAME and ADMIN_UI_PASSWORD_HASH'),
+  adminUiUsername: f('ADMIN_UI_USERNAME', optionalString, 'Admin UI login name'),
+  adminUiPasswordHash: f('ADMIN_UI_PASSWORD_HASH', z.string().regex(/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/, 'must be a bcrypt hash (see "Admin view")').optional(), 'bcrypt hash of the Admin UI password'),
+  adminUiMode: f('ADMIN_UI_MODE', z.enum(['production', 'development']).default('production'), '`production`: servers and aggregate counts; `development`: also every socket, room and event (costs a cluster-wide broadcast per client event)'),
+  adminUiReadonly: f('ADMIN_UI_READONLY', bool.default(true), 'Hide the Admin UI actions (emit, join, leave, disconnect sockets)'),
 } as const;
 
 export type FieldName = keyof typeof FIELDS;

@@ -28,6 +28,7 @@ import type { SwitchboardApp } from '../core/app.js';
 import { attachConnections } from '../protocol/connection.js';
 import { createSocketServer } from '../transport/socketio.js';
 import { mountStatic } from '../transport/static.js';
+import { mountAdminUi } from '../admin/admin-ui.js';
 import { SseHub } from '../transport/sse.js';
 import { RoomPublisher } from '../transport/room-publisher.js';
 import { SocketIoSink } from '../transport/socketio-sink.js';
@@ -151,6 +152,15 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   const apiOptions = { apiKeys: cfg.apiKeys, maxHttpBodyBytes: cfg.maxHttpBodyBytes, idempotencyWindowSeconds: cfg.idempotencyWindowSeconds, nodeId: cfg.nodeId };
   mountApi(publicApp, { options: apiOptions, originAllowed, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });
   mountGrip(publicApp, { options: apiOptions, originAllowed, bus, publisher, metrics, log });
+  if (cfg.adminUi) {
+    // Off by default; the config refuses ADMIN_UI without credentials. Before mountStatic: its /* would answer /admin/ too.
+    mountAdminUi(
+      io,
+      publicApp,
+      { username: cfg.adminUiUsername!, passwordHash: cfg.adminUiPasswordHash!, mode: cfg.adminUiMode, readonly: cfg.adminUiReadonly, serverId: cfg.nodeId },
+      log.child({ module: 'admin' }),
+    );
+  }
   mountStatic(publicApp, log);
   if (cfg.internalGripPublish) mountGrip(internalApp, { options: apiOptions, originAllowed, bus, publisher, metrics, log }, { keyless: true });
   mountInternal(internalApp, readiness, metrics, log);

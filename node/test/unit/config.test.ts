@@ -207,3 +207,18 @@ test('start-up failures outside the schema name their variable too: SWITCHBOARD_
     taken.close();
   }
 });
+
+test('the admin view is off by default and never on without credentials', () => {
+  const c = loadConfig({});
+  assert.equal(c.adminUi, false);
+  assert.equal(c.adminUiReadonly, true);
+  const hash = '$2a$04$Sp2UjTPt6DQn4Wo0.u3A0O6eFQc1D6PEZTJNW2LjhPwt9TDl5cwoy';
+  assert.throws(() => loadConfig({ ADMIN_UI: 'true' }), /ADMIN_UI: needs ADMIN_UI_USERNAME and ADMIN_UI_PASSWORD_HASH/);
+  assert.throws(() => loadConfig({ ADMIN_UI: 'true', ADMIN_UI_USERNAME: 'ops' }), /ADMIN_UI: needs/);
+  // A plain password where the hash belongs is refused, and not echoed.
+  assert.throws(
+    () => loadConfig({ ADMIN_UI: 'true', ADMIN_UI_USERNAME: 'ops', ADMIN_UI_PASSWORD_HASH: 'hunter2' }),
+    (err: unknown) => err instanceof ConfigError && /ADMIN_UI_PASSWORD_HASH=\(hidden\): must be a bcrypt hash/.test(err.message) && !err.message.includes('hunter2'),
+  );
+  assert.equal(loadConfig({ ADMIN_UI: 'true', ADMIN_UI_USERNAME: 'ops', ADMIN_UI_PASSWORD_HASH: hash }).adminUi, true);
+});
