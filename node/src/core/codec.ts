@@ -7,6 +7,8 @@
 // Escaping every user object that has a "$sb" key is what makes the form unambiguous: after encoding, an
 // object with "$sb" is always one of ours, so user data can never be mistaken for bytes.
 
+import { SbError } from './errors.js';
+
 const MARK = '$sb';
 
 type Bytes = Buffer | ArrayBuffer | ArrayBufferView;
@@ -66,7 +68,15 @@ function decFields(o: Record<string, unknown>): Record<string, unknown> {
 
 /** The inverse of encodeData, on a parsed JSON value: markers become Buffers again. */
 export function decodeData(value: unknown): unknown {
-  return value !== null && typeof value === 'object' ? dec(value) : value;
+  if (value === null || typeof value !== 'object') return value;
+  try {
+    return dec(value);
+  } catch (err) {
+    // JSON.parse takes data nested thousands of levels deep; a recursive walk does not. Bad input, as in
+    // Publisher.validate, not an internal error (found by the fuzz tests).
+    if (err instanceof RangeError) throw new SbError('bad_request', 'data cannot be decoded (nested too deeply?)');
+    throw err;
+  }
 }
 
 /**

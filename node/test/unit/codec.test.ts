@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeData, decodeParsed, encodeData, stringifyData } from '../../src/core/codec.js';
+import { SbError } from '../../src/core/errors.js';
 
 const roundTrip = (v: unknown) => {
   const json = stringifyData(v);
@@ -45,4 +46,10 @@ test('data without bytes or markers is passed through untouched (no copy)', () =
   const parsed = { a: 1 };
   assert.equal(decodeParsed(parsed, '{"a":1}'), parsed);
   assert.equal(decodeData(5), 5);
+});
+
+test('data nested too deeply to walk is bad input (bad_request), as the HTTP API answers it, not a crash', () => {
+  // What JSON.parse accepts from a 16 KB body: brackets 8000 deep.
+  const deep = JSON.parse(`${'['.repeat(8000)}${']'.repeat(8000)}`);
+  assert.throws(() => decodeData(deep), (e: unknown) => e instanceof SbError && e.code === 'bad_request');
 });
