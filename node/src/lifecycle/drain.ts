@@ -48,7 +48,13 @@ export async function drain(d: DrainDeps): Promise<void> {
       // A transport close (not a namespace disconnect) makes socket.io-client reconnect by itself.
       s.emit('switchboard:reconnect', { reason: 'draining' });
       (s.conn as unknown as { sbCloseReason?: string }).sbCloseReason = 'draining';
-      s.conn.close();
+      // Polling: an Engine.IO CLOSE packet is final for python-engineio (it reconnects only after a failed
+      // request), so the session is dropped without one: the reconnect event above went out on the pending
+      // poll if there was one, and the client's next poll fails (unknown session, or refused) — after which
+      // python-socketio and socket.io-client both reconnect. A WebSocket is simply closed.
+      const t = s.conn.transport as unknown as { name: string; writable?: boolean; send?(packets: { type: string }[]): void };
+      if (t.name === 'polling' && t.writable) t.send?.([{ type: 'noop' }]);
+      s.conn.close(t.name === 'polling');
     }),
     ...extra.map((c) => () => c.end()),
   ];

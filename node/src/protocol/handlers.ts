@@ -113,16 +113,22 @@ export const HANDLERS: Record<string, Handler> = {
   },
 };
 
-/** Dispatches one client event. Every outcome is counted; errors become error acks. */
+/**
+ * Dispatches one client event. Every outcome is counted; errors become error acks. An event sent without
+ * an ack still does its work (python-socketio's `emit`, fire-and-forget clients); its failure comes back as
+ * the event `switchboard:error { event, error }`.
+ */
 export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {
   const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : undefined;
   const handler = Object.hasOwn(HANDLERS, event) ? HANDLERS[event] : undefined;
   const label = handler ? event : 'unknown';
-  if (!ack) {
-    // Without an ack there is nobody to answer; count it so a misbehaving client shows in metrics.
-    d.metrics.clientEvents.inc({ event: label, outcome: 'no_ack' });
-    return;
-  }
+  // Without an ack nobody awaits the answer; counted apart so a client that never asks for one shows in metrics.
+  if (!ack) d.metrics.clientEvents.inc({ event: label, outcome: 'no_ack' });
+  const answer =
+    ack ??
+    ((r: { ok: boolean; error?: unknown }) => {
+      if (!r.ok && socket.connected) socket.emit('switchboard:error', { event: String(event).slice(0, 100), error: r.error });
+    });
   d.checkRate(socket)
     .then(() => {
       if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
@@ -130,14 +136,15 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
     })
     .then(
       (result) => {
-        d.metrics.clientEvents.inc({ event: label, outcome: 'ok' });
-        ack({ ok: true, ...result });
+        if (ack) d.metrics.clientEvents.inc({ event: label, outcome: 'ok' });
+        answer({ ok: true, ...result });
       },
       (err: unknown) => {
         const a = errorAck(err);
         if (a.error.code === 'internal' && !(err instanceof SbError)) d.log.error({ err, event: label }, 'event handler failed');
-        d.metrics.clientEvents.inc({ event: label, outcome: a.error.code });
-        ack(a);
+        if (ack) d.metrics.clientEvents.inc({ event: label, outcome: a.error.code });
+        answer(a);
       },
-    );
+    )
+    .catch((err: unknown) => d.log.warn({ err, event: label }, 'answering a client event failed'));
 }
