@@ -58,7 +58,7 @@ describe('admin view (@socket.io/admin-ui)', () => {
     assert.equal(await adminConnect(a.url, { username: USER, password: PASSWORD }), 'connected');
   });
 
-  test('Chromium: the UI served by a node logs in and shows the sockets and servers of both nodes', { timeout: 90_000 }, async (t) => {
+  test('Chromium: the UI served by a node logs in and shows the sockets and servers of both nodes', { timeout: 120_000 }, async (t) => {
     if (!requireOptional(t, 'chromium', 'apt-get install -y chromium')) return;
     const [a, b] = nodes as [TestNode, TestNode];
     const { chromium } = await import('playwright-core');
@@ -80,14 +80,14 @@ describe('admin view (@socket.io/admin-ui)', () => {
       await page.getByLabel('Username').fill(USER);
       await page.getByLabel('Password').fill(PASSWORD);
       await page.getByRole('button', { name: /connect/i }).click();
-      await page.getByText(/^connected$/i).first().waitFor({ timeout: 15_000 });
+      await page.getByText(/^connected$/i).first().waitFor({ timeout: 30_000 });
 
       await page.getByRole('link', { name: 'Sockets' }).click();
       // One client on each node: the list is cluster-wide (fetchSockets through the Redis adapter).
-      for (const c of clients) await page.getByText(c.id!, { exact: true }).waitFor({ timeout: 15_000 });
+      for (const c of clients) await page.getByText(c.id!, { exact: true }).waitFor({ timeout: 30_000 });
 
       await page.getByRole('link', { name: 'Servers' }).click();
-      for (const n of [a, b]) await page.getByRole('cell', { name: n.id, exact: true }).waitFor({ timeout: 15_000 });
+      for (const n of [a, b]) await page.getByRole('cell', { name: n.id, exact: true }).waitFor({ timeout: 30_000 });
 
       assert.deepEqual(elsewhere, [], 'the page loads nothing from outside the node');
       assert.deepEqual(problems, [], 'no page errors');
