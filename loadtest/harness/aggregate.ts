@@ -1,7 +1,7 @@
 // Aggregation of what the workers measured: merging their windows, summing rounds, and the k6-named metrics.
 import { mergeEncoded, summarize, type Histogram } from './histogram.js';
 import { COUNTERS, zeroCounters, type WindowStats } from './messages.js';
-import type { CounterSummary, MetricsSummary } from './results.js';
+import type { CounterSummary, MetricsSummary, RoundFigures } from './results.js';
 
 /** Sums the workers' window stats; histograms merge. */
 export interface MergedWindow extends Omit<WindowStats, 'latency' | 'ackLatency'> {
@@ -85,7 +85,8 @@ export class PubSubAgg {
   connectErrors = 0;
   published = { sent: 0, acked: 0, failed: 0 };
   errors: string[] = [];
-  rounds: Array<Record<string, number>> = [];
+  /** Per round, the figures the report's spread is taken over. */
+  rounds: RoundFigures[] = [];
 
   add(r: PhaseResult, connectErrors: number): void {
     addWindow(this.window, r.window);
@@ -100,11 +101,16 @@ export class PubSubAgg {
     this.published.acked += r.published.acked;
     this.published.failed += r.published.failed;
     for (const e of r.errors) if (this.errors.length < 10 && !this.errors.includes(e)) this.errors.push(e);
+    const lat = summarize(r.window.latency);
     this.rounds.push({
       seconds: round(r.seconds, 2),
       deliveries: r.window.received,
-      p99Ms: summarize(r.window.latency).p99,
+      latencyP50Ms: lat.med,
+      latencyP99Ms: lat.p99,
       cpuSeconds: round(r.cpu.nodes, 3),
+      cpuSecondsPer1kDeliveries: r.window.received > 0 ? round(r.cpu.nodes / (r.window.received / 1000), 5) : null,
+      serverCpuPercent: r.seconds > 0 ? round((r.cpu.nodes / r.seconds) * 100, 1) : null,
+      redisCpuPercent: r.seconds > 0 ? round((r.cpu.redis / r.seconds) * 100, 1) : null,
       lost: r.lost,
     });
   }

@@ -10,15 +10,17 @@ import { Clusters, SOCKETIO_SYSTEMS, SSE_SYSTEMS, systemMissing, type SystemName
 import { loadScenarios } from './load-scenarios.js';
 import { hasBinary, Processes } from './proc.js';
 import { Progress } from './progress.js';
-import { figuresOf, headlineTable, markdown, ratios } from './report.js';
+import { figuresOf, markdown, ratios, spreadTable } from './report.js';
+import { headlineRows } from './headlines.js';
 import type { BenchResult, ScenarioResult, SystemRun } from './results.js';
-import { deepMerge, resolveParams, type Scenario, type ScenarioName } from './scenarios.js';
+import { SCENARIO_NAMES, deepMerge, resolveParams, type Scenario, type ScenarioName } from './scenarios.js';
 import { errorText, type Ctx } from './session.js';
 import { Addresses, WorkerPool } from './workers.js';
 import { runConnectStorm } from './runners/connect-storm.js';
 import { runFanout } from './runners/fanout.js';
 import { runManyChannels } from './runners/many-channels.js';
 import { runRpc } from './runners/rpc.js';
+import { runIdle } from './runners/idle.js';
 import { runSoak } from './runners/soak.js';
 import { runSseFanout } from './runners/sse-fanout.js';
 import type { RunnerInput } from './runners/common.js';
@@ -42,6 +44,12 @@ export interface BenchOptions {
   overrides?: Partial<Record<ScenarioName, Record<string, unknown>>>;
   quiet: boolean;
   scenarioDir?: string;
+  /** Recorded with the results, e.g. `npm run bench -- --quick`. */
+  command?: string;
+  /** Every scenario runs this many rounds, each as long as the profile's rounds are. */
+  rounds?: number;
+  /** Shorter rounds for quick checks: each round measures at most 5 s, warm-ups at most 1 s, rate holds 10 s. */
+  quick?: boolean;
 }
 
 export interface BenchOutput {
@@ -49,14 +57,25 @@ export interface BenchOutput {
   files: { json: string; md: string; svg: string };
 }
 
-/** The profile's parameters with the command line's overrides on top. */
-function paramsFor<S extends Scenario>(s: S, smoke: boolean, overrides: BenchOptions['overrides']): S['params'] {
-  const profile = smoke ? 'smoke' : 'local';
-  const over = overrides?.[s.name];
-  if (!over) return resolveParams(s, profile);
+/** The profile's parameters with the command line's overrides on top, then `--rounds` and `--quick`. */
+function paramsFor<S extends Scenario>(s: S, opts: Pick<BenchOptions, 'smoke' | 'overrides' | 'rounds' | 'quick'>): S['params'] {
+  const profile = opts.smoke ? 'smoke' : 'local';
+  const over = opts.overrides?.[s.name];
   // Overrides go in as the last profile layer so they are validated like any profile.
-  const layered = { ...s, profiles: { ...s.profiles, [profile]: deepMerge(profile === 'smoke' ? (s.profiles.smoke ?? {}) : (s.profiles.local ?? {}), over) } } as S;
-  return resolveParams(layered, profile);
+  const layered = over ? ({ ...s, profiles: { ...s.profiles, [profile]: deepMerge(profile === 'smoke' ? (s.profiles.smoke ?? {}) : (s.profiles.local ?? {}), over) } } as S) : s;
+  const p = resolveParams(layered, profile);
+  if (opts.rounds === undefined && !opts.quick) return p;
+  const out: Record<string, unknown> = { ...p };
+  // A round keeps its length when the count changes; --quick shortens it.
+  const perRound = Math.min(p.durationSeconds / p.rounds, opts.quick ? 5 : Infinity);
+  out.rounds = opts.rounds ?? p.rounds;
+  out.durationSeconds = perRound * (out.rounds as number);
+  if (opts.quick) {
+    out.warmupSeconds = Math.min(p.warmupSeconds, 1);
+    if ('maxRate' in p) out.maxRate = { ...p.maxRate, probeSeconds: Math.min(p.maxRate.probeSeconds, 3), holdSeconds: Math.min(p.maxRate.holdSeconds, 10) };
+    if (s.name === 'connect-storm') out.holdSeconds = Math.min((p as { holdSeconds: number }).holdSeconds, 2);
+  }
+  return resolveParams({ ...s, params: out, profiles: {} } as S, 'base', `${s.name} (--rounds/--quick)`);
 }
 
 /** The selected systems that a scenario applies to: Socket.IO ones, or the SSE ones for sse-fanout. */
@@ -77,6 +96,8 @@ function runScenario(s: Scenario, input: Omit<RunnerInput<ScenarioName>, 'scenar
       return runRpc({ ...input, scenario: s, params: params as typeof s.params });
     case 'soak':
       return runSoak({ ...input, scenario: s, params: params as typeof s.params });
+    case 'idle':
+      return runIdle({ ...input, scenario: s, params: params as typeof s.params });
     case 'sse-fanout':
       return runSseFanout({ ...input, scenario: s, params: params as typeof s.params });
   }
@@ -98,7 +119,9 @@ function stamp(d: Date): string {
 
 export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise<BenchOutput> {
   if (!hasBinary('redis-server')) throw new Error('the benchmark needs `redis-server`, which is not installed. Install it with: apt-get install -y redis-server');
-  const scenarios = loadScenarios(opts.scenarioDir).filter((s) => opts.scenarios.includes(s.name));
+  const scenarios = loadScenarios(opts.scenarioDir)
+    .filter((s) => opts.scenarios.includes(s.name))
+    .sort((a, b) => SCENARIO_NAMES.indexOf(a.name) - SCENARIO_NAMES.indexOf(b.name));
   const started = new Date();
   const progress = new Progress(process.stderr, opts.quiet);
   const registry = new Processes();
@@ -136,7 +159,7 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
       progress.log(`— ${s.name}: ${s.description}`);
       const res: ScenarioResult = { name: s.name, params: undefined, runs: [], seconds: 0 };
       try {
-        res.params = paramsFor(s, opts.smoke, opts.overrides);
+        res.params = paramsFor(s, opts);
         res.runs = await runScenario(s, { ctx, systems: systemsFor(s.name, systems), nodes: opts.nodes }, res.params);
       } catch (err) {
         if (signal.aborted) {
@@ -182,10 +205,12 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
       kernel: os.release(),
       ...(await uwsName().then((uws) => (uws ? { uws } : {}))),
     },
-    options: { nodes: opts.nodes, workers: opts.workers, systems, scenarios: scenarios.map((s) => s.name), reuseClusters: opts.reuseClusters },
+    options: { nodes: opts.nodes, workers: opts.workers, systems, scenarios: scenarios.map((s) => s.name), reuseClusters: opts.reuseClusters, quick: Boolean(opts.quick), ...(opts.rounds ? { rounds: opts.rounds } : {}) },
     scenarios: results,
     figures,
     ratios: ratios(figures),
+    headlines: headlineRows(results, systems),
+    command: opts.command ?? 'npm run bench',
     errors,
   };
   mkdirSync(opts.outDir, { recursive: true });
@@ -194,6 +219,6 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
   writeFileSync(files.json, `${JSON.stringify(result, null, 2)}\n`);
   writeFileSync(files.svg, chart(result));
   writeFileSync(files.md, markdown(result, `${stamp(started)}.svg`));
-  if (!opts.quiet) process.stdout.write(`\n${headlineTable(result)}\n\nwrote ${files.md}\n      ${files.json}\n      ${files.svg}\n`);
+  if (!opts.quiet) process.stdout.write(`\n${spreadTable(result)}\n\nwrote ${files.md}\n      ${files.json}\n      ${files.svg}\n`);
   return { result, files };
 }

@@ -4,23 +4,30 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_OUT, runBench } from './bench.js';
+import { writeReadmeTable } from './readme.js';
 import { SYSTEMS, type SystemName } from './cluster.js';
 import { SCENARIO_DIR } from './load-scenarios.js';
 import { SCENARIO_NAMES, scenarioJsonSchema, type ScenarioName } from './scenarios.js';
 
 const HELP = `Usage: npm run bench -- [options]
 
-Runs the load scenarios (loadtest/scenarios/*.json) against Switchboard and two baselines on this machine
-(loopback only) and writes bench/results/<timestamp>.json, .md and .svg.
+Runs the load scenarios (loadtest/scenarios/*.json) against Switchboard and the baselines on this machine
+(loopback only) and writes bench/results/<timestamp>.json, .md and .svg. Each headline ratio is reported as the
+median (min–max) over the scenario's alternated rounds (at least 3 in a full run).
 
 Options:
   --smoke               seconds-long run with a handful of clients (the "smoke" profiles); checks shapes, not speed
-  --only LIST           comma-separated systems and/or scenarios, e.g. --only switchboard,fanout
-                        systems: ${SYSTEMS.join(', ')}; scenarios: ${SCENARIO_NAMES.join(', ')}
+  --scenarios LIST      comma-separated scenarios: ${SCENARIO_NAMES.join(', ')}
+  --systems LIST        comma-separated systems: ${SYSTEMS.join(', ')}
+  --only LIST           systems and/or scenarios mixed, e.g. --only switchboard,fanout
+  --rounds N            every scenario runs N alternated rounds, each as long as in the profile
+  --quick               short rounds for quick checks (≤ 5 s measured, ≤ 1 s warm-up, rate holds 10 s), e.g.
+                        npm run bench -- --scenarios many-channels,rpc --rounds 3 --quick
+  --readme FILE.json    write the headline table of a finished run (its .json) into README.md and exit
   --nodes N             server nodes per system (default 2; fanout: subscribers on the last, publisher on the first)
   --workers N           client worker processes (default 4, smoke 2)
   --out DIR             where results go (default bench/results)
-  --max-minutes M       abort after M minutes, keeping what was measured (default 25, smoke 3)
+  --max-minutes M       abort after M minutes, keeping what was measured (default 60, smoke 3)
   --node-env K=V        extra environment for Switchboard nodes (repeatable), e.g. to raise limits
   --set S.P=V           override a scenario parameter (repeatable; V is JSON or a string),
                         e.g. --set fanout.subscribers=200 --set fanout.maxRate.holdSeconds=10
@@ -39,6 +46,11 @@ const { values } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     only: { type: 'string', multiple: true },
+    scenarios: { type: 'string', multiple: true },
+    systems: { type: 'string', multiple: true },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    readme: { type: 'string' },
     nodes: { type: 'string' },
     workers: { type: 'string' },
     out: { type: 'string' },
@@ -71,8 +83,23 @@ function int(name: string, v: string | undefined, def: number, min: number): num
   return n;
 }
 
-const only = (values.only ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+if (values.readme) {
+  try {
+    const file = writeReadmeTable(values.readme);
+    process.stdout.write(`wrote the table of ${values.readme} into ${file}\n`);
+    process.exit(0);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+const list = (v: string[] | undefined) => (v ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+const only = list(values.only);
 for (const o of only) if (!(SYSTEMS as readonly string[]).includes(o) && !(SCENARIO_NAMES as readonly string[]).includes(o)) fail(`--only: unknown system or scenario "${o}"`);
+for (const o of list(values.scenarios)) if (!(SCENARIO_NAMES as readonly string[]).includes(o)) fail(`--scenarios: unknown scenario "${o}"`);
+for (const o of list(values.systems)) if (!(SYSTEMS as readonly string[]).includes(o)) fail(`--systems: unknown system "${o}"`);
+only.push(...list(values.scenarios), ...list(values.systems));
 const onlySystems = only.filter((o): o is SystemName => (SYSTEMS as readonly string[]).includes(o));
 const onlyScenarios = only.filter((o): o is ScenarioName => (SCENARIO_NAMES as readonly string[]).includes(o));
 const env: Record<string, string> = {};
@@ -119,7 +146,10 @@ try {
       workers: int('workers', values.workers, values.smoke ? 2 : 4, 1),
       outDir: values.out ?? DEFAULT_OUT,
       reuseClusters: values['reuse-clusters'] || values.smoke,
-      maxMinutes: Number(values['max-minutes'] ?? (values.smoke ? 3 : 25)) || 25,
+      maxMinutes: Number(values['max-minutes'] ?? (values.smoke ? 3 : 60)) || 60,
+      ...(values.rounds !== undefined ? { rounds: int('rounds', values.rounds, 3, 1) } : {}),
+      quick: values.quick,
+      command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
       switchboardEnv: env,
       overrides,
       quiet: values.quiet,

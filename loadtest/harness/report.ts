@@ -1,6 +1,7 @@
 // Turns a run's scenario results into the headline figures, the Switchboard ratios, and the Markdown report.
 import type { SystemName } from './cluster.js';
 import type { BenchResult, Figures, ScenarioResult, SystemRun } from './results.js';
+import type { Spread } from './headlines.js';
 
 function run(scenarios: readonly ScenarioResult[], name: string, system: SystemName): SystemRun | undefined {
   return scenarios.find((s) => s.name === name)?.runs.find((r) => r.system === system);
@@ -36,6 +37,36 @@ export function flatFigures(f: Figures | undefined): Record<string, number | nul
     handshakesPerSecondPerNode: f?.handshakesPerSecondPerNode ?? null,
   };
 }
+
+const spreadText = (x: Spread | null | undefined, withRange: boolean) => (x ? (withRange && x.n > 1 ? `${fmt(x.median)} (${fmt(x.min)}–${fmt(x.max)})` : fmt(x.median)) : '–');
+
+/**
+ * Every scenario's headline figures: each system's median over its rounds, Switchboard ÷ each other system as the
+ * median (min–max) of the per-round ratios, and what each lost. The README's table is this, from one full run.
+ */
+export function spreadTable(result: Pick<BenchResult, 'headlines' | 'options'>): string {
+  const systems = result.options.systems.filter((s) => result.headlines.some((h) => h.values[s] !== undefined));
+  const others = systems.filter((s) => s !== 'switchboard').map((s) => `switchboard/${s}`).filter((k) => result.headlines.some((h) => h.ratios[k] !== undefined));
+  const short = (k: string) => k.replace('switchboard/', 'sb/');
+  const lines = [
+    `| scenario: figure | ${systems.join(' | ')} | ${others.map(short).join(' | ')} | better | lost |`,
+    `|---|${systems.map(() => '---:').join('|')}|${others.map(() => '---:|').join('')}---|---|`,
+  ];
+  for (const h of result.headlines) {
+    const lost = systems
+      .filter((s) => typeof h.lost[s] === 'number' && h.lost[s]! > 0)
+      .map((s) => `${s} ${fmt(h.lost[s])}`)
+      .join(', ');
+    lines.push(
+      `| ${h.label}${h.once ? ' ¹' : ''} | ${systems.map((s) => spreadText(h.values[s], false)).join(' | ')} | ${others.map((k) => spreadText(h.ratios[k], true)).join(' | ')} | ${h.better} | ${lost || 'none'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export const SPREAD_NOTE =
+  'Values are each system\'s median over its rounds; ratios are Switchboard ÷ the other system per round (systems alternate within a round), shown as median (min–max). ' +
+  '¹ measured once per system (one rate search), so no spread. "lost": deliveries lost (pub/sub) or calls failed (rpc) over the scenario.';
 
 export function ratios(figures: BenchResult['figures']): BenchResult['ratios'] {
   const out: BenchResult['ratios'] = {};
@@ -146,13 +177,25 @@ export function markdown(result: BenchResult, svgFile?: string): string {
       `${result.complete ? '' : ' — **incomplete**'}. Machine: ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, Node ${m.node}, Linux ${m.kernel}${m.uws ? `, uWS ${m.uws}` : ''}. ` +
       'Everything (servers, Redis, clients) shares this machine over loopback, so absolute numbers are lower bounds; compare systems, not machines.',
     '',
-    '## Headline figures',
+    `Command: \`${result.command}\``,
     '',
-    headlineTable(result),
+    '## Headline figures, with their spread over rounds',
     '',
-    'Ratios are Switchboard ÷ the other system (for "lower is better" figures a ratio above 1 means Switchboard costs more).',
+    spreadTable(result),
+    '',
+    SPREAD_NOTE,
     '',
   ];
+  if (headlineTable(result).split('\n').length > 2 && result.options.systems.some((s) => Object.values(flatFigures(result.figures[s])).some((v) => v !== null))) {
+    lines.push(
+      '## Summary figures (fanout and connect-storm)',
+      '',
+      headlineTable(result),
+      '',
+      'Ratios are Switchboard ÷ the other system over the whole scenario (for "lower is better" figures a ratio above 1 means Switchboard costs more).',
+      '',
+    );
+  }
   if (svgFile) lines.push(`![latency and throughput per system](${svgFile})`, '');
   lines.push('## Scenarios', '');
   for (const s of result.scenarios) lines.push(scenarioSection(s));

@@ -2,6 +2,7 @@
 import type { SystemName, Variant } from './cluster.js';
 import type { TrendSummary } from './histogram.js';
 import type { MetricName, ScenarioName } from './scenarios.js';
+import type { HeadlineRow } from './headlines.js';
 
 export interface CounterSummary {
   count: number;
@@ -19,6 +20,9 @@ export interface ThresholdResult {
   ok: boolean | null;
 }
 
+/** One round's figures of one system (same names as SystemRun.figures); the report's spreads are taken over these. */
+export type RoundFigures = Record<string, number | null>;
+
 /** One system (and variant) in one scenario, aggregated over its rounds. */
 export interface SystemRun {
   system: SystemName;
@@ -30,6 +34,8 @@ export interface SystemRun {
   /** Scenario-specific figures (see the scenario runner). */
   figures: Record<string, number | null>;
   thresholds: ThresholdResult[];
+  /** Per round (systems alternate within each), the figures the headline spreads are taken over. */
+  rounds?: RoundFigures[];
   /** Every threshold held and nothing failed. */
   ok: boolean;
   /** Extra detail: rate steps, RSS samples, rounds. */
@@ -68,10 +74,14 @@ export interface BenchResult {
   /** False when the run was interrupted or a scenario failed to run. */
   complete: boolean;
   machine: { cpus: number; model: string; memoryGiB: number; node: string; kernel: string; uws?: string };
-  options: { nodes: number; workers: number; systems: SystemName[]; scenarios: ScenarioName[]; reuseClusters: boolean };
+  options: { nodes: number; workers: number; systems: SystemName[]; scenarios: ScenarioName[]; reuseClusters: boolean; quick?: boolean; rounds?: number };
   scenarios: ScenarioResult[];
   figures: Partial<Record<SystemName, Figures>>;
-  /** `switchboard/stock` and `switchboard/ceiling`: each figure divided (latency per percentile). */
+  /** `switchboard/<other>`: each summary figure divided (latency per percentile). */
   ratios: Record<string, Record<string, number | null>>;
+  /** Every scenario's headline figures with their spread over rounds (headlines.ts). */
+  headlines: HeadlineRow[];
+  /** The command line that ran it. */
+  command: string;
   errors: string[];
 }

@@ -130,6 +130,16 @@ const SseFanoutParams = z.strictObject({
   maxRate: MaxRate,
 });
 
+const IdleParams = z.strictObject({
+  ...common,
+  /** Connections into one node, each subscribed to one channel, then left idle (pings only). */
+  connections: count,
+  /** Channels the connections spread over. */
+  channels: count,
+  /** Seconds of idleness measured (CPU over it; RSS at its end). One ping interval (25 s) gives every connection one ping. */
+  holdSeconds: seconds,
+});
+
 const Churn = z.strictObject({
   /** Every this many seconds … */
   intervalSeconds: seconds,
@@ -171,6 +181,7 @@ export const ScenarioSchema = z.discriminatedUnion('name', [
   scenario('rpc', RpcParams),
   scenario('soak', SoakParams, { churn: Churn }),
   scenario('sse-fanout', SseFanoutParams, { maxRate: MaxRate }),
+  scenario('idle', IdleParams),
 ]);
 
 export type Scenario = z.infer<typeof ScenarioSchema>;
@@ -183,14 +194,15 @@ export type ManyChannelsParams = ParamsOf<'many-channels'>;
 export type RpcParams = ParamsOf<'rpc'>;
 export type SoakParams = ParamsOf<'soak'>;
 export type SseFanoutParams = ParamsOf<'sse-fanout'>;
+export type IdleParams = ParamsOf<'idle'>;
 export type Thresholds = z.infer<typeof Thresholds>;
 export type Profile = 'base' | 'local' | 'smoke';
 
 /** The order the harness runs them in. */
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['connect-storm', 'fanout', 'many-channels', 'rpc', 'soak', 'sse-fanout'];
+export const SCENARIO_NAMES: readonly ScenarioName[] = ['connect-storm', 'idle', 'fanout', 'many-channels', 'rpc', 'soak', 'sse-fanout'];
 
-/** Scenarios only the local harness runs (k6 has no SSE client; Pushpin is started by the harness). */
-export const HARNESS_ONLY: readonly ScenarioName[] = ['sse-fanout'];
+/** Scenarios only the local harness runs: k6 has no SSE client, Pushpin is started by the harness, and idle cost is read from /proc of the server. */
+export const HARNESS_ONLY: readonly ScenarioName[] = ['idle', 'sse-fanout'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -112,7 +112,8 @@ export function pubsubRun(system: SystemName, scenario: ScenarioOf<ScenarioName>
       ...extraFigures,
     },
     thresholds: evaluate(scenario.thresholds, metrics, { sb_e2e_latency: agg.window.latency, sb_ack_latency: agg.window.ackLatency }),
-    details: { rounds: agg.rounds, ...(details as object | undefined) },
+    rounds: agg.rounds,
+    ...(details ? { details } : {}),
     errors: agg.errors,
   });
 }

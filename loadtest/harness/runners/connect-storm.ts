@@ -3,7 +3,7 @@
 import { engineUrl } from '../../k6/lib/protocol.js';
 import { newHistogram, summarize } from '../histogram.js';
 import type { Peek, WindowStats } from '../messages.js';
-import type { SystemRun } from '../results.js';
+import type { RoundFigures, SystemRun } from '../results.js';
 import { counter, mergeWindows, round } from '../aggregate.js';
 import { closeGroup, connectClients, nextId, sumConnect } from '../session.js';
 import { evaluate } from '../thresholds.js';
@@ -11,7 +11,7 @@ import { sleep } from '../clock.js';
 import { eachRound, failedRun, finish, type Runner } from './common.js';
 
 export const runConnectStorm: Runner<'connect-storm'> = async ({ ctx, scenario, params: p, systems }) => {
-  const acc = new Map<string, { hist: ReturnType<typeof newHistogram>; ok: number; failed: number; seconds: number; cpu: number; rssPerConn: number[]; held: number; disconnects: number; rss: Array<[number, number]>; errors: string[] }>();
+  const acc = new Map<string, { hist: ReturnType<typeof newHistogram>; ok: number; failed: number; seconds: number; cpu: number; rssPerConn: number[]; held: number; disconnects: number; rss: Array<[number, number]>; errors: string[]; rounds: RoundFigures[] }>();
   const failures = await eachRound(
     ctx,
     systems,
@@ -19,7 +19,7 @@ export const runConnectStorm: Runner<'connect-storm'> = async ({ ctx, scenario, 
     async (system, r) => {
       const cluster = await ctx.clusters.get(system);
       const node = cluster.nodes[0]!;
-      const a = acc.get(system) ?? { hist: newHistogram(), ok: 0, failed: 0, seconds: 0, cpu: 0, rssPerConn: [], held: 0, disconnects: 0, rss: [], errors: [] };
+      const a = acc.get(system) ?? { hist: newHistogram(), ok: 0, failed: 0, seconds: 0, cpu: 0, rssPerConn: [], held: 0, disconnects: 0, rss: [], errors: [], rounds: [] };
       acc.set(system, a);
       const group = nextId('storm');
       ctx.progress.phase(`connect-storm · ${system}${p.rounds > 1 ? ` · round ${r + 1}/${p.rounds}` : ''} · ${p.connections} connections`);
@@ -88,6 +88,7 @@ export const runConnectStorm: Runner<'connect-storm'> = async ({ ctx, scenario, 
         droppedWhileIdle: a.disconnects,
       },
       thresholds: evaluate(scenario.thresholds, metrics, { sb_handshake_duration: a.hist }),
+      rounds: a.rounds,
       errors: a.errors,
     });
   });

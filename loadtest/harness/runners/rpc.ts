@@ -4,7 +4,7 @@ import { engineUrl } from '../../k6/lib/protocol.js';
 import type { SystemName, Variant } from '../cluster.js';
 import { summarize } from '../histogram.js';
 import type { RpcTotals, WindowStats } from '../messages.js';
-import type { SystemRun } from '../results.js';
+import type { RoundFigures, SystemRun } from '../results.js';
 import { addWindow, counter, emptyWindow, mergeWindows, round } from '../aggregate.js';
 import { closeGroup, connectClients, nextId, rateSampler, sumConnect } from '../session.js';
 import { evaluate } from '../thresholds.js';
@@ -13,7 +13,7 @@ import { eachRound, failedRun, finish, type Runner } from './common.js';
 export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems }) => {
   const runs: SystemRun[] = [];
   for (const mode of p.modes as Variant[]) {
-    const acc = new Map<SystemName, { w: ReturnType<typeof emptyWindow>; seconds: number; cpu: number; calls: number; failed: number; connectErrors: number; errors: string[] }>();
+    const acc = new Map<SystemName, { w: ReturnType<typeof emptyWindow>; seconds: number; cpu: number; calls: number; failed: number; connectErrors: number; errors: string[]; rounds: RoundFigures[] }>();
     const failures = await eachRound(
       ctx,
       systems,
@@ -42,7 +42,7 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
           const seconds = (Date.now() - t0) / 1000;
           const cpu = cluster.cpu().nodes - cpu0;
           const totals = await ctx.pool.all<RpcTotals>(() => ({ op: 'rpcStop', group }));
-          const a = acc.get(system) ?? { w: emptyWindow(), seconds: 0, cpu: 0, calls: 0, failed: 0, connectErrors: 0, errors: [] };
+          const a = acc.get(system) ?? { w: emptyWindow(), seconds: 0, cpu: 0, calls: 0, failed: 0, connectErrors: 0, errors: [], rounds: [] };
           acc.set(system, a);
           addWindow(a.w, w);
           a.seconds += seconds;
@@ -52,6 +52,14 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
           a.connectErrors += c.failed;
           for (const e of [...c.errors, ...totals.flatMap((t) => t.errors)]) if (a.errors.length < 10 && !a.errors.includes(e)) a.errors.push(e);
           const lat = summarize(w.ackLatency);
+          a.rounds.push({
+            seconds: round(seconds, 2),
+            calls: w.rpcOk,
+            latencyP50Ms: lat.med,
+            latencyP99Ms: lat.p99,
+            cpuSecondsPer1kCalls: w.rpcOk > 0 ? round(cpu / (w.rpcOk / 1000), 5) : null,
+            rpcFailed: w.rpcFailed,
+          });
           ctx.progress.log(`${label}: ${Math.round(w.rpcOk / seconds)} calls/s, p50 ${lat.med} p99 ${lat.p99} ms, ${w.rpcFailed} failed`);
         } finally {
           await closeGroup(ctx, group);
@@ -88,6 +96,7 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
             callsBehind: a.w.rpcBehind,
           },
           thresholds: evaluate(scenario.thresholds, metrics, { sb_ack_latency: a.w.ackLatency }),
+          rounds: a.rounds,
           errors: a.errors,
         }),
       );

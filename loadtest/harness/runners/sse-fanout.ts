@@ -39,9 +39,12 @@ export const runSseFanout: Runner<'sse-fanout'> = async ({ ctx, scenario, params
     const last = res.rssSamples.at(-1)?.kib[0];
     const streams = Object.values(s.subsByChannel).reduce((a, b) => a + b, 0);
     if (last !== undefined && streams > 0) {
+      const perStream = round((last - rss0) / streams, 3);
       const list = rssPerStream.get(system) ?? [];
-      list.push((last - rss0) / streams);
+      list.push(perStream);
       rssPerStream.set(system, list);
+      const rounds = aggs.get(system)!.rounds;
+      rounds[rounds.length - 1]!.rssKiBPerStream = perStream;
     }
   });
   const order = roundOrder(systems, p.rounds).filter((s) => !failures.has(s));

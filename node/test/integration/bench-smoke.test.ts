@@ -100,11 +100,11 @@ function leftovers(): string[] {
 const hasPushpin = spawnSync('sh', ['-c', 'command -v pushpin']).status === 0;
 if (!hasPushpin && process.env.CI === 'true') throw new Error('pushpin is required under CI=true: apt-get install -y pushpin');
 
-test('a smoke run against one node of each system writes a well-formed result with no loss', { timeout: 150_000 }, async (t) => {
+test('a smoke run against one node of each system writes a well-formed result with no loss', { timeout: 240_000 }, async (t) => {
   // Without Pushpin the SSE scenario runs Switchboard alone (install it: apt-get install -y pushpin).
   if (!hasPushpin) t.diagnostic('pushpin not installed: sse-fanout runs without it (apt-get install -y pushpin)');
   const only = hasPushpin ? [] : ['--only', SOCKETIO_SYSTEMS.join(',')];
-  const { code, output } = await harness(['--smoke', '--nodes', '1', '--workers', '2', '--out', out, ...only], 130_000);
+  const { code, output } = await harness(['--smoke', '--nodes', '1', '--workers', '2', '--out', out, ...only], 220_000);
   assert.equal(code, 0, `harness exited ${code}:\n${output}`);
   const files = readdirSync(out);
   const json = files.find((f) => f.endsWith('.json'));
@@ -141,6 +141,14 @@ test('a smoke run against one node of each system writes a well-formed result wi
           assert.equal(typeof run.figures.rssKiBPerIdleConnection, 'number');
           break;
         }
+        case 'idle': {
+          const p = s.params as { connections: number };
+          assert.equal(run.figures.connections, p.connections, `${who}: not every connection subscribed`);
+          assert.equal(run.figures.heldAfterIdle, p.connections, `${who}: connections dropped while idle`);
+          assert.equal(typeof run.figures.rssKiBPerIdleSubscribedConnection, 'number');
+          assert.equal(typeof run.figures.cpuPercentPer10kIdleConnections, 'number');
+          break;
+        }
         case 'rpc':
           assert.equal(counter(run, 'sb_rpc_errors'), 0, `${who}: rpc errors`);
           assert.ok((run.figures.callsPerSecond ?? 0) > 0, `${who}: no calls answered`);
@@ -168,6 +176,15 @@ test('a smoke run against one node of each system writes a well-formed result wi
   assert.deepEqual(Object.keys(r.ratios).sort(), ['switchboard/ceiling', 'switchboard/plain', 'switchboard/stock']);
   const sse = r.scenarios.find((s) => s.name === 'sse-fanout')!;
   for (const run of sse.runs) assert.equal(typeof run.figures.rssKiBPerStream, 'number', `sse-fanout/${run.system}: RSS per stream`);
+
+  // Every headline row names its scenario's systems, and Switchboard ÷ each of them (the spread over rounds).
+  for (const h of r.headlines) {
+    assert.ok(h.values.switchboard, `${h.label}: no Switchboard value`);
+    const others = systemsFor(h.scenario, r.options.systems).filter((x) => x !== 'switchboard');
+    assert.deepEqual(Object.keys(h.ratios).sort(), others.map((x) => `switchboard/${x}`).sort(), `${h.label}: ratios`);
+  }
+  assert.ok(r.headlines.some((h) => h.scenario === 'sse-fanout') && r.headlines.some((h) => h.scenario === 'idle'));
+  assert.match(r.command, /^npm run bench -- --smoke/);
 
   const md = readFileSync(join(out, `${stem}.md`), 'utf8');
   assert.match(md, /## Headline figures/);
