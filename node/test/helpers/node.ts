@@ -129,3 +129,8 @@ export async function startNodes(n: number, opts: StartNodeOptions = {}): Promis
   for (let i = 0; i < n; i++) nodes.push(await startNode(opts));
   return nodes;
 }
+
+/** Stops each in turn (nodes, Redis, HAProxy, anything with stop()), skipping the ones never started. */
+export async function stopAll(...things: ({ stop(): Promise<void> } | undefined)[]): Promise<void> {
+  for (const x of things) await x?.stop();
+}

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { waitFor } from './ports.js';
-import { command, freeClusterPort, killRedis, launchRedis, parseInfo, removeDir, tempDir, waitPing, type RedisProcess } from './redis-process.js';
+import { command, freeClusterPort, faults, killRedis, launchRedis, parseInfo, removeDir, tempDir, waitPing, type RedisProcess } from './redis-process.js';
 
 export interface ClusterNodeView {
   id: string;
@@ -180,15 +180,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
       if (!r) throw new Error(`the master on ${masterPort} has no live replica`);
       return r.port;
     },
-    async kill(port) {
-      await killRedis(byPort(port));
-    },
-    pause(port) {
-      byPort(port).proc.kill('SIGSTOP');
-    },
-    resume(port) {
-      byPort(port).proc.kill('SIGCONT');
-    },
+    ...faults(byPort),
     async restart(port) {
       await killRedis(byPort(port));
       await waitPing(start(port), `cluster node ${port} restarted`);

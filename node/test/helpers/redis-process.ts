@@ -52,6 +52,21 @@ export async function killRedis(p: RedisProcess) {
   await exited(p.proc);
 }
 
+/** kill -9, SIGSTOP and SIGCONT of the server on a port (Cluster and Sentinel helpers alike). */
+export function faults(byPort: (port: number) => RedisProcess) {
+  return {
+    async kill(port: number) {
+      await killRedis(byPort(port));
+    },
+    pause(port: number) {
+      byPort(port).proc.kill('SIGSTOP');
+    },
+    resume(port: number) {
+      byPort(port).proc.kill('SIGCONT');
+    },
+  };
+}
+
 /** One command on a short-lived connection; rejects when the server does not answer within `timeoutMs`. */
 export async function command(port: number, args: (string | number)[], timeoutMs = 2000, password?: string): Promise<unknown> {
   const c = new Redis(port, '127.0.0.1', { ...(password ? { password } : {}), lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: timeoutMs, commandTimeout: timeoutMs, retryStrategy: () => null });

@@ -3,7 +3,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, waitFor } from './ports.js';
-import { command, killRedis, launchRedis, parseInfo, removeDir, tempDir, waitPing, type RedisProcess } from './redis-process.js';
+import { command, faults, killRedis, launchRedis, parseInfo, removeDir, tempDir, waitPing, type RedisProcess } from './redis-process.js';
 
 export interface TestSentinel {
   /** Master group name. */
@@ -125,15 +125,7 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Te
     sentinelList: '',
     env: {},
     master,
-    async kill(port) {
-      await killRedis(byPort(port));
-    },
-    pause(port) {
-      byPort(port).proc.kill('SIGSTOP');
-    },
-    resume(port) {
-      byPort(port).proc.kill('SIGCONT');
-    },
+    ...faults(byPort),
     async restart(port) {
       await killRedis(byPort(port));
       // Started as a replica of the current master: an empty node announcing itself as master would be a trap.

@@ -4,9 +4,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { launchChromium } from '../helpers/browser.js';
 import { startNode, type TestNode } from '../helpers/node.js';
 import { connect, type Client } from '../helpers/client.js';
-import { requireOptional } from '../helpers/prereq.js';
 
 const USER = 'ops';
 const PASSWORD = 'correct horse battery staple';
@@ -59,14 +59,9 @@ describe('admin view (@socket.io/admin-ui)', () => {
   });
 
   test('Chromium: the UI served by a node logs in and shows the sockets and servers of both nodes', { timeout: 120_000 }, async (t) => {
-    if (!requireOptional(t, 'chromium', 'apt-get install -y chromium')) return;
+    const browser = await launchChromium(t);
+    if (!browser) return;
     const [a, b] = nodes as [TestNode, TestNode];
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
     try {
       const page = await browser.newPage();
       const elsewhere: string[] = [];

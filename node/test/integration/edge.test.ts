@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { launchChromium } from '../helpers/browser.js';
 import { startNode, repoRoot, type TestNode } from '../helpers/node.js';
 import { sleep, waitFor } from '../helpers/ports.js';
-import { requireOptional } from '../helpers/prereq.js';
 import { checkConfig, ensureCerts, serversCfg, startHaproxy, TEST_HAPROXY_ENV, type TestHaproxy } from '../helpers/haproxy.js';
 
 const API_KEY = 'test-key';
@@ -359,13 +359,8 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
   });
 
   test('browser: the demo page in two browsers on two nodes, a message typed in one appears in the other', { timeout: 90_000 }, async (t) => {
-    if (!requireOptional(t, 'chromium', 'apt-get install -y chromium')) return;
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    const browser = await launchChromium(t);
+    if (!browser) return;
     try {
       const channel = channelName('browser');
       const url = `${edge!.httpsUrl}/?channel=${encodeURIComponent(channel)}`;

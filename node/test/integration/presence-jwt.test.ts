@@ -4,8 +4,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startNode, type TestNode } from '../helpers/node.js';
-import { call, connect, type Client } from '../helpers/client.js';
+import { startNode, stopAll, type TestNode } from '../helpers/node.js';
+import { call, clientPool } from '../helpers/client.js';
 
 const SECRET = 'presence-secret-presence-secret-32b';
 const token = (sub: string) =>
@@ -14,7 +14,7 @@ const token = (sub: string) =>
 let redis: TestRedis;
 let a: TestNode;
 let b: TestNode;
-const clients: Client[] = [];
+const pool = clientPool();
 
 before(async () => {
   redis = await startRedis();
@@ -23,16 +23,13 @@ before(async () => {
   b = await startNode({ env });
 });
 after(async () => {
-  for (const c of clients) c.disconnect();
-  await a?.stop();
-  await b?.stop();
-  await redis?.stop();
+  pool.close();
+  await stopAll(a, b, redis);
 });
 
 test('presence and channel info list token users on every node; tokens never travel in them', async () => {
-  const ann = await connect(a.url, { auth: { token: await token('ann') } });
-  const bob = await connect(b.url, { auth: { token: await token('bob') } });
-  clients.push(ann, bob);
+  const ann = await pool.open(a, { auth: { token: await token('ann') } });
+  const bob = await pool.open(b, { auth: { token: await token('bob') } });
   assert.equal((await call(ann, 'subscribe', 'team:red')).ok, true);
   assert.equal((await call(bob, 'subscribe', 'team:red')).ok, true);
   const p = await call(ann, 'presence', 'team:red');
