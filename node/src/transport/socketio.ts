@@ -58,6 +58,17 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
   // (at 16x our own limit, which TransportGuard enforces first with a clear reason).
   const ws = app.ws.bind(app);
   (app as { ws: unknown }).ws = (pattern: string, behavior: Record<string, unknown>) => ws(pattern, { ...behavior, closeOnBackpressureLimit: true } as never);
+  // The msgpack bundle Socket.IO would serve needs the server's parser to be socket.io-msgpack-parser; this
+  // server speaks the default parser only, so a page loading that bundle could never connect. Refuse it
+  // plainly (exact routes win over Socket.IO's wildcard one in uWS).
+  for (const file of ['socket.io.msgpack.min.js', 'socket.io.msgpack.min.js.map']) {
+    app.get(`/socket.io/${file}`, (res) => {
+      res.cork(() => {
+        res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json; charset=utf-8');
+        res.end(JSON.stringify({ error: { code: 'not_found', message: 'the msgpack parser is not supported: load /socket.io/socket.io.min.js (default parser)' } }));
+      });
+    });
+  }
   io.attachApp(app, {
     // uWS-level WebSocket options (engine.io passes them to app.ws()).
     idleTimeout: config.idleTimeoutSeconds,

@@ -370,6 +370,8 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
         const page = await ctx.newPage();
         const problems: string[] = [];
         page.on('pageerror', (e) => problems.push(e.message));
+        // Console errors too: an invalid `pattern` attribute (compiled with the RegExp v flag) only shows there.
+        page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
         await page.goto(`${url}&name=${name}`);
         await page.locator('[data-testid=status][data-state=connected]').waitFor({ timeout: 15_000 });
         await page.getByTestId('joined-channel').filter({ hasText: channel }).waitFor();
@@ -402,7 +404,7 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
       // A phone-width layout too.
       await b.page.setViewportSize({ width: 390, height: 800 });
       await b.page.screenshot({ path: join(artifacts, 'edge-browser-phone.png'), fullPage: true });
-      assert.deepEqual([...a.problems, ...b.problems], [], 'no script errors on the page');
+      assert.deepEqual([...a.problems, ...b.problems], [], 'no script or console errors on the page');
     } finally {
       await browser.close();
     }
