@@ -128,6 +128,9 @@ export const KNOWN_LABELS = {
   appHooks: ['authorizeSubscribe', 'authorizePublish'],
   recovered: ['true', 'false'],
   resyncs: ['gap', 'reset'],
+  gapDetectedBy: ['message', 'position_check', 'resubscribe', 'subscribe'],
+  epochResets: ['epoch_changed', 'state_lost', 'sequence_reused', 'sequence_rolled_back'],
+  shardStates: ['ready', 'failed'],
   hooks: ['connect', 'subscribe', 'rpc', 'publish', 'disconnect'],
   httpRoutes: ['publish', 'channel', 'stats', 'grip'],
   /** The statuses CONTRACT.md lets the HTTP API answer, and 500 for a bug. */
@@ -149,6 +152,9 @@ function initialiseSeries(m: Metrics): void {
   for (const hook of L.appHooks) m.appErrors.inc({ hook }, 0);
   for (const recovered of L.recovered) m.historyReplays.inc({ recovered }, 0);
   for (const kind of L.resyncs) m.resyncs.inc({ kind }, 0);
+  for (const detected_by of L.gapDetectedBy) m.channelGaps.inc({ detected_by }, 0);
+  for (const reason of L.epochResets) m.epochResets.inc({ reason }, 0);
+  for (const state of L.shardStates) m.shards.set({ state }, 0);
   for (const route of L.httpRoutes) for (const status of L.httpStatuses) m.httpRequests.inc({ route, status }, 0);
   for (const hook of L.hooks) {
     m.webhookDuration.zero({ hook });

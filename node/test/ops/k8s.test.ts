@@ -30,6 +30,8 @@ const REQUIRED_ALERTS = [
   'SwitchboardNodeNotReady',
   'SwitchboardBusCanaryFailing',
   'SwitchboardDeliveryGaps',
+  'SwitchboardRedisShardFailed',
+  'SwitchboardChannelStateLost',
   'SwitchboardDeliveryLatencyHigh',
   'SwitchboardWebhookErrors',
   'SwitchboardSlowConsumerClosesSpiking',

@@ -76,6 +76,33 @@ const CASES: Record<string, Case[]> = {
     // Old gaps age out.
     { series: { [`switchboard_bus_gaps_total{${J},node="a"}`]: '0 4x30' }, evalTime: '25m', firing: [] },
   ],
+  SwitchboardRedisShardFailed: [
+    {
+      // Every node sees the same failed shard; one alert for the deployment.
+      series: {
+        [`switchboard_bus_shards{${J},node="a",state="failed"}`]: '0 0 1x10',
+        [`switchboard_bus_shards{${J},node="b",state="failed"}`]: '0 0 1x10',
+        [`switchboard_bus_shards{${J},node="a",state="ready"}`]: '3 3 2x10',
+      },
+      evalTime: '6m',
+      firing: [{ severity: 'critical', job: 'switchboard' }],
+    },
+    // A failover that completes within the minute does not page.
+    { series: { [`switchboard_bus_shards{${J},node="a",state="failed"}`]: '0 1 0x10' }, evalTime: '6m', firing: [] },
+  ],
+  SwitchboardChannelStateLost: [
+    {
+      series: {
+        [`switchboard_bus_epoch_resets_total{${J},node="a",reason="state_lost"}`]: '0 0 0 3x10',
+        [`switchboard_bus_epoch_resets_total{${J},node="a",reason="sequence_reused"}`]: '0x13',
+        [`switchboard_bus_epoch_resets_total{${J},node="b",reason="state_lost"}`]: '0x13',
+      },
+      evalTime: '5m',
+      firing: [{ severity: 'warning', job: 'switchboard', node: 'a' }],
+    },
+    // Old resets age out.
+    { series: { [`switchboard_bus_epoch_resets_total{${J},node="a",reason="state_lost"}`]: '0 2x30' }, evalTime: '25m', firing: [] },
+  ],
   SwitchboardDeliveryLatencyHigh: [
     {
       // 10 deliveries/s, all between 250 ms and 500 ms.
