@@ -138,7 +138,11 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     : new LocalConnectionLimits(limitOptions, metrics);
   attachConnections(io, { config: cfg, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits });
 
-  const sse = new SseHub({ config: cfg, delivery, authorizer, verifier, backend, limits, originAllowed, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(), metrics, log });
+  const sse = new SseHub({ config: cfg, delivery, authorizer, verifier, backend, limits, originAllowed, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(),
+    lastId: async (ch) => (await bus.history(ch, undefined, 1, rules.for(ch).historyTtlMs)).entries[0]?.id,
+    metrics,
+    log,
+  });
   sse.mount(publicApp);
   const adapter = io.of('/').adapter;
   metrics.providers.channels = () => adapter.rooms.size - adapter.sids.size;

@@ -6,7 +6,8 @@
 // for other channels is refused), <base> the newest millisecond among the positions (base 36), and one
 // position per channel, in the order of the stream's channels:
 //   <delta>[-<seq>]    the last publication id of that channel this stream delivered: ms = base - delta
-//   ~<delta>           nothing delivered yet on it: resume with what was published from that ms on
+//   ~<delta>[-<seq>]   nothing delivered yet on it: resume after that id (the channel's newest publication
+//                      when the stream joined), with no check that it is still in history
 // (numbers base 36; seq 0 omitted). Bounded: SSE_MAX_CHANNELS channels of at most ~20 characters each.
 import { compareIds, parseId } from '../core/ids.js';
 import { SbError } from '../core/errors.js';
@@ -14,7 +15,10 @@ import { SbError } from '../core/errors.js';
 /** Where a channel of a stream stands: a delivered publication id, or a watermark (nothing delivered since). */
 export interface Position {
   id: string;
-  /** True: `id` is the bus watermark when the stream joined, not a publication of this channel. */
+  /**
+   * True: nothing was delivered on the channel yet; `id` is where it stood when the stream joined (its newest
+   * publication then, or a point in time), so resuming replays what follows without asking history for it.
+   */
   watermark: boolean;
 }
 
@@ -35,9 +39,8 @@ export function encodePositions(channels: readonly string[], positions: readonly
   const parsed = positions.map((p) => parseId(p.id)!);
   for (const [ms] of parsed) if (ms > base) base = ms;
   const parts = parsed.map(([ms, seq], i) => {
-    const delta = (base - ms).toString(36);
-    if (positions[i]!.watermark) return `~${delta}`;
-    return seq === 0 ? delta : `${delta}-${seq.toString(36)}`;
+    const pos = seq === 0 ? (base - ms).toString(36) : `${(base - ms).toString(36)}-${seq.toString(36)}`;
+    return positions[i]!.watermark ? `~${pos}` : pos;
   });
   return `${VERSION}.${hash}.${base.toString(36)}.${parts.join('_')}`;
 }
@@ -65,7 +68,7 @@ export function decodeLastEventId(raw: string, channels: readonly string[]): { p
   return { positions };
 }
 
-/** The history read that resumes from a watermark: every id of its millisecond and later. */
+/** An id just below every id of the watermark's millisecond (bus watermarks drop the sequence part). */
 export function watermarkSince(id: string): string {
   const [ms] = parseId(id)!;
   return ms === 0 ? '0-0' : `${ms - 1}-9999999999999999`;

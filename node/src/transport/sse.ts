@@ -28,8 +28,10 @@ export interface SseDeps {
   limits: ConnectionLimits;
   originAllowed(origin: string | undefined): boolean;
   isDraining(): boolean;
-  /** The bus watermark (newest id seen from any channel): where a channel with nothing delivered yet stands. */
+  /** The bus watermark (newest id seen from any channel). */
   watermark(): string;
+  /** The channel's newest publication id in history, if any: where a fresh channel of a stream stands. */
+  lastId(channel: string): Promise<string | undefined>;
   metrics: Metrics;
   log: Logger;
 }
@@ -241,11 +243,15 @@ export class SseHub implements DeliverySink {
     const replays: Publication[][] = client.channels.map(() => []);
     const found = await Promise.all(
       client.channels.map(async (ch, i) => {
+        // A fresh channel of a multi-channel stream needs an exact position too, for a cut before its first
+        // event: its newest publication now (or, with empty history, a point just before this millisecond);
+        // the join then replays what lands between this read and the join, so nothing falls in between.
+        if (!starts[i] && client.channels.length > 1) starts[i] = { id: (await d.lastId(ch)) ?? watermarkSince(watermark), watermark: true };
         const start = starts[i];
         client.positions[i] = start ?? { id: watermark, watermark: true };
         const r = await d.delivery.joinWithHistory(
           ch,
-          start && (start.watermark ? watermarkSince(start.id) : start.id),
+          start?.id,
           (p) => replays[i]!.push(p),
           () => {
             let set = this.byChannel.get(ch);
@@ -272,7 +278,7 @@ export class SseHub implements DeliverySink {
       const at = client.positions[i]!;
       // Replayed and queued lists overlap (a publication may be in history and in flight): positions de-duplicate.
       // Channels joined without a resume point replayed nothing, so everything queued for them is new.
-      if (starts[i] && !p.localOnly && compareIds(p.id, at.watermark ? watermarkSince(at.id) : at.id) <= 0) continue;
+      if (starts[i] && !p.localOnly && compareIds(p.id, at.id) <= 0) continue;
       this.write(client, this.idLine(client, p) + this.body(p));
       n++;
     }
