@@ -10,6 +10,8 @@ import { startNode, repoRoot, type TestNode } from '../helpers/node.js';
 import { apiPublish, call, clientPool, collect } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
 import { join } from 'node:path';
+import { Emitter } from '@socket.io/redis-emitter';
+import { Redis } from 'ioredis';
 
 const APP = join(repoRoot, 'dist/node/test/fixtures/app.js');
 
@@ -75,6 +77,27 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
         for (const m of masters) {
           const subscribed = (await cluster!.command(m.port, 'PUBSUB', 'SHARDCHANNELS', '*:c:demo:where')) as string[];
           assert.deepEqual(subscribed, m.port === owner ? [shardChannel] : [], `master ${m.port}`);
+        }
+      });
+    }
+
+    if (mode === 'redis' || mode === 'cluster') {
+      test('@socket.io/redis-emitter reaches subscribers on every node (classic PUBLISH; on a cluster, from any node)', async () => {
+        const s1 = await open(a);
+        const s2 = await open(b);
+        await call(s1, 'subscribe', 'demo:emit');
+        await call(s2, 'subscribe', 'demo:emit');
+        const got: unknown[][] = [[], []];
+        s1.on('update', (d: unknown) => got[0]!.push(d));
+        s2.on('update', (d: unknown) => got[1]!.push(d));
+        // On a cluster: the last node, a replica at start, so the message must cross the cluster bus.
+        const client = new Redis(mode === 'redis' ? redis!.url : cluster!.seeds.at(-1)!);
+        try {
+          new Emitter(client).to('demo:emit').emit('update', { n: 1 });
+          await waitFor(() => got[0]!.length === 1 && got[1]!.length === 1, { what: 'emitter delivery on both nodes' });
+          assert.deepEqual(got, [[{ n: 1 }], [{ n: 1 }]]);
+        } finally {
+          client.disconnect();
         }
       });
     }
