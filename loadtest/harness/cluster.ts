@@ -134,7 +134,7 @@ async function startNode(system: Exclude<SystemName, 'pushpin'>, variant: Varian
   if (variant === 'webhook') {
     env.BACKEND_URL = backendUrl;
     // Switchboard signs every webhook; the bench backend does not check, but the key is required.
-    env.WEBHOOK_SECRET = 'bench-webhook-secret';
+    env.WEBHOOK_SECRET = 'bench-webhook-secret-0123456789abcdef';
   }
   if (system === 'switchboard') {
     if (variant === 'embedded') env.SWITCHBOARD_APP = BENCH_APP_JS;

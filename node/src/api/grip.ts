@@ -1,23 +1,23 @@
 // `POST /publish/`: Pushpin's GRIP publish endpoint, so existing GRIP publishers (e.g. @fanoutio/grip's
 // Publisher) work unchanged. Each item becomes one publication with event `message` on its channel.
 import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
-import { errors as joseErrors, jwtVerify } from 'jose';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.js';
 import type { Publisher } from '../channels/publisher.js';
-import { assertOrigin, type OriginCheck } from '../limits/origin.js';
+import { assertOrigin, type OriginPolicy } from '../limits/origin.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { SbError } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
-import { countReplies, readJsonBody, route } from '../transport/http.js';
+import { countReplies, preflight, readJsonBody, route } from '../transport/http.js';
 import { bearer, keyMatches } from './auth.js';
 import type { ApiOptions } from './http-api.js';
 
 export interface GripDeps {
   options: Omit<ApiOptions, 'nodeId'>;
-  /** The node's one ALLOWED_ORIGINS check. */
-  originAllowed: OriginCheck;
+  /** The node's one Origin policy (ALLOWED_ORIGINS) and its CORS answers. */
+  origins: OriginPolicy;
   bus: Bus;
   publisher: Publisher;
   metrics: Metrics;
@@ -61,14 +61,19 @@ export function mountGrip(app: TemplatedApp | PostRoutes, d: GripDeps, opts: Gri
   const log = d.log.child({ module: 'grip' });
   const handler = route(log, async (req, reply) => {
     countReplies(reply, d.metrics, 'grip');
-    assertOrigin(d.originAllowed, req.headers.origin, d.metrics);
-    // uWS hands the body only to a reader attached before the handler first yields; JWT checks are async.
-    const raw = readJsonBody(req, d.options.maxHttpBodyBytes);
-    raw.catch(() => {});
-    // GRIP_URL-style `?key=` (what pushpin-publish sends): a key in a URL ends up in logs and histories.
-    if (!opts.keyless && req.query.has('key')) throw new SbError('unauthorized', 'a key in the URL is never accepted: send Authorization: Bearer <key>, or publish on the internal port (INTERNAL_GRIP_PUBLISH)');
-    if (!opts.keyless) await authorize(d.options.apiKeys, req.headers);
-    const body = gripBody.safeParse(await raw);
+    assertOrigin(d.origins, req, d.metrics);
+    reply.headers = d.origins.corsHeaders(req.headers);
+    // The key before the body: uWS hands the body only to a reader attached before the handler first yields, so
+    // the check is synchronous, and a refused request is answered and hung up on without reading a byte of it.
+    try {
+      // GRIP_URL-style `?key=` (what pushpin-publish sends): a key in a URL ends up in logs and histories.
+      if (!opts.keyless && req.query.has('key')) throw new SbError('unauthorized', 'a key in the URL is never accepted: send Authorization: Bearer <key>, or publish on the internal port (INTERNAL_GRIP_PUBLISH)');
+      if (!opts.keyless) authorize(d.options.apiKeys, req.headers);
+    } catch (err) {
+      reply.closeAfter = true;
+      throw err;
+    }
+    const body = gripBody.safeParse(await readJsonBody(req, d.options.maxHttpBodyBytes));
     if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
     // Validate every item before publishing any: a bad request publishes nothing.
     const pubs: { channel: string; data: unknown; id?: string }[] = [];
@@ -94,6 +99,10 @@ export function mountGrip(app: TemplatedApp | PostRoutes, d: GripDeps, opts: Gri
   // Pushpin's path is /publish/; GRIP clients append `publish/` to the control URI.
   app.post('/publish/', handler);
   app.post('/publish', handler);
+  if ('options' in app) {
+    app.options('/publish/', preflight(log, d.origins, d.metrics));
+    app.options('/publish', preflight(log, d.origins, d.metrics));
+  }
 }
 
 /**
@@ -120,24 +129,40 @@ function decodeText(b64: string, where: string): string {
   }
 }
 
-/** A Bearer API key, or a GRIP control JWT (HS256, any `iss`) signed with one of the API keys. */
-async function authorize(keys: readonly string[] | undefined, headers: Record<string, string>) {
+/** A Bearer API key, or a GRIP control JWT (HS256, any `iss`) signed with one of the API keys. Synchronous. */
+function authorize(keys: readonly string[] | undefined, headers: Record<string, string>) {
   if (!keys || keys.length === 0) throw new SbError('unauthorized', 'the HTTP API is disabled: set API_KEYS to enable it');
   const token = bearer(headers);
   if (!token) throw new SbError('unauthorized', 'send Authorization: Bearer <API key>, or a GRIP JWT signed with one');
   if (keyMatches(keys, token)) return;
   if (token.split('.').length === 3) {
-    let expired = false;
-    for (const k of keys) {
-      try {
-        await jwtVerify(token, new TextEncoder().encode(k), { algorithms: ['HS256'] });
-        return;
-      } catch (err) {
-        if (err instanceof joseErrors.JWTExpired) expired = true;
-      }
-    }
-    if (expired) throw new SbError('unauthorized', 'the GRIP JWT has expired');
+    const verdict = verifyGripJwt(token, keys);
+    if (verdict === 'ok') return;
+    if (verdict === 'expired') throw new SbError('unauthorized', 'the GRIP JWT has expired');
     throw new SbError('unauthorized', 'the GRIP JWT is not signed (HS256) with any of API_KEYS');
   }
   throw new SbError('unauthorized', 'unknown API key');
+}
+
+/** HS256 JWS check with node:crypto (jose has no synchronous verify): signature, then `exp` / `nbf`. */
+export function verifyGripJwt(token: string, keys: readonly string[], nowSeconds = Date.now() / 1000): 'ok' | 'expired' | 'invalid' {
+  const [h, p, sig] = token.split('.') as [string, string, string];
+  let header: { alg?: unknown };
+  let payload: { exp?: unknown; nbf?: unknown };
+  try {
+    header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+    payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+  } catch {
+    return 'invalid';
+  }
+  if (header?.alg !== 'HS256' || typeof payload !== 'object' || payload === null) return 'invalid';
+  const given = Buffer.from(sig, 'base64url');
+  const signed = keys.some((k) => {
+    const mac = createHmac('sha256', k).update(`${h}.${p}`).digest();
+    return mac.length === given.length && timingSafeEqual(mac, given);
+  });
+  if (!signed) return 'invalid';
+  if (typeof payload.exp === 'number' && payload.exp <= nowSeconds) return 'expired';
+  if (typeof payload.nbf === 'number' && payload.nbf > nowSeconds) return 'invalid';
+  return 'ok';
 }

@@ -12,9 +12,9 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { SbError } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
-import { countReplies, readJsonBody, route, type Handler } from '../transport/http.js';
+import { countReplies, preflight, readJsonBody, route, type Handler } from '../transport/http.js';
 import { requireApiKey } from './auth.js';
-import { assertOrigin, type OriginCheck } from '../limits/origin.js';
+import { assertOrigin, type OriginPolicy } from '../limits/origin.js';
 
 /** What the HTTP API (and GRIP's endpoint) need to know. */
 export interface ApiOptions {
@@ -30,8 +30,8 @@ export interface ApiOptions {
 
 export interface ApiDeps {
   options: ApiOptions;
-  /** The node's one ALLOWED_ORIGINS check. */
-  originAllowed: OriginCheck;
+  /** The node's one Origin policy (ALLOWED_ORIGINS) and its CORS answers. */
+  origins: OriginPolicy;
   io: Server;
   bus: Bus;
   publisher: Publisher;
@@ -63,8 +63,14 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
   const keyed = (name: string, h: Handler) =>
     route(log, async (req, reply) => {
       countReplies(reply, d.metrics, name);
-      assertOrigin(d.originAllowed, req.headers.origin, d.metrics);
-      requireApiKey(d.options.apiKeys, req.headers);
+      assertOrigin(d.origins, req, d.metrics);
+      reply.headers = d.origins.corsHeaders(req.headers);
+      try {
+        requireApiKey(d.options.apiKeys, req.headers);
+      } catch (err) {
+        reply.closeAfter = true; // refused before its body: hang up rather than read it
+        throw err;
+      }
       await h(req, reply);
     });
 
@@ -112,7 +118,11 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
   );
 
   // Which node serves this client: the demo page shows it. No secrets, no auth.
-  app.get('/api/node', route(log, (_req, reply) => reply.json(200, { id: d.options.nodeId, mode: d.bus.mode })));
+  app.get('/api/node', route(log, (req, reply) => {
+    assertOrigin(d.origins, req, d.metrics);
+    reply.json(200, { id: d.options.nodeId, mode: d.bus.mode }, d.origins.corsHeaders(req.headers));
+  }));
+  app.options('/api/*', preflight(log, d.origins, d.metrics));
 
   app.any('/api/*', route(log, (req) => {
     throw new SbError('not_found', `no API route ${req.method} ${req.path}`);

@@ -35,6 +35,10 @@ export interface TokenKeys {
   publicKey?: KeyObject;
   /** Public keys as a JWKS (JWT_JWKS_FILE, read by readJwks). */
   jwks?: JSONWebKeySet;
+  /** Required `aud` (JWT_AUDIENCE): a token minted for another service is refused. @default undefined (not checked) */
+  audience?: string;
+  /** Required `iss` (JWT_ISSUER). @default undefined (not checked) */
+  issuer?: string;
 }
 
 /** Reads JWT_PUBLIC_KEY_FILE at start-up: a PEM public key, RSA (RS256) or EC (ES256). Throws with the reason. */
@@ -89,7 +93,7 @@ export async function createTokenVerifier(keys: TokenKeys): Promise<TokenVerifie
       let lastErr: unknown;
       for (const g of candidates) {
         try {
-          payload = (await jwtVerify(token, g.key as Uint8Array, { algorithms: g.alg })).payload;
+          payload = (await jwtVerify(token, g.key as Uint8Array, { algorithms: g.alg, audience: keys.audience, issuer: keys.issuer })).payload;
           break;
         } catch (err) {
           if (!(lastErr instanceof errors.JWTExpired)) lastErr = err;

@@ -12,6 +12,17 @@ const positiveInt = z.coerce.number().int().min(1);
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
 const optionalString = z.string().min(1).optional();
+/** Shortest accepted HMAC secrets (JWT_SECRET, WEBHOOK_SECRET): 256 bits, the size of SHA-256's output. */
+export const MIN_SECRET_BYTES = 32;
+/** Shortest accepted API key: a guessable key is an open publish endpoint. */
+export const MIN_API_KEY = 16;
+const strongSecret = (env: string) =>
+  z.string().min(1).refine((s) => Buffer.byteLength(s) >= MIN_SECRET_BYTES, `${env} must be at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -hex 32)`);
+/** ALLOWED_ORIGINS: `*`, or origins (`https://app.example.com`, no path). */
+const origins = list.refine(
+  (l) => l.every((o) => o === '*' || /^https?:\/\/[^/\s]+\/?$/i.test(o)),
+  'each entry must be an origin such as https://app.example.com (scheme and host, optional port, no path), or * for any origin',
+);
 /** A value read and parsed at start-up (a file, JSON): what `read` throws becomes the variable's problem. */
 const readWith = <T>(read: (text: string) => T) =>
   z.string().min(1).transform((s, ctx) => {
@@ -66,14 +77,17 @@ export const FIELDS = {
   redisReconnectMaxMs: f('REDIS_RECONNECT_MAX_MS', ms.default(2000), 'Reconnection back-off grows by 100 ms per attempt up to this, forever'),
   redisKeyPrefix: f('REDIS_KEY_PREFIX', z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ : . -').default('switchboard'), 'Prefix of every Redis key and pub/sub channel Switchboard uses (the Socket.IO adapter and emitter use `socket.io`)'),
   nodeId: f('NODE_ID', z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 _ . : -').optional(), 'Names the node in logs, metrics and `/api/stats`', 'hostname-pid'),
-  apiKeys: f('API_KEYS', list.optional(), 'Comma-separated keys for the HTTP API; unset: the API answers 401 naming `API_KEYS`'),
-  jwtSecret: f('JWT_SECRET', optionalString, 'Set: every client connection must carry a valid HS256 token (`auth.token`, or `token` query for SSE)'),
+  apiKeys: f('API_KEYS', list.refine((keys) => keys.every((k) => k.length >= MIN_API_KEY), `each key must be at least ${MIN_API_KEY} characters (e.g. openssl rand -hex 24)`).optional(), `Comma-separated keys for the HTTP API, each at least ${MIN_API_KEY} characters; unset: the API answers 401 naming \`API_KEYS\``),
+  jwtSecret: f('JWT_SECRET', strongSecret('JWT_SECRET').optional(), `Set: every client connection must carry a valid HS256 token (\`auth.token\`, or \`token\` query for SSE); at least ${MIN_SECRET_BYTES} bytes`),
+  jwtAudience: f('JWT_AUDIENCE', optionalString, 'Set: client tokens must carry this `aud` (a token minted for another service is refused)'),
+  jwtIssuer: f('JWT_ISSUER', optionalString, 'Set: client tokens must carry this `iss`'),
   jwtPublicKeyFile: f('JWT_PUBLIC_KEY_FILE', readWith(readPublicKey).optional(), 'PEM public key (SPKI) for RS256/ES256 client tokens'),
   jwtJwksFile: f('JWT_JWKS_FILE', readWith(readJwks).optional(), 'JWKS file with public keys for RS256/ES256 client tokens'),
   tokenRefreshGraceMs: f('TOKEN_REFRESH_GRACE_MS', ms.default(1000), 'Slack after a token\'s `exp` before a client that sent no `auth:refresh` is disconnected with `token_expired`'),
   backendUrl: f('BACKEND_URL', z.url().optional(), 'Base URL of the backend webhooks'),
-  webhookSecret: f('WEBHOOK_SECRET', optionalString, 'HMAC-SHA256 key for webhook signatures (`X-Switchboard-Signature`)'),
-  allowedOrigins: f('ALLOWED_ORIGINS', list.optional(), 'Set: any request whose `Origin` is not listed is refused with 403'),
+  webhookSecret: f('WEBHOOK_SECRET', strongSecret('WEBHOOK_SECRET').optional(), 'HMAC-SHA256 key for webhook signatures (`X-Switchboard-Signature`)'),
+  allowedOrigins: f('ALLOWED_ORIGINS', origins.optional(), 'Origins allowed besides the request\'s own (comma-separated), answered with CORS headers; `*` allows any. Unset: cross-origin browser requests are refused with 403'),
+  corsCredentials: f('CORS_CREDENTIALS', bool.default(false), 'Answer allowed cross-origin requests with `Access-Control-Allow-Credentials: true` (cookies on cross-origin polling, SSE and `fetch`)'),
   logLevel: f('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level'),
   trustedProxies: f('TRUSTED_PROXIES', list.refine((l) => l.every(isAddressOrCidr), 'each entry must be an IP address or CIDR range (10.0.0.0/8)').default([]), 'Addresses or CIDR ranges whose `X-Forwarded-For` is trusted for the client address (HAProxy)', 'empty'),
   app: f('SWITCHBOARD_APP', optionalString, 'Path of an ESM module whose default export is the embedded application (RPC methods, authorization hooks)'),
@@ -89,6 +103,7 @@ export const FIELDS = {
   historySize: f('HISTORY_SIZE', z.coerce.number().int().min(0).max(1_000_000).default(1000), 'Publications kept per channel for recovery (0: none)'),
   historyTtlSeconds: f('HISTORY_TTL_S', z.coerce.number().int().min(1).default(600), 'Age after which a publication leaves history'),
   channelRules: f('CHANNEL_RULES', readWith(readRules).optional(), 'JSON array of channel rules, or `@path` of a JSON file (see "Channel rules")'),
+  connectTimeoutMs: f('CONNECT_TIMEOUT_MS', ms.default(10000), 'An Engine.IO session that sends no Socket.IO CONNECT within this is closed (its per-address slot with it)'),
   maxSubscriptions: f('MAX_SUBSCRIPTIONS', positiveInt.default(100), 'Channels one connection may subscribe to'),
   eventsPerSecond: f('EVENTS_PER_SECOND', positiveInt.default(50), 'Client events per second per connection before `rate_limited`'),
   rateLimitStrikes: f('RATE_LIMIT_STRIKES', positiveInt.default(5), 'Seconds in a row over the event rate after which the connection is closed'),

@@ -20,12 +20,13 @@ import { mountInternal } from '../health/internal.js';
 import { Readiness } from '../health/readiness.js';
 import { Webhooks } from '../hooks/webhooks.js';
 import { LocalConnectionLimits, type ConnectionLimits } from '../limits/connections.js';
-import { createOriginCheck } from '../limits/origin.js';
+import { OriginPolicy } from '../limits/origin.js';
 import { RedisConnectionLimits } from '../limits/redis-connections.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createMetrics, initialiseAppHooks, type Metrics } from '../metrics/metrics.js';
 import type { SwitchboardApp } from '../core/app.js';
 import { attachConnections } from '../protocol/connection.js';
+import { Handshake } from '../protocol/handshake.js';
 import { createSocketServer } from '../transport/socketio.js';
 import { mountStatic } from '../transport/static.js';
 import { mountAdminUi } from '../admin/admin-ui.js';
@@ -105,9 +106,12 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
         log,
       )
     : undefined;
-  const verifier = await createTokenVerifier({ secret: cfg.jwtSecret, publicKey: cfg.jwtPublicKeyFile, jwks: cfg.jwtJwksFile });
+  const verifier = await createTokenVerifier({ secret: cfg.jwtSecret, publicKey: cfg.jwtPublicKeyFile, jwks: cfg.jwtJwksFile, audience: cfg.jwtAudience, issuer: cfg.jwtIssuer });
 
-  const originAllowed = createOriginCheck(cfg.allowedOrigins);
+  const origins = new OriginPolicy({ allowedOrigins: cfg.allowedOrigins, trustedProxies: cfg.trustedProxies, corsCredentials: cfg.corsCredentials });
+  log.info({ origins: origins.mode, corsCredentials: cfg.corsCredentials }, `origin policy: ${origins.describe()}`);
+  if (origins.mode === 'any' && cfg.corsCredentials)
+    log.warn('ALLOWED_ORIGINS=* with CORS_CREDENTIALS=true: any web page can act with the cookies of your users; list your origins instead');
 
   const publicApp = uws.uws.App();
   const internalApp = new NodeHttpApp();
@@ -121,8 +125,9 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
       idleTimeoutSeconds: cfg.idleTimeoutSeconds,
       maxBackpressureBytes: cfg.maxBackpressureBytes,
       slowConsumerCheckMs: cfg.slowConsumerCheckMs,
+      connectTimeoutMs: cfg.connectTimeoutMs,
     },
-    { bus, originAllowed, metrics, log },
+    { bus, origins, admit: (req) => handshake.admit(handshake.clientIp(req.peer, req.headers['x-forwarded-for'])), metrics, log },
   );
   const delivery = new Delivery({ bus, rules, metrics, log: log.child({ module: 'delivery' }) });
   new SocketIoSink({ io, delivery, rooms: new RoomPublisher(io, publicApp), metrics, volatileLimit: cfg.maxBackpressureBytes / 2 });
@@ -136,9 +141,17 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
         log,
       )
     : new LocalConnectionLimits(limitOptions, metrics);
-  attachConnections(io, { config: cfg, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits });
+  const handshake = new Handshake({
+    options: { trustedProxies: cfg.trustedProxies, webhookForwardHeaders: cfg.webhookForwardHeaders, tokenRefreshGraceMs: cfg.tokenRefreshGraceMs },
+    verifier,
+    backend,
+    limits,
+    metrics,
+    log,
+  });
+  attachConnections(io, { config: cfg, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits, handshake });
 
-  const sse = new SseHub({ config: cfg, delivery, authorizer, verifier, backend, limits, originAllowed, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(),
+  const sse = new SseHub({ config: cfg, delivery, authorizer, handshake, origins, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(),
     lastId: async (ch) => (await bus.history(ch, undefined, 1, rules.for(ch).historyTtlMs)).entries[0]?.id,
     metrics,
     log,
@@ -151,11 +164,12 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     for (const [room, members] of adapter.rooms) if (!adapter.sids.has(room)) n += members.size;
     return n + sse.subscriptionCount();
   };
+  metrics.providers.pendingSessions = () => Math.max(0, io.engine.clientsCount - io.of('/').sockets.size);
   const localConnections = () => io.engine.clientsCount + sse.count();
   bus.setSelf(() => ({ id: cfg.nodeId, connections: localConnections() }));
   const apiOptions = { apiKeys: cfg.apiKeys, maxHttpBodyBytes: cfg.maxHttpBodyBytes, idempotencyWindowSeconds: cfg.idempotencyWindowSeconds, nodeId: cfg.nodeId };
-  mountApi(publicApp, { options: apiOptions, originAllowed, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });
-  mountGrip(publicApp, { options: apiOptions, originAllowed, bus, publisher, metrics, log });
+  mountApi(publicApp, { options: apiOptions, origins, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });
+  mountGrip(publicApp, { options: apiOptions, origins, bus, publisher, metrics, log });
   if (cfg.adminUi) {
     // Off by default; the config refuses ADMIN_UI without credentials. Before mountStatic: its /* would answer /admin/ too.
     mountAdminUi(
@@ -166,7 +180,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     );
   }
   mountStatic(publicApp, log);
-  if (cfg.internalGripPublish) mountGrip(internalApp, { options: apiOptions, originAllowed, bus, publisher, metrics, log }, { keyless: true });
+  if (cfg.internalGripPublish) mountGrip(internalApp, { options: apiOptions, origins, bus, publisher, metrics, log }, { keyless: true });
   mountInternal(internalApp, readiness, metrics, log);
 
   let publicSocket: us_listen_socket | undefined;

@@ -7,8 +7,11 @@ import { SbError } from '../core/errors.js';
 export interface ConnectionLimits {
   /** Throws `rate_limited` past HANDSHAKES_PER_SECOND_PER_IP. */
   handshake(ip: string): Promise<void>;
-  /** Counts one connection for `ip` and `user`; throws `rate_limited` past the limits; returns its release. */
-  acquire(ip: string, user: string | undefined): Promise<() => void>;
+  /**
+   * Counts one connection for `ip` and/or `user` (either may be undefined: Socket.IO takes the address slot at the
+   * Engine.IO handshake and the user slot at CONNECT); throws `rate_limited` past the limits; returns its release.
+   */
+  acquire(ip: string | undefined, user: string | undefined): Promise<() => void>;
   /** Stops timers and closes connections (at shutdown). */
   close?(): Promise<void>;
 }
@@ -36,18 +39,18 @@ export class LocalConnectionLimits implements ConnectionLimits {
     await consumeHandshake(this.handshakes, ip, this.opts, this.metrics);
   }
 
-  async acquire(ip: string, user: string | undefined) {
-    const nIp = this.perIp.get(ip) ?? 0;
-    if (nIp >= this.opts.connectionsPerIp) throw limitError('ip', this.opts, this.metrics);
+  async acquire(ip: string | undefined, user: string | undefined) {
+    const nIp = ip === undefined ? 0 : (this.perIp.get(ip) ?? 0);
+    if (ip !== undefined && nIp >= this.opts.connectionsPerIp) throw limitError('ip', this.opts, this.metrics);
     const nUser = user === undefined ? 0 : (this.perUser.get(user) ?? 0);
     if (user !== undefined && nUser >= this.opts.connectionsPerUser) throw limitError('user', this.opts, this.metrics);
-    this.perIp.set(ip, nIp + 1);
+    if (ip !== undefined) this.perIp.set(ip, nIp + 1);
     if (user !== undefined) this.perUser.set(user, nUser + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      dec(this.perIp, ip);
+      if (ip !== undefined) dec(this.perIp, ip);
       if (user !== undefined) dec(this.perUser, user);
     };
   }

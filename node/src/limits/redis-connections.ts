@@ -25,29 +25,29 @@ export interface RedisLimitOptions extends LimitOptions {
 const KEY_TTL_MS = 24 * 3600 * 1000;
 const DEAD_AFTER_HEARTBEATS = 4;
 
-// KEYS[1] ip counter, KEYS[2] user counter, KEYS[3] this node's ledger. ARGV: ip limit, user limit, has user, ttl.
-// Returns 0 (counted), 1 (address full) or 2 (user full).
+// KEYS[1] ip counter, KEYS[2] user counter, KEYS[3] this node's ledger. ARGV: ip limit, user limit, has user, ttl,
+// has ip. Returns 0 (counted), 1 (address full) or 2 (user full).
 const ACQUIRE_LUA = `
-if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 1 end
+if ARGV[5] == '1' and tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 1 end
 if ARGV[3] == '1' and tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 2 end
-local n = 1
-if ARGV[3] == '1' then n = 2 end
-for i = 1, n do
-  redis.call('INCR', KEYS[i])
-  redis.call('PEXPIRE', KEYS[i], ARGV[4])
-  redis.call('HINCRBY', KEYS[3], KEYS[i], 1)
+local use = { ARGV[5] == '1', ARGV[3] == '1' }
+for i = 1, 2 do
+  if use[i] then
+    redis.call('INCR', KEYS[i])
+    redis.call('PEXPIRE', KEYS[i], ARGV[4])
+    redis.call('HINCRBY', KEYS[3], KEYS[i], 1)
+  end
 end
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return 0
 `;
 
-// Same keys; ARGV[1] has user. Only what the ledger still holds is released: if other nodes presumed this one
-// dead (a long pause) and released its share already, releasing again would undercount.
+// Same keys; ARGV[1] has user, ARGV[2] has ip. Only what the ledger still holds is released: if other nodes
+// presumed this one dead (a long pause) and released its share already, releasing again would undercount.
 const RELEASE_LUA = `
-local n = 1
-if ARGV[1] == '1' then n = 2 end
-for i = 1, n do
-  if tonumber(redis.call('HGET', KEYS[3], KEYS[i]) or '0') > 0 then
+local use = { ARGV[2] == '1', ARGV[1] == '1' }
+for i = 1, 2 do
+  if use[i] and tonumber(redis.call('HGET', KEYS[3], KEYS[i]) or '0') > 0 then
     if redis.call('DECR', KEYS[i]) <= 0 then redis.call('DEL', KEYS[i]) end
     if redis.call('HINCRBY', KEYS[3], KEYS[i], -1) <= 0 then redis.call('HDEL', KEYS[3], KEYS[i]) end
   end
@@ -79,8 +79,8 @@ return #dead
 `;
 
 type LimitsRedis = Redis & {
-  sbLimAcquire(ipKey: string, userKey: string, ledger: string, ipLimit: number, userLimit: number, hasUser: string, ttl: number): Promise<number>;
-  sbLimRelease(ipKey: string, userKey: string, ledger: string, hasUser: string): Promise<number>;
+  sbLimAcquire(ipKey: string, userKey: string, ledger: string, ipLimit: number, userLimit: number, hasUser: string, ttl: number, hasIp: string): Promise<number>;
+  sbLimRelease(ipKey: string, userKey: string, ledger: string, hasUser: string, hasIp: string): Promise<number>;
   sbLimHeartbeat(alive: string, instance: string, deadAfterMs: number, ledgerPrefix: string, ttl: number): Promise<number>;
 };
 
@@ -94,7 +94,7 @@ export class RedisConnectionLimits implements ConnectionLimits {
   private readonly limPrefix: string;
   private readonly ledger: string;
   private readonly alive: string;
-  private readonly unreleased: { ip: string; user: string | undefined }[] = [];
+  private readonly unreleased: { ip: string | undefined; user: string | undefined }[] = [];
   private readonly timer: NodeJS.Timeout;
   private degraded = false;
   private readonly log: Logger;
@@ -139,10 +139,10 @@ export class RedisConnectionLimits implements ConnectionLimits {
     await consumeHandshake(this.handshakes, ip, this.opts, this.metrics);
   }
 
-  async acquire(ip: string, user: string | undefined): Promise<() => void> {
+  async acquire(ip: string | undefined, user: string | undefined): Promise<() => void> {
     let verdict: number;
     try {
-      verdict = await this.redis.sbLimAcquire(this.key('ip', ip), this.key('user', user), this.ledger, this.opts.connectionsPerIp, this.opts.connectionsPerUser, user === undefined ? '0' : '1', KEY_TTL_MS);
+      verdict = await this.redis.sbLimAcquire(this.key('ip', ip), this.key('user', user), this.ledger, this.opts.connectionsPerIp, this.opts.connectionsPerUser, user === undefined ? '0' : '1', KEY_TTL_MS, ip === undefined ? '0' : '1');
       this.setDegraded(false);
     } catch (err) {
       // Redis away: the same limits per node rather than none, or refusing everyone.
@@ -159,8 +159,8 @@ export class RedisConnectionLimits implements ConnectionLimits {
     };
   }
 
-  private release(ip: string, user: string | undefined) {
-    this.redis.sbLimRelease(this.key('ip', ip), this.key('user', user), this.ledger, user === undefined ? '0' : '1').catch(() => {
+  private release(ip: string | undefined, user: string | undefined) {
+    this.redis.sbLimRelease(this.key('ip', ip), this.key('user', user), this.ledger, user === undefined ? '0' : '1', ip === undefined ? '0' : '1').catch(() => {
       // Retried on the next heartbeat; the ledger keeps the count right meanwhile.
       this.unreleased.push({ ip, user });
     });

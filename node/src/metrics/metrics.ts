@@ -10,13 +10,21 @@ export function createMetrics(nodeId: string) {
   client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
   const r = [registry];
   /** Values read at scrape time, supplied by start() once the parts that know them exist. */
-  const providers = { channels: () => 0, subscriptions: () => 0 };
+  const providers = { channels: () => 0, subscriptions: () => 0, pendingSessions: () => 0 };
 
   const m = {
     registry,
     providers,
     connections: new client.Gauge({ name: 'switchboard_connections', help: 'Open client connections by transport', labelNames: ['transport'] as const, registers: r }),
     handshakes: new client.Counter({ name: 'switchboard_handshakes_total', help: 'Client handshakes by outcome (ok, or the refusal reason)', labelNames: ['outcome'] as const, registers: r }),
+    pendingSessions: new client.Gauge({
+      name: 'switchboard_pending_sessions',
+      help: 'Engine.IO sessions open without a Socket.IO CONNECT yet (they count against the per-address limits)',
+      registers: r,
+      collect() {
+        this.set(providers.pendingSessions());
+      },
+    }),
     disconnects: new client.Counter({ name: 'switchboard_disconnects_total', help: 'Client disconnections by reason', labelNames: ['reason'] as const, registers: r }),
     subscriptions: new client.Gauge({
       name: 'switchboard_subscriptions',

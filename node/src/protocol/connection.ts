@@ -1,149 +1,140 @@
-// One client connection's life: handshake (token, backend /connect or open mode), limits, the event
-// dispatcher, token expiry and refresh, and the accounting when it ends.
+// One Socket.IO connection's life: the shared handshake (identity, per-user slot) on CONNECT, the event rate
+// limit, the dispatcher, token expiry and refresh, and the accounting when it ends.
 import type { Server, Socket } from 'socket.io';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { TokenClaims, TokenVerifier } from '../auth/tokens.js';
-import type { Config } from '../config/schema.js';
-import type { Backend } from '../hooks/backend.js';
-import type { Logger } from '../log/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { TokenVerifier } from '../auth/tokens.js';
 import type { ConnectionLimits } from '../limits/connections.js';
-import { clientIp, TrustedProxies } from '../core/client-ip.js';
-import type { ClientContext } from '../core/app.js';
 import { SbError } from '../core/errors.js';
-import { dispatch, HANDLERS, type ProtocolDeps, type SocketState } from './handlers.js';
+import { dispatch, HANDLERS, RepeatedRateLimit, type Handler, type ProtocolDeps, type SocketState } from './handlers.js';
+import { applyClaims, type Admission, type Handshake } from './handshake.js';
 
 /**
  * Per-connection bookkeeping. Not in socket.data: the Redis adapter serializes socket.data for cluster-wide
  * fetchSockets (presence), so that holds only the plain ClientContext; timers and functions live here.
  */
 interface ConnState extends SocketState {
+  expiry?: { reset(exp: number | undefined): void; stop(): void };
   tokenExp?: number;
-  expiryTimer?: NodeJS.Timeout;
+  /** Event-rate window: the second, and events seen in it. */
+  window: number;
+  count: number;
   strikes: number;
   strikeSecond: number;
-  release?: () => void;
+  release: () => void;
   autoJoin?: string[];
 }
 
-export interface ConnectionDeps extends Omit<ProtocolDeps, 'checkRate'> {
+export interface ConnectionDeps extends Omit<ProtocolDeps, 'checkRate' | 'handlers'> {
   verifier: TokenVerifier | undefined;
   limits: ConnectionLimits;
+  handshake: Handshake;
 }
+
+/** Past this many times EVENTS_PER_SECOND within one second, a connection is closed at once (a flood). */
+const FLOOD_FACTOR = 10;
 
 function normalizeReason(reason: string): string {
   return reason.replace(/[^a-z]+/gi, '_').toLowerCase();
 }
 
-function connectError(err: unknown): Error & { data?: unknown } {
-  const e = err instanceof SbError ? err : new SbError('internal', 'connection refused');
+function connectError(e: SbError): Error & { data?: unknown } {
   const out = new Error(e.message) as Error & { data?: unknown };
   out.data = { code: e.code, message: e.message };
   return out;
 }
 
+/** The engine-level admission of the connection's first request (transport/socketio.ts sets it). */
+function admissionOf(socket: Socket): Admission | undefined {
+  return (socket.conn.request as unknown as { sbAdmission?: Admission }).sbAdmission;
+}
+
+function closeWith(socket: Socket, reason: string) {
+  (socket.conn as unknown as { sbCloseReason?: string }).sbCloseReason ??= reason;
+  socket.emit('switchboard:closing', { reason });
+  socket.disconnect(true);
+}
+
 export function attachConnections(io: Server, d: ConnectionDeps) {
   const { config, metrics } = d;
   const log = d.log.child({ module: 'connection' });
-  const trusted = new TrustedProxies(config.trustedProxies);
-  const limiter = new RateLimiterMemory({ points: config.eventsPerSecond, duration: 1 });
   const states = new WeakMap<Socket, ConnState>();
   const stateOf = (socket: Socket) => states.get(socket)!;
 
-  const checkRate = async (socket: Socket) => {
-    try {
-      await limiter.consume(socket.id);
-    } catch {
-      const st = stateOf(socket);
-      const second = Math.floor(Date.now() / 1000);
-      st.strikes = second === st.strikeSecond ? st.strikes : second === st.strikeSecond + 1 ? st.strikes + 1 : 1;
-      st.strikeSecond = second;
-      metrics.rejections.inc({ reason: 'rate_limited' });
-      if (st.strikes >= config.rateLimitStrikes) {
-        log.warn({ ip: st.ctx.ip, user: st.ctx.user }, 'closing a connection that keeps exceeding the event rate');
-        socket.emit('switchboard:closing', { reason: 'rate_limited' });
-        (socket.conn as unknown as { sbCloseReason?: string }).sbCloseReason = 'rate_limited';
-        socket.disconnect(true);
-      }
-      throw new SbError('rate_limited', `more than ${config.eventsPerSecond} events per second`);
+  // Synchronous and first for every event, with an ack or without: a flood costs a counter per frame, no more.
+  const checkRate = (socket: Socket) => {
+    const st = stateOf(socket);
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== st.window) {
+      st.window = second;
+      st.count = 0;
     }
+    if (++st.count <= config.eventsPerSecond) return;
+    metrics.rejections.inc({ reason: 'rate_limited' });
+    const message = `more than ${config.eventsPerSecond} events per second`;
+    if (st.count === config.eventsPerSecond + 1) {
+      // The first excess event of a second is a strike; seconds in a row add up.
+      st.strikes = st.strikeSecond === second - 1 ? st.strikes + 1 : 1;
+      st.strikeSecond = second;
+    } else if (st.count <= config.eventsPerSecond * FLOOD_FACTOR) {
+      throw new RepeatedRateLimit(message);
+    }
+    if (st.strikes >= config.rateLimitStrikes || st.count > config.eventsPerSecond * FLOOD_FACTOR) {
+      if (socket.connected) {
+        log.warn({ ip: st.ctx.ip, user: st.ctx.user }, 'closing a connection that keeps exceeding the event rate');
+        closeWith(socket, 'rate_limited');
+      }
+      throw new RepeatedRateLimit(message);
+    }
+    throw new SbError('rate_limited', message);
   };
-  const pd: ProtocolDeps = { ...d, checkRate };
 
-  HANDLERS['auth:refresh'] = async (socket, args) => {
+  // This instance's handlers: the shared protocol plus auth:refresh, which needs this node's verifier.
+  const refresh: Handler = async (socket, args) => {
     if (!d.verifier) throw new SbError('bad_request', 'this node does not use tokens');
     const claims = await d.verifier.verify(args[0]);
     const st = stateOf(socket);
     if (claims.user !== st.ctx.user) throw new SbError('forbidden', 'a refreshed token must be for the same user');
-    applyClaims(st, claims);
-    scheduleExpiry(socket);
-    return {};
+    st.tokenExp = applyClaims(st.ctx, claims);
+    st.expiry?.reset(st.tokenExp);
+    // A narrower token takes effect now: subscriptions it no longer allows end here.
+    const dropped: string[] = [];
+    for (const channel of [...socket.rooms]) {
+      if (channel === socket.id) continue;
+      try {
+        await d.authorizer.subscribe(st.ctx, channel);
+      } catch (err) {
+        if (!(err instanceof SbError) || (err.code !== 'forbidden' && err.code !== 'unauthorized')) throw err;
+        socket.leave(channel);
+        dropped.push(channel);
+      }
+    }
+    return dropped.length ? { dropped } : {};
   };
-
-  function applyClaims(st: ConnState, c: TokenClaims) {
-    st.ctx.user = c.user;
-    st.ctx.channels = c.channels;
-    st.ctx.publish = c.publish;
-    st.ctx.data = c.data;
-    st.tokenExp = c.exp;
-  }
-
-  function scheduleExpiry(socket: Socket) {
-    const st = stateOf(socket);
-    clearTimeout(st.expiryTimer);
-    if (st.tokenExp === undefined) return;
-    const wait = Math.max(0, st.tokenExp * 1000 - Date.now()) + config.tokenRefreshGraceMs;
-    st.expiryTimer = setTimeout(() => {
-      (socket.conn as unknown as { sbCloseReason?: string }).sbCloseReason = 'token_expired';
-      socket.emit('switchboard:closing', { reason: 'token_expired' });
-      socket.disconnect(true);
-    }, Math.min(wait, 2 ** 31 - 1));
-  }
+  const pd: ProtocolDeps = { ...d, checkRate, handlers: Object.freeze({ ...HANDLERS, 'auth:refresh': refresh }) };
 
   io.use(async (socket, next) => {
     const hs = socket.handshake;
+    const adm = admissionOf(socket);
     try {
-      const ip = clientIp(hs.address, hs.headers['x-forwarded-for'] as string | undefined, trusted);
-      await d.limits.handshake(ip);
-      const ctx: ClientContext = { user: undefined, connectionId: socket.id, ip };
-      const st: ConnState = { ctx, strikes: 0, strikeSecond: 0 };
       const auth = (hs.auth ?? {}) as Record<string, unknown>;
-      if (d.verifier) {
-        applyClaims(st, await d.verifier.verify(auth.token ?? hs.query.token));
-      } else if (d.backend) {
-        const headers: Record<string, string> = {};
-        for (const h of ['cookie', ...config.webhookForwardHeaders]) {
-          const v = hs.headers[h];
-          if (typeof v === 'string') headers[h] = v;
-        }
-        const { token: _t, ...safeAuth } = auth;
-        const v = await d.backend.connect({ headers, auth: { ...safeAuth, ...(typeof _t === 'string' ? { token: _t } : {}) }, ip });
-        ctx.user = v.user;
-        ctx.data = v.data;
-        ctx.channels = v.channels;
-        st.autoJoin = v.channels;
-      } else if (typeof auth.user === 'string' && auth.user.length > 0) {
-        // Open mode (no JWT_SECRET, no BACKEND_URL): the client names itself; nothing is verified.
-        ctx.user = auth.user.slice(0, 100);
-      }
-      const release = await d.limits.acquire(ip, ctx.user);
-      st.release = release;
+      const ip = adm?.ip ?? d.handshake.clientIp(hs.address, hs.headers['x-forwarded-for'] as string | undefined);
+      const id = await d.handshake.identify({ ip, connectionId: socket.id, headers: hs.headers, auth, token: auth.token ?? hs.query.token });
+      const release = () => {
+        id.release();
+        adm?.release();
+      };
       // A client gone while the handshake ran never gets 'disconnect' (Socket.IO drops it silently): release
       // on the transport's close as well (release is idempotent), or the count would leak for good.
-      if (socket.conn.readyState === 'open') socket.conn.once('close', release);
-      else release();
-      states.set(socket, st);
-      socket.data = { ctx } satisfies SocketState;
+      if (socket.conn.readyState === 'open') socket.conn.once('close', id.release);
+      else id.release();
+      states.set(socket, { ctx: id.ctx, tokenExp: id.tokenExp, autoJoin: id.autoJoin, window: 0, count: 0, strikes: 0, strikeSecond: 0, release });
+      socket.data = { ctx: id.ctx } satisfies SocketState;
       // The token has done its job; keep it out of what the adapter ships between nodes.
       if (typeof auth.token === 'string') auth.token = '[verified]';
       if (typeof hs.query.token === 'string') hs.query.token = '[verified]';
-      metrics.handshakes.inc({ outcome: 'ok' });
+      d.handshake.accepted();
       next();
     } catch (err) {
-      const e = connectError(err);
-      metrics.handshakes.inc({ outcome: (e.data as { code: string }).code });
-      if (!(err instanceof SbError)) log.error({ err }, 'handshake failed');
-      next(e);
+      next(connectError(err instanceof SbError ? err : new SbError('internal', 'connection refused')));
     }
   });
 
@@ -156,11 +147,11 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
       transport = t.name;
       metrics.connections.inc({ transport });
     });
-    scheduleExpiry(socket);
+    st.expiry = d.handshake.expiry(st.tokenExp, () => closeWith(socket, 'token_expired'));
     socket.onAny((event: string, ...args: unknown[]) => dispatch(socket, event, args, pd));
     socket.on('disconnect', (reason) => {
-      clearTimeout(st.expiryTimer);
-      st.release?.();
+      st.expiry?.stop();
+      st.release();
       metrics.connections.dec({ transport });
       const why = (socket.conn as unknown as { sbCloseReason?: string }).sbCloseReason ?? normalizeReason(reason);
       metrics.disconnects.inc({ reason: why });
@@ -172,4 +163,3 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     }
   });
 }
-

@@ -33,16 +33,34 @@ export interface ProtocolDeps {
   backend: Backend | undefined;
   metrics: Metrics;
   log: Logger;
-  /** Counts and limits client events; throws `rate_limited`. */
-  checkRate(socket: Socket): Promise<void>;
+  /** Counts and limits client events, before anything else is done with them; throws `rate_limited`. */
+  checkRate(socket: Socket): void | Promise<void>;
+  /** This instance's handlers (HANDLERS plus what the connection layer adds, e.g. `auth:refresh`). @default HANDLERS */
+  handlers?: Readonly<Record<string, Handler>>;
 }
 
-type Handler = (socket: Socket, args: unknown[], d: ProtocolDeps) => Promise<Record<string, unknown>>;
+export type Handler = (socket: Socket, args: unknown[], d: ProtocolDeps) => Promise<Record<string, unknown>>;
+
+/** A rate_limited error the client has already been told about in this window (not reported again). */
+export class RepeatedRateLimit extends SbError {
+  constructor(message: string) {
+    super('rate_limited', message);
+  }
+}
 
 const subscribeOpts = z
   .object({ since: z.string().refine((s) => parseId(s) !== undefined, 'since must be a publication id such as "1700000000000-0"').optional() })
   .strict();
 const RPC_METHOD = /^[A-Za-z0-9_.:-]{1,100}$/;
+/** A method that is only dots would become a dot segment of `/rpc/{method}` and name another webhook. */
+const DOTS = /^\.+$/;
+
+/** Channels a socket is subscribing to right now (on the socket itself: per instance, gone with the socket). */
+const SUBSCRIBING = Symbol('switchboard.subscribing');
+function subscribing(socket: Socket): Map<string, number> {
+  const s = socket as unknown as { [SUBSCRIBING]?: Map<string, number> };
+  return (s[SUBSCRIBING] ??= new Map());
+}
 
 export function ctxOf(socket: Socket): ClientContext {
   return (socket.data as SocketState).ctx;
@@ -53,33 +71,50 @@ export function subscriptionsOf(socket: Socket): number {
   return socket.rooms.size - 1;
 }
 
-export const HANDLERS: Record<string, Handler> = {
+async function join(socket: Socket, channel: string, since: string | undefined, d: ProtocolDeps) {
+  const r = await d.delivery.joinWithHistory(
+    channel,
+    since,
+    (p) => sendPublication(socket, p),
+    () => {
+      // The client may have left, or joined the same channel from a concurrent subscribe, while history was
+      // read; Socket.IO's join() checks neither, and a dead socket id would stay in the room for good.
+      if (socket.connected) socket.join(channel);
+    },
+    () => socket.connected,
+  );
+  return { recovered: r.recovered, replayed: r.replayed };
+}
+
+/** The protocol's events. Frozen: an instance adds its own in ProtocolDeps.handlers, never here. */
+export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
   async subscribe(socket, args, d) {
     const channel = assertChannel(args[0]);
     const parsed = subscribeOpts.safeParse(args.length > 1 ? (args[1] ?? {}) : {});
     if (!parsed.success) throw new SbError('bad_request', `subscribe options: ${formatIssues(parsed.error)}`);
     const already = socket.rooms.has(channel);
-    if (!already && subscriptionsOf(socket) >= d.config.maxSubscriptions) {
-      d.metrics.rejections.inc({ reason: 'max_subscriptions' });
-      throw new SbError('rate_limited', `at most ${d.config.maxSubscriptions} subscriptions per connection`);
-    }
-    if (!already) await d.authorizer.subscribe(ctxOf(socket), channel);
     const since = parsed.data.since;
     // Already subscribed: everything after `since` has reached this socket live (in order, gaps filled by
     // the node's catch-up) or will. Replaying would only repeat it, so say whether history still holds it.
     if (already) return { recovered: since !== undefined && (await d.delivery.inHistory(channel, since)), replayed: 0 };
-    const r = await d.delivery.joinWithHistory(
-      channel,
-      since,
-      (p) => sendPublication(socket, p),
-      () => {
-        // The client may have left, or joined the same channel from a concurrent subscribe, while history was
-        // read; Socket.IO's join() checks neither, and a dead socket id would stay in the room for good.
-        if (socket.connected) socket.join(channel);
-      },
-      () => socket.connected,
-    );
-    return { recovered: r.recovered, replayed: r.replayed };
+    // Subscriptions still authorizing or reading history count against the cap too, or concurrent calls
+    // would all pass the check before any of them joins.
+    const inFlight = subscribing(socket);
+    let reserved = 0;
+    for (const c of inFlight.keys()) if (c !== channel && !socket.rooms.has(c)) reserved++;
+    if (subscriptionsOf(socket) + reserved >= d.config.maxSubscriptions) {
+      d.metrics.rejections.inc({ reason: 'max_subscriptions' });
+      throw new SbError('rate_limited', `at most ${d.config.maxSubscriptions} subscriptions per connection`);
+    }
+    inFlight.set(channel, (inFlight.get(channel) ?? 0) + 1);
+    try {
+      await d.authorizer.subscribe(ctxOf(socket), channel);
+      return await join(socket, channel, since, d);
+    } finally {
+      const n = (inFlight.get(channel) ?? 1) - 1;
+      if (n <= 0) inFlight.delete(channel);
+      else inFlight.set(channel, n);
+    }
   },
 
   async unsubscribe(socket, args, d) {
@@ -96,7 +131,8 @@ export const HANDLERS: Record<string, Handler> = {
 
   async rpc(socket, args, d) {
     const method = args[0];
-    if (typeof method !== 'string' || !RPC_METHOD.test(method)) throw new SbError('bad_request', 'method must be 1-100 characters of A-Z a-z 0-9 _ . : -');
+    if (typeof method !== 'string' || !RPC_METHOD.test(method) || DOTS.test(method))
+      throw new SbError('bad_request', 'method must be 1-100 characters of A-Z a-z 0-9 _ . : -, and not only dots');
     const params = args[1] ?? null;
     const fn = d.app.rpc && Object.hasOwn(d.app.rpc, method) ? d.app.rpc[method] : undefined;
     if (fn) return { result: (await callApp(d.metrics, d.log, `rpc:${method}`, () => fn(params, ctxOf(socket)))) ?? null };
@@ -111,40 +147,45 @@ export const HANDLERS: Record<string, Handler> = {
     if (!socket.rooms.has(channel)) await d.authorizer.subscribe(ctxOf(socket), channel);
     return presenceOf(socket.nsp.server, channel);
   },
-};
+});
 
 /**
- * Dispatches one client event. Every outcome is counted; errors become error acks. An event sent without
- * an ack still does its work (python-socketio's `emit`, fire-and-forget clients); its failure comes back as
- * the event `switchboard:error { event, error }`.
+ * Dispatches one client event: the rate check comes first, for every event, with an ack or without. An event without
+ * an ack still does its work (`emit('subscribe', ch)`); its failure comes back as `switchboard:error { event, error }`.
+ * Every outcome is counted; nothing a client sends throws out of here.
  */
 export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {
   const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : undefined;
-  const handler = Object.hasOwn(HANDLERS, event) ? HANDLERS[event] : undefined;
+  const handlers = d.handlers ?? HANDLERS;
+  const handler = Object.hasOwn(handlers, event) ? handlers[event] : undefined;
   const label = handler ? event : 'unknown';
   // Without an ack nobody awaits the answer; counted apart so a client that never asks for one shows in metrics.
   if (!ack) d.metrics.clientEvents.inc({ event: label, outcome: 'no_ack' });
-  const answer =
-    ack ??
-    ((r: { ok: boolean; error?: unknown }) => {
-      if (!r.ok && socket.connected) socket.emit('switchboard:error', { event: String(event).slice(0, 100), error: r.error });
-    });
-  d.checkRate(socket)
+  const fail = (err: unknown) => {
+    const a = errorAck(err);
+    if (a.error.code === 'internal' && !(err instanceof SbError)) d.log.error({ err, event: label }, 'event handler failed');
+    if (ack) {
+      d.metrics.clientEvents.inc({ event: label, outcome: a.error.code });
+      return ack(a);
+    }
+    // Told once per window: answering every event of a flood would only feed it.
+    if (!(err instanceof RepeatedRateLimit) && socket.connected) socket.emit('switchboard:error', { event: String(event).slice(0, 100), error: a.error });
+  };
+  let gate: void | Promise<void>;
+  try {
+    gate = d.checkRate(socket);
+  } catch (err) {
+    return fail(err);
+  }
+  Promise.resolve(gate)
     .then(() => {
       if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
       return handler(socket, args, d);
     })
-    .then(
-      (result) => {
-        if (ack) d.metrics.clientEvents.inc({ event: label, outcome: 'ok' });
-        answer({ ok: true, ...result });
-      },
-      (err: unknown) => {
-        const a = errorAck(err);
-        if (a.error.code === 'internal' && !(err instanceof SbError)) d.log.error({ err, event: label }, 'event handler failed');
-        if (ack) d.metrics.clientEvents.inc({ event: label, outcome: a.error.code });
-        answer(a);
-      },
-    )
+    .then((result) => {
+      if (!ack) return;
+      d.metrics.clientEvents.inc({ event: label, outcome: 'ok' });
+      ack({ ok: true, ...result });
+    }, fail)
     .catch((err: unknown) => d.log.warn({ err, event: label }, 'answering a client event failed'));
 }

@@ -22,6 +22,10 @@ export interface Request {
 export class Reply {
   aborted = false;
   done = false;
+  /** Sent with every answer (CORS headers of an allowed cross-origin request). */
+  headers: Record<string, string> = {};
+  /** Close the connection after the answer (a body we will not read). */
+  closeAfter = false;
   private abortHandlers: (() => void)[] = [];
   constructor(readonly res: UwsResponse) {}
 
@@ -39,8 +43,8 @@ export class Reply {
     this.done = true;
     this.res.cork(() => {
       this.res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
-      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
-      this.res.end(body);
+      for (const [k, v] of Object.entries({ ...this.headers, ...headers })) this.res.writeHeader(k, v);
+      this.res.end(body, this.closeAfter);
     });
   }
 
@@ -57,7 +61,7 @@ export class Reply {
     if (this.aborted || this.done) return false;
     this.res.cork(() => {
       this.res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
-      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+      for (const [k, v] of Object.entries({ ...this.headers, ...headers })) this.res.writeHeader(k, v);
     });
     return true;
   }
@@ -79,9 +83,38 @@ export class Reply {
     this.done = true;
     this.res.cork(() => this.res.end());
   }
+
+  /** Closes the connection at once, dropping what is still buffered (a reader too slow to end politely). */
+  destroy() {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.close();
+  }
+
+  /** Calls `fn` whenever a backpressured stream can take more; `fn` returns whether it wrote everything. */
+  onWritable(fn: () => boolean) {
+    this.res.onWritable(() => (this.aborted || this.done ? true : fn()));
+  }
 }
 
 export type Handler = (req: Request, reply: Reply) => void | Promise<void>;
+
+/** What a preflight needs of the Origin policy (limits/origin.ts). */
+export interface PreflightPolicy {
+  allows(headers: Record<string, string>, peer: string): boolean;
+  preflightHeaders(headers: Record<string, string>): Record<string, string>;
+}
+
+/** Answers CORS preflights (OPTIONS): 204 with the allowed methods and headers for an allowed origin, else 403. */
+export function preflight(log: Logger, policy: PreflightPolicy, metrics: Metrics): ReturnType<typeof route> {
+  return route(log, (req, reply) => {
+    if (!policy.allows(req.headers, req.remoteAddress)) {
+      metrics.rejections.inc({ reason: 'origin' });
+      throw new SbError('forbidden', `origin ${req.headers.origin} is not allowed (ALLOWED_ORIGINS)`);
+    }
+    reply.send(204, '', policy.preflightHeaders(req.headers));
+  });
+}
 
 function readBody(res: UwsResponse, reply: Reply, declared: number, limit: number): Promise<Buffer> {
   if (declared > limit) return Promise.reject(new SbError('too_large', `body is ${declared} bytes; the limit is ${limit}`));

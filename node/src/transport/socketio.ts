@@ -18,6 +18,8 @@ export interface SocketServerOptions extends TransportGuardOptions {
   perMessageDeflate: boolean;
   /** uWS idle timeout of a silent WebSocket (WS_IDLE_TIMEOUT_S). @default 120 */
   idleTimeoutSeconds: number;
+  /** An Engine.IO session without a Socket.IO CONNECT is closed after this (CONNECT_TIMEOUT_MS). @default 10000 */
+  connectTimeoutMs: number;
 }
 
 export interface TransportGuardOptions {
@@ -29,10 +31,29 @@ export interface TransportGuardOptions {
 
 export interface SocketServerDeps {
   bus: Bus;
-  /** True when the request's Origin may connect (no Origin header: not a browser, allowed). */
-  originAllowed(origin: string | undefined): boolean;
+  /** The Origin policy (limits/origin.ts): checked on every request; CORS headers for allowed cross-origin polling. */
+  origins: {
+    allows(headers: Record<string, string>, peer: string): boolean;
+    corsHeaders(headers: Record<string, string>): Record<string, string>;
+    preflightHeaders(headers: Record<string, string>): Record<string, string>;
+  };
+  /**
+   * The address part of the shared handshake (protocol/handshake.ts), run on the first request of every Engine.IO
+   * session: a session that never sends CONNECT still counts against the per-address rate and connection limits.
+   */
+  admit(req: { headers: Record<string, string>; peer: string }): Promise<{ ip: string; release(): void }>;
   metrics: Metrics;
   log: Logger;
+}
+
+/** The engine.io request on uWS (userver.js prepare()): headers copied, the uWS response alongside. */
+interface EngineRequest {
+  method: string;
+  headers: Record<string, string>;
+  _query: { transport?: string; sid?: string };
+  connection?: { remoteAddress?: string };
+  res: { onAborted(fn: () => void): void; cork(fn: () => void): void; writeStatus(s: string): void; writeHeader(k: string, v: string): void; end(body?: string): void };
+  sbAdmission?: { ip: string; release(): void };
 }
 
 /** Engine.IO error codes (engine.io Server.errors) → our metric reasons. */
@@ -49,7 +70,7 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
     maxHttpBufferSize: config.maxPayloadBytes,
     perMessageDeflate: config.perMessageDeflate,
     httpCompression: false,
-    connectTimeout: 10_000,
+    connectTimeout: config.connectTimeoutMs,
     serveClient: true,
     cleanupEmptyChildNamespaces: true,
   });
@@ -78,27 +99,65 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
 
   // engine.io calls verify() for every HTTP request and upgrade, with or without a session id; allowRequest
   // only sees handshakes. Checking Origin here covers polling requests and upgrades that carry a sid.
-  const engine = io.engine as unknown as { verify(req: { headers: Record<string, string> }, upgrade: boolean, fn: (code?: number, ctx?: unknown) => void): void };
+  type Verify = (req: EngineRequest, upgrade: boolean, fn: (code?: number, ctx?: unknown) => void) => void;
+  const engine = io.engine as unknown as { verify: Verify; handshake(t: string, req: EngineRequest, close: unknown): Promise<unknown> };
   const verify = engine.verify.bind(engine);
+  const answer = (req: EngineRequest, status: string, headers: Record<string, string>, body = '') =>
+    req.res.cork(() => {
+      req.res.writeStatus(status);
+      for (const [k, v] of Object.entries(headers)) req.res.writeHeader(k, v);
+      req.res.end(body);
+    });
   engine.verify = (req, upgrade, fn) => {
     // engine.io's uWS upgrade path answers a WebSocket upgrade that names another transport with a 200 and
     // then writes a 101 on the finished response (an unhandled rejection per request); refuse it first.
-    if (upgrade && (req as { _query?: { transport?: string } })._query?.transport !== 'websocket') {
+    if (upgrade && req._query?.transport !== 'websocket') {
       metrics.rejections.inc({ reason: 'bad_request' });
       return fn(BAD_REQUEST, { message: 'a WebSocket upgrade must use transport=websocket' });
     }
-    if (!d.originAllowed(req.headers.origin)) {
+    const peer = req.connection?.remoteAddress ?? '';
+    if (!d.origins.allows(req.headers, peer)) {
       metrics.rejections.inc({ reason: 'origin' });
       return fn(FORBIDDEN, { message: 'origin not allowed' });
     }
-    verify(req, upgrade, fn);
+    // A CORS preflight (a cross-origin polling client with extra headers): answered here, engine.io has none.
+    if (!upgrade && req.method === 'OPTIONS') return answer(req, '204 No Content', d.origins.preflightHeaders(req.headers));
+    verify(req, upgrade, (code, ctx) => {
+      if (code !== undefined || req._query.sid) return fn(code, ctx);
+      // The first request of a new session: the per-address rate and slot count from here, CONNECT or not.
+      let aborted = false;
+      req.res.onAborted(() => (aborted = true));
+      d.admit({ headers: req.headers, peer }).then(
+        (adm) => {
+          if (aborted) return adm.release();
+          req.sbAdmission = adm;
+          fn();
+        },
+        (err: { code?: string; message?: string; httpStatus?: number }) => {
+          if (aborted) return;
+          const status = err.httpStatus === 429 ? '429 Too Many Requests' : err.httpStatus === 503 ? '503 Service Unavailable' : '403 Forbidden';
+          answer(req, status, { 'content-type': 'application/json', ...d.origins.corsHeaders(req.headers) }, JSON.stringify({ error: { code: err.code ?? 'internal', message: err.message ?? 'refused' } }));
+        },
+      );
+    });
   };
+  // A handshake that fails after admission (engine.io refuses it late) gives its slot back.
+  const handshake = engine.handshake.bind(engine);
+  engine.handshake = async (t, req, close) => {
+    const transport = await handshake(t, req, close);
+    if (!transport) req.sbAdmission?.release();
+    return transport;
+  };
+  // Allowed cross-origin polling clients may read the answers (every polling response goes through 'headers').
+  io.engine.on('headers', (headers: Record<string, string>, req: EngineRequest) => Object.assign(headers, d.origins.corsHeaders(req.headers)));
   io.engine.on('connection_error', (err: { code: number; message: string }) => {
     metrics.rejections.inc({ reason: ENGINE_ERRORS[err.code] ?? 'engine_error' });
     log.debug({ code: err.code, message: err.message }, 'engine connection error');
   });
   const guard = new TransportGuard(config, metrics);
   io.engine.on('connection', (conn: EngineSocket) => {
+    const adm = (conn as unknown as { request: EngineRequest }).request.sbAdmission;
+    if (adm) conn.on('close', adm.release);
     guard.watch(conn, conn.transport);
     conn.on('upgrade', (t: EngineTransport) => guard.watch(conn, t));
   });

@@ -8,25 +8,25 @@ import { compareIds } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
 import { stringifyData } from '../core/codec.js';
 import type { Config } from '../config/schema.js';
-import type { TokenVerifier } from '../auth/tokens.js';
-import type { Backend } from '../hooks/backend.js';
-import type { ConnectionLimits } from '../limits/connections.js';
+import type { OriginPolicy } from '../limits/origin.js';
+import type { Handshake, Identity } from '../protocol/handshake.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClientContext } from '../core/app.js';
 import { SbError } from '../core/errors.js';
-import { clientIp, TrustedProxies } from '../core/client-ip.js';
-import { route, type Reply } from './http.js';
+import { preflight, route, type Reply } from './http.js';
+
+const LINE_BREAK = /[\r\n]/;
+const LINE_BREAKS = /[\r\n]/g;
 import { decodeLastEventId, encodePositions, listHash, mergeById, watermarkSince, type Position } from './sse-resume.js';
 
 export interface SseDeps {
   config: Config;
   delivery: Delivery;
   authorizer: Authorizer;
-  verifier: TokenVerifier | undefined;
-  backend: Backend | undefined;
-  limits: ConnectionLimits;
-  originAllowed(origin: string | undefined): boolean;
+  /** The handshake Socket.IO uses too: address limits, authentication, per-user slot, expiry. */
+  handshake: Handshake;
+  origins: OriginPolicy;
   isDraining(): boolean;
   /** The bus watermark (newest id seen from any channel). */
   watermark(): string;
@@ -37,8 +37,11 @@ export interface SseDeps {
 }
 
 class SseClient {
+  /** Bytes handed to uWS while it reported backpressure; back to 0 once it has written everything. */
   pending = 0;
   closed = false;
+  release: () => void = () => {};
+  stopTimers: () => void = () => {};
   /** While history is replayed, live publications wait here so the stream stays in one order. */
   queue: Publication[] | undefined = [];
   /** Per channel, the last publication this stream delivered (for `sb1.` event ids of multi-channel streams). */
@@ -61,11 +64,9 @@ export class SseHub implements DeliverySink {
   private readonly clients = new Set<SseClient>();
   private counter = 0;
   private readonly log: Logger;
-  private readonly trusted: TrustedProxies;
 
   constructor(private readonly d: SseDeps) {
     this.log = d.log.child({ module: 'sse' });
-    this.trusted = new TrustedProxies(d.config.trustedProxies);
     d.delivery.addSink(this);
 
   }
@@ -125,8 +126,9 @@ export class SseHub implements DeliverySink {
   }
 
   private body(p: Publication): string {
-    // One `data:` line: JSON never contains a raw newline.
-    return `event: ${p.event}\ndata: ${stringifyData(p.data)}\n\n`;
+    // One `data:` line: JSON never contains a raw newline. Event names with a line break are refused at publish;
+    // one from elsewhere (an older node on the bus) still never adds a line.
+    return `event: ${LINE_BREAK.test(p.event) ? p.event.replace(LINE_BREAKS, '') : p.event}\ndata: ${stringifyData(p.data)}\n\n`;
   }
 
   /**
@@ -142,25 +144,33 @@ export class SseHub implements DeliverySink {
 
   private write(c: SseClient, chunk: string) {
     if (c.closed) return;
-    if (!c.reply.write(chunk)) {
-      c.pending += chunk.length;
-      if (c.pending > this.d.config.maxBackpressureBytes) {
-        this.d.metrics.dropped.inc({ reason: 'slow_consumer' });
-        this.close(c, 'slow_consumer');
-      }
+    if (c.reply.write(chunk)) {
+      c.pending = 0; // uWS writes what it buffered before a new chunk: true means nothing is left
+      return;
+    }
+    c.pending += chunk.length;
+    if (c.pending > this.d.config.maxBackpressureBytes) {
+      this.d.metrics.dropped.inc({ reason: 'slow_consumer' });
+      this.close(c, 'slow_consumer');
     }
   }
 
   private close(c: SseClient, reason: string) {
     if (c.closed) return;
-    if (reason !== 'client_gone') c.reply.write(`event: switchboard:closing\ndata: ${JSON.stringify({ reason })}\n\n`);
-    c.reply.end();
-    this.forget(c, reason);
+    // A reader that is behind would never take a polite end: hang up, freeing the buffer and the TCP connection.
+    const hangUp = reason === 'slow_consumer' || c.pending > 0;
+    if (!hangUp) c.reply.write(`event: switchboard:closing\ndata: ${JSON.stringify({ reason })}\n\n`);
+    this.forget(c, reason); // first: a hang-up reports the abort at once, which would count as client_gone
+    if (hangUp) c.reply.destroy();
+    else c.reply.end();
   }
 
+  /** Every way a stream ends comes here once: the slots, the timers and the gauges are released. */
   private forget(c: SseClient, reason: string) {
     if (c.closed) return;
     c.closed = true;
+    c.release();
+    c.stopTimers();
     this.clients.delete(c);
     for (const [ch, set] of this.byChannel) {
       if (set.delete(c) && set.size === 0) {
@@ -174,13 +184,15 @@ export class SseHub implements DeliverySink {
 
   mount(app: TemplatedApp) {
     const d = this.d;
+    app.options('/sse', preflight(this.log, d.origins, d.metrics));
     app.get(
       '/sse',
       route(this.log, async (req, reply) => {
-        if (!d.originAllowed(req.headers.origin)) {
+        if (!d.origins.allows(req.headers, req.remoteAddress)) {
           d.metrics.rejections.inc({ reason: 'origin' });
-          throw new SbError('forbidden', 'origin not allowed');
+          throw new SbError('forbidden', `origin ${req.headers.origin} is not allowed (ALLOWED_ORIGINS)`);
         }
+        reply.headers = d.origins.corsHeaders(req.headers);
         if (d.isDraining()) throw new SbError('unavailable', 'this node is draining; retry');
         const channels = [...new Set(req.query.getAll('channel'))].map(assertChannel);
         if (channels.length === 0) throw new SbError('bad_request', 'give at least one ?channel=');
@@ -188,31 +200,46 @@ export class SseHub implements DeliverySink {
         if (channels.length > max) throw new SbError('rate_limited', `at most ${max} channels per stream (SSE_MAX_CHANNELS)`);
         const lastEventId = req.headers['last-event-id'] || req.query.get('lastEventId') || undefined;
         const resume = lastEventId === undefined ? undefined : decodeLastEventId(lastEventId, channels);
-        const ip = clientIp(req.remoteAddress, req.headers['x-forwarded-for'], this.trusted);
-        await d.limits.handshake(ip);
-        const ctx: ClientContext = { user: undefined, connectionId: `sse:${++this.counter}`, ip };
-        if (d.verifier) {
-          const c = await d.verifier.verify(req.query.get('token') ?? undefined);
-          Object.assign(ctx, { user: c.user, channels: c.channels, publish: c.publish, data: c.data });
-        } else if (d.backend) {
-          const headers: Record<string, string> = {};
-          for (const h of ['cookie', ...d.config.webhookForwardHeaders]) if (req.headers[h] !== undefined) headers[h] = req.headers[h]!;
-          const v = await d.backend.connect({ headers, auth: {}, ip });
-          Object.assign(ctx, { user: v.user, channels: v.channels, data: v.data });
-        }
-        for (const ch of channels) await d.authorizer.subscribe(ctx, ch);
-        const release = await d.limits.acquire(ip, ctx.user);
-        const client = new SseClient(reply, ctx, channels);
-        reply.onAbort(() => {
+        // The same handshake as Socket.IO: address rate and slot, identity and user slot, counted the same way.
+        const hs = d.handshake;
+        const adm = await hs.admit(hs.clientIp(req.remoteAddress, req.headers['x-forwarded-for']));
+        let release = adm.release;
+        let id: Identity;
+        try {
+          id = await hs.identify({ ip: adm.ip, connectionId: `sse:${++this.counter}`, headers: req.headers, auth: {}, token: req.query.get('token') ?? undefined });
+          release = () => {
+            id.release();
+            adm.release();
+          };
+          try {
+            for (const ch of channels) await d.authorizer.subscribe(id.ctx, ch);
+          } catch (err) {
+            throw hs.refused(err);
+          }
+        } catch (err) {
           release();
-          this.forget(client, 'client_gone');
-        });
+          throw err;
+        }
+        const client = new SseClient(reply, id.ctx, channels);
+        client.release = release;
+        reply.onAbort(() => this.forget(client, 'client_gone'));
         if (!reply.startStream(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })) return release();
         this.clients.add(client);
         d.metrics.connections.inc({ transport: 'sse' });
-        d.metrics.handshakes.inc({ outcome: 'ok' });
+        hs.accepted();
+        // When uWS can write again, flushing with a comment tells whether its buffer is empty (pending back to 0).
+        reply.onWritable(() => {
+          const ok = reply.write(':\n');
+          if (ok) client.pending = 0;
+          return ok;
+        });
         reply.write(`retry: 2000\n: connected to switchboard\n\n`);
-        const keepalive = setInterval(() => (client.closed ? clearInterval(keepalive) : this.write(client, ': keepalive\n\n')), d.config.sseKeepaliveMs);
+        const keepalive = setInterval(() => this.write(client, ': keepalive\n\n'), d.config.sseKeepaliveMs);
+        const expiry = hs.expiry(id.tokenExp, () => this.close(client, 'token_expired'));
+        client.stopTimers = () => {
+          clearInterval(keepalive);
+          expiry.stop();
+        };
         try {
           await this.join(client, resume);
         } catch (err) {

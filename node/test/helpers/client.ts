@@ -58,7 +58,7 @@ export function collect(s: Client): Received[] {
   return got;
 }
 
-export async function apiPublish(baseUrl: string, body: unknown, key = 'test-key', headers: Record<string, string> = {}) {
+export async function apiPublish(baseUrl: string, body: unknown, key = 'test-key-0123456789abcdef', headers: Record<string, string> = {}) {
   const res = await fetch(`${baseUrl}/api/publish`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers },

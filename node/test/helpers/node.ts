@@ -65,7 +65,7 @@ export async function startNode(opts: StartNodeOptions = {}): Promise<TestNode> 
       INTERNAL_PORT: String(internalPort),
       NODE_ID: id,
       LOG_LEVEL: 'info',
-      API_KEYS: 'test-key',
+      API_KEYS: 'test-key-0123456789abcdef',
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

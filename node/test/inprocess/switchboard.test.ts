@@ -20,7 +20,7 @@ describe('a Switchboard in process, memory bus', () => {
   const publish = (channel: string, seq: number) => sb.publish(channel, 'n', { seq });
 
   before(async () => {
-    ({ sb, url } = await startInProcess({ apiKeys: 'test-key', historySize: String(HISTORY) }));
+    ({ sb, url } = await startInProcess({ apiKeys: 'test-key-0123456789abcdef', historySize: String(HISTORY) }));
   });
   after(async () => {
     pool.close();
@@ -83,7 +83,7 @@ describe('a Switchboard in process, memory bus', () => {
     assert.equal(first.status, 200);
     assert.match(first.contentType, /text\/event-stream/);
     await waitFor(
-      async () => ((await (await fetch(`${url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key' } })).json()) as { subscribers: number }).subscribers === 1,
+      async () => ((await (await fetch(`${url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })).json()) as { subscribers: number }).subscribers === 1,
       { what: 'the SSE stream subscribed' },
     );
     const ids = [await publish(channel, 0), await publish(channel, 1)];

@@ -11,7 +11,7 @@ import { startNode, type TestNode } from '../helpers/node.js';
 import { call, collect, connect, metricValue, refused, type Client } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
 
-const SECRET = 'auth-test-secret-0123456789';
+const SECRET = 'auth-test-secret-0123456789abcdefghij';
 const RULES = JSON.stringify([{ prefix: '', subscribe: 'authorized', publish: 'authorized' }]);
 
 const now = () => Math.floor(Date.now() / 1000);

@@ -13,7 +13,7 @@ import { startNode, type TestNode } from '../helpers/node.js';
 import { apiPublish, call, clientPool, collect, metricValue, refused } from '../helpers/client.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 
-const SECRET = 'webhook-secret-for-tests';
+const SECRET = 'webhook-secret-for-tests-0123456789';
 const RULES = JSON.stringify([
   { prefix: '', subscribe: 'authorized', publish: 'authorized' },
   { prefix: 'open:', subscribe: 'anyone', publish: 'nobody' },
@@ -181,7 +181,7 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     const alice = await as(a, 'good-alice');
     const got = collect(alice);
     await waitFor(async () => {
-      const r = await fetch(`${b.url}/api/channels/auto:alice`, { headers: { authorization: 'Bearer test-key' } });
+      const r = await fetch(`${b.url}/api/channels/auto:alice`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
       return ((await r.json()) as { subscribers: number }).subscribers >= 1;
     }, { what: 'the auto-subscription' });
     await apiPublish(b.url, { channel: 'auto:alice', event: 'note', data: 'for alice' });
@@ -330,7 +330,7 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
 
     const key = { 'idempotency-key': `order-${Date.now()}` };
     const body = { channel: 'open:c1', event: 'once', data: { n: 1 } };
-    const [r1, r2] = await Promise.all([apiPublish(a.url, body, 'test-key', key), apiPublish(b.url, body, 'test-key', key)]);
+    const [r1, r2] = await Promise.all([apiPublish(a.url, body, 'test-key-0123456789abcdef', key), apiPublish(b.url, body, 'test-key-0123456789abcdef', key)]);
     assert.deepEqual([r1.status, r2.status], [200, 200]);
     assert.equal([r1.body, r2.body].filter((x) => x.duplicate === true).length, 1);
     assert.equal(r1.body.id, r2.body.id, 'the duplicate answers with the first publication id');
@@ -347,8 +347,8 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     const got2 = collect(s2);
     await call(s1, 'subscribe', 'open:grip');
     await call(s2, 'subscribe', 'open:grip');
-    const bearer = new Publisher({ control_uri: a.url, key: 'test-key' });
-    const jwt = new Publisher({ control_uri: b.url, control_iss: 'my-backend', key: 'test-key' });
+    const bearer = new Publisher({ control_uri: a.url, key: 'test-key-0123456789abcdef' });
+    const jwt = new Publisher({ control_uri: b.url, control_iss: 'my-backend', key: 'test-key-0123456789abcdef' });
     await bearer.publishFormats('open:grip', new WebSocketMessageFormat('via bearer'));
     await jwt.publishFormats('open:grip', new WebSocketMessageFormat('via jwt'));
     await jwt.publishHttpStream('open:grip', 'stream content');
@@ -366,7 +366,7 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     const got = collect(s);
     await call(s, 'subscribe', 'open:raw');
     const post = (body: unknown, headers: Record<string, string> = {}) =>
-      fetch(`${b.url}/publish/`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer test-key', ...headers }, body: JSON.stringify(body) });
+      fetch(`${b.url}/publish/`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', ...headers }, body: JSON.stringify(body) });
     const item = { channel: 'open:raw', id: 'evt-1', formats: { 'ws-message': { content: 'one' }, 'http-stream': { content: 'one\n' } } };
     const r = await post({ items: [item] });
     assert.equal(r.status, 200);

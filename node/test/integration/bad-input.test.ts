@@ -69,14 +69,16 @@ describe('bad input', () => {
     assert.ok((await metricValue(node.internalUrl, 'switchboard_disconnects_total', { reason: 'parse_error' })) >= 1);
   });
 
-  test('unknown events and events without an ack are answered or counted', async () => {
+  test('unknown events are answered, with an ack or as switchboard:error without one', async () => {
     const r = await rawSocket(node);
     r.ws.send('421["no-such-event",{}]');
     await waitFor(() => r.frames.some((f) => f.startsWith('431[')), { what: 'ack for the unknown event' });
     const ack = JSON.parse(r.frames.find((f) => f.startsWith('431['))!.slice(3))[0];
     assert.deepEqual(ack.error.code, 'not_found');
-    r.ws.send('42["subscribe","demo:x"]');
-    await waitFor(async () => (await metricValue(node.internalUrl, 'switchboard_client_events_total', { outcome: 'no_ack' })) >= 1, { what: 'no_ack counted' });
+    r.ws.send('42["no-such-event",{}]');
+    await waitFor(() => r.frames.some((f) => f.startsWith('42["switchboard:error"')), { what: 'switchboard:error for the ack-less unknown event' });
+    const [, report] = JSON.parse(r.frames.find((f) => f.startsWith('42["switchboard:error"'))!.slice(2));
+    assert.deepEqual(report, { event: 'no-such-event', error: { code: 'not_found', message: 'unknown event "no-such-event"' } });
     r.ws.close();
     await stillServing();
   });
@@ -101,7 +103,7 @@ describe('bad input', () => {
 
   test('HTTP API: non-JSON, invalid and oversized bodies get 400/413 with a clear message', async () => {
     const post = (body: string, headers: Record<string, string> = {}) =>
-      fetch(`${node.url}/api/publish`, { method: 'POST', headers: { authorization: 'Bearer test-key', 'content-type': 'application/json', ...headers }, body });
+      fetch(`${node.url}/api/publish`, { method: 'POST', headers: { authorization: 'Bearer test-key-0123456789abcdef', 'content-type': 'application/json', ...headers }, body });
     let res = await post('{not json');
     assert.equal(res.status, 400);
     let body = (await res.json()) as any;
@@ -118,7 +120,7 @@ describe('bad input', () => {
     assert.equal(((await res.json()) as any).error.code, 'too_large');
     res = await fetch(`${node.url}/api/publish`, { method: 'POST', body: '{}' });
     assert.equal(res.status, 401);
-    res = await fetch(`${node.url}/api/nowhere`, { headers: { authorization: 'Bearer test-key' } });
+    res = await fetch(`${node.url}/api/nowhere`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
     assert.equal(res.status, 404);
     assert.ok((await metricValue(node.internalUrl, 'switchboard_bad_input_total', { kind: 'http_400' })) >= 3);
     assert.ok((await metricValue(node.internalUrl, 'switchboard_bad_input_total', { kind: 'http_413' })) >= 1);

@@ -228,7 +228,7 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
         [...p.members].sort((x: any, y: any) => x.user.localeCompare(y.user)),
         [{ user: 'ann', connections: 2 }, { user: 'bob', connections: 1 }],
       );
-      const res = await fetch(`${b.url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key' } });
+      const res = await fetch(`${b.url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
       const body = (await res.json()) as any;
       assert.equal(body.subscribers, 3);
       c3.disconnect();
@@ -253,7 +253,7 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
       const extraA = await open(a);
       const extraB = await open(b);
       await waitFor(async () => {
-        const res = await fetch(`${a.url}/api/stats`, { headers: { authorization: 'Bearer test-key' } });
+        const res = await fetch(`${a.url}/api/stats`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
         const body = (await res.json()) as { connections: number; nodes: { id: string; connections: number }[] };
         const ids = new Set(body.nodes.map((n) => n.id));
         const expectNodes = mode === 'memory' ? [a.id] : [a.id, b.id];

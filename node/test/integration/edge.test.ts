@@ -12,7 +12,7 @@ import { startNode, repoRoot, type TestNode } from '../helpers/node.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 import { checkConfig, ensureCerts, serversCfg, startHaproxy, TEST_HAPROXY_ENV, type TestHaproxy } from '../helpers/haproxy.js';
 
-const API_KEY = 'test-key';
+const API_KEY = 'test-key-0123456789abcdef';
 const DRAIN_TIMEOUT_MS = 3000;
 const artifacts = join(repoRoot, 'test-artifacts');
 

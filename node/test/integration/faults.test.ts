@@ -43,7 +43,7 @@ describe('faults', () => {
     assert.deepEqual(disconnects, []);
     assert.equal(await ready(n1), 200);
     // /api/stats forgets the dead node once its heartbeat is stale; the live ones are always listed.
-    const stats = (await (await fetch(`${n2.url}/api/stats`, { headers: { authorization: 'Bearer test-key' } })).json()) as any;
+    const stats = (await (await fetch(`${n2.url}/api/stats`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })).json()) as any;
     assert.ok(stats.nodes.some((x: any) => x.id === n1.id) && stats.nodes.some((x: any) => x.id === n2.id));
     nodes = [n1, n2];
   });

@@ -71,7 +71,7 @@ test('HTTP/1.0 requests on the public port are answered through HAProxy (GET, an
   const body = JSON.stringify({ channel: 'demo:h10', event: 'note', data: { via: 'http/1.0' } });
   const answer = await rawRequest(
     haproxy.httpUrl,
-    `POST /api/publish HTTP/1.0\r\nAuthorization: Bearer test-key\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `POST /api/publish HTTP/1.0\r\nAuthorization: Bearer test-key-0123456789abcdef\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   assert.equal(status(answer), 200, answer.slice(0, 300));
   await waitFor(() => got.length === 1, { what: 'the HTTP/1.0 publication' });
@@ -112,9 +112,9 @@ test('without INTERNAL_GRIP_PUBLISH the internal port publishes nothing; a key i
   if (!requireOptional(t, 'pushpin')) return;
   const r = await pushpinPublish(`${plain.internalUrl}/`, 'demo:pushpin', 'nope');
   assert.notEqual(r.code, 0, r.out);
-  const res = await fetch(`${node.url}/publish/?key=test-key`, {
+  const res = await fetch(`${node.url}/publish/?key=test-key-0123456789abcdef`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: 'Bearer test-key' },
+    headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef' },
     body: JSON.stringify({ items: [{ channel: 'demo:pushpin', formats: { 'ws-message': { content: 'x' } } }] }),
   });
   assert.equal(res.status, 401);

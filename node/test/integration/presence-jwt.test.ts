@@ -36,7 +36,7 @@ test('presence and channel info list token users on every node; tokens never tra
   assert.equal(p.ok, true, JSON.stringify(p));
   assert.equal(p.count, 2);
   assert.deepEqual(p.members.map((m: { user: string }) => m.user).sort(), ['ann', 'bob']);
-  const res = await fetch(`${b.url}/api/channels/team:red`, { headers: { authorization: 'Bearer test-key' } });
+  const res = await fetch(`${b.url}/api/channels/team:red`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
   assert.equal(res.status, 200);
   const body = await res.text();
   assert.equal(JSON.parse(body).subscribers, 2);

@@ -36,7 +36,7 @@ const RULES = JSON.stringify([
   { prefix: '', subscribe: 'anyone', publish: 'nobody', presence: false },
   { prefix: 'demo:', subscribe: 'anyone', publish: 'anyone', presence: true, history: { size: 100 } },
 ]);
-const AUTH = { authorization: 'Bearer test-key' };
+const AUTH = { authorization: 'Bearer test-key-0123456789abcdef' };
 
 type Transport = 'websocket' | 'polling' | 'upgrade';
 type Ack = { ok: boolean; error?: { code: string; message: string }; [k: string]: unknown };

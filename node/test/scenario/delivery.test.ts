@@ -17,7 +17,7 @@ let SwitchboardClient: new (s: Client) => SbClient;
 
 /** GET /api/channels/<channel>: subscribers on every node (Socket.IO and SSE). */
 async function channelInfo(node: TestNode, channel: string): Promise<{ subscribers: number }> {
-  return (await (await fetch(`${node.url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key' } })).json()) as { subscribers: number };
+  return (await (await fetch(`${node.url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })).json()) as { subscribers: number };
 }
 
 /** A subscriber that records the sequence numbers it receives. */

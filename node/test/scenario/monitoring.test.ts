@@ -177,7 +177,7 @@ describe('dashboards and alerts on a live cluster', () => {
     const foreign = await fetch(`${a.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: 'https://evil.example' } });
     assert.equal(foreign.status, 403, 'a foreign origin is refused');
     await badFrame(b);
-    const bad = await apiPublish(a.url, { channel: CHANNEL }, 'test-key');
+    const bad = await apiPublish(a.url, { channel: CHANNEL }, 'test-key-0123456789abcdef');
     assert.equal(bad.status, 400, 'a publish without an event is bad input');
   });
 

@@ -49,7 +49,7 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
       try {
         const res = await fetch(`${haproxy.httpUrl}/api/publish`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: 'Bearer test-key', 'idempotency-key': key },
+          headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', 'idempotency-key': key },
           body: JSON.stringify({ channel: CHANNEL, event: 'n', data: { seq } }),
           signal: AbortSignal.timeout(3000),
         });

@@ -20,9 +20,9 @@ test('defaults match the contract', () => {
 });
 
 test('env values are parsed; flags override env', () => {
-  const c = loadConfig({ PORT: '4000', API_KEYS: 'a, b ,,c', PER_MESSAGE_DEFLATE: 'true', NODE_ID: 'n1' }, { port: '5000' });
+  const c = loadConfig({ PORT: '4000', API_KEYS: 'key-a-0123456789, key-b-0123456789 ,,key-c-0123456789', PER_MESSAGE_DEFLATE: 'true', NODE_ID: 'n1' }, { port: '5000' });
   assert.equal(c.port, 5000);
-  assert.deepEqual(c.apiKeys, ['a', 'b', 'c']);
+  assert.deepEqual(c.apiKeys, ['key-a-0123456789', 'key-b-0123456789', 'key-c-0123456789']);
   assert.equal(c.perMessageDeflate, true);
   assert.equal(c.nodeId, 'n1');
 });

@@ -54,11 +54,33 @@ test('unknown events answer not_found; rate limiting answers rate_limited', asyn
   assert.deepEqual(await run('rpc', ['ok', {}], limited), { ok: false, error: { code: 'rate_limited', message: 'slow down' } });
 });
 
-test('an event without an ack is counted, not thrown', async () => {
+test('an event without an ack still does its work; its failure comes back as switchboard:error', async () => {
   const d = deps();
-  assert.doesNotThrow(() => dispatch(fakeSocket(), 'subscribe', ['a'], d));
+  const emitted: unknown[][] = [];
+  const socket = { ...fakeSocket(), emit: (...a: unknown[]) => emitted.push(a) };
+  assert.doesNotThrow(() => dispatch(socket, 'subscribe', ['bad name'], d));
+  assert.doesNotThrow(() => dispatch(socket, 'rpc', ['ok', {}], d));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(emitted, [['switchboard:error', { event: 'subscribe', error: { code: 'invalid_channel', message: 'a channel name is 1-200 characters of A-Z a-z 0-9 _ : . - @ / = ,' } }]]);
   const text = await d.metrics.registry.metrics();
   assert.match(text, /switchboard_client_events_total\{event="subscribe",outcome="no_ack",node="t"\} 1/);
+  assert.match(text, /switchboard_client_events_total\{event="rpc",outcome="no_ack",node="t"\} 1/);
+});
+
+test('the rate check comes first, for events with and without an ack', async () => {
+  let checked = 0;
+  const emitted: unknown[][] = [];
+  const d = deps({
+    checkRate: () => {
+      checked++;
+      throw new SbError('rate_limited', 'slow down');
+    },
+  });
+  const socket = { ...fakeSocket(), emit: (...a: unknown[]) => emitted.push(a) };
+  dispatch(socket, 'rpc', ['ok', {}], d);
+  assert.deepEqual(await run('rpc', ['ok', {}], d), { ok: false, error: { code: 'rate_limited', message: 'slow down' } });
+  assert.equal(checked, 2);
+  assert.deepEqual(emitted, [['switchboard:error', { event: 'rpc', error: { code: 'rate_limited', message: 'slow down' } }]]);
 });
 
 test('subscribe validates before doing anything', async () => {

@@ -37,7 +37,7 @@ test('JWT_AUDIENCE and JWT_ISSUER bind tokens when set', async () => {
   const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
   const keys: Record<string, unknown> = { secret, audience: 'switchboard', issuer: 'https://app.example' };
   const v = (await createTokenVerifier(keys as never))!;
-  await assert.rejects(v.verify(await sign({ sub: 'a' })), /aud/);
+  await assert.rejects(v.verify(await sign({ sub: 'a' })), /aud|iss/);
   await assert.rejects(v.verify(await sign({ sub: 'a', aud: 'other', iss: 'https://app.example' })), /aud/);
   await assert.rejects(v.verify(await sign({ sub: 'a', aud: 'switchboard', iss: 'https://evil.example' })), /iss/);
   assert.equal((await v.verify(await sign({ sub: 'a', aud: 'switchboard', iss: 'https://app.example' }))).user, 'a');

@@ -92,16 +92,17 @@ test('signatures are sha256=<hex HMAC of the raw body>, checked in constant time
   assert.ok(!verify('s3cret', body, 'sha256=00'));
 });
 
-test('Origin check: unset allows all; set allows listed origins and requests without Origin only', () => {
-  assert.ok(createOriginCheck(undefined)('http://anything.example'));
+test('Origin check: unset allows only the own origin; a list adds listed origins; requests without Origin pass', () => {
+  const o = (origin?: string) => (origin === undefined ? { host: 'rt.example' } : { origin, host: 'rt.example' });
+  assert.ok(!createOriginCheck(undefined)(o('http://anything.example'), '10.0.0.1'), 'secure by default');
   const check = createOriginCheck(['https://app.example', 'http://localhost:3000/']);
-  assert.ok(check('https://app.example'));
-  assert.ok(check('HTTPS://APP.EXAMPLE'));
-  assert.ok(check('http://localhost:3000'), 'a trailing slash in the list is ignored');
-  assert.ok(check(undefined));
-  assert.ok(!check('https://app.example.evil.example'));
-  assert.ok(!check('http://app.example'));
-  assert.ok(!check('null'));
+  assert.ok(check(o('https://app.example'), '10.0.0.1'));
+  assert.ok(check(o('HTTPS://APP.EXAMPLE'), '10.0.0.1'));
+  assert.ok(check(o('http://localhost:3000'), '10.0.0.1'), 'a trailing slash in the list is ignored');
+  assert.ok(check(o(undefined), '10.0.0.1'));
+  assert.ok(!check(o('https://app.example.evil.example'), '10.0.0.1'));
+  assert.ok(!check(o('http://app.example'), '10.0.0.1'));
+  assert.ok(!check(o('null'), '10.0.0.1'));
 });
 
 test('token verifier: claims, expiry, algorithm mismatch and bad claims give clear unauthorized errors', async () => {

@@ -351,12 +351,12 @@ function gripBodyText(r: Rng): string {
 
 function apiCase(r: Rng): ApiCase {
   const auth = r.weighted([
-    [85, 'Bearer test-key'],
+    [85, 'Bearer test-key-0123456789abcdef'],
     [5, 'Bearer wrong'],
     [3, ''],
     [3, 'Basic dGVzdA=='],
     [2, 'Bearer eyJhbGciOiJIUzI1NiJ9.e30.x'],
-    [2, 'bearer   test-key  '],
+    [2, 'bearer   test-key-0123456789abcdef  '],
   ] as const);
   const headers: Record<string, string> = {};
   if (auth) headers.authorization = auth;
@@ -424,7 +424,7 @@ function rawRequest(r: Rng): Buffer {
     [8, 'HTTP/1.1'],
     [1, r.pick(['HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1x', '', 'HTTP/1.1 x'])],
   ]);
-  const head: string[] = [`${method} ${path} ${version}`, 'Host: 127.0.0.1', 'Authorization: Bearer test-key'];
+  const head: string[] = [`${method} ${path} ${version}`, 'Host: 127.0.0.1', 'Authorization: Bearer test-key-0123456789abcdef'];
   const framing = r.pick(['short', 'none', 'chunked', 'chunked-bad', 'dup-length', 'negative', 'huge', 'long-header', 'many-headers', 'bad-header', 'exact', 'exact']);
   switch (framing) {
     case 'short':

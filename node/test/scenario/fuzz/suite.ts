@@ -352,7 +352,7 @@ describe(`fuzz ${target}: ${kinds.join(', ')} (FUZZ_SEED=${SEED})`, { timeout: b
           const n = seq++;
           const res = await fetch(`${node.url}/api/publish`, {
             method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: 'Bearer test-key' },
+            headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef' },
             body: JSON.stringify({ channel: BYSTANDER_CHANNEL, event: 'tick', data: { seq: n } }),
             signal: AbortSignal.timeout(ANSWER_MS),
           });
@@ -436,7 +436,7 @@ describe(`fuzz ${target}: ${kinds.join(', ')} (FUZZ_SEED=${SEED})`, { timeout: b
             metricValue(node.internalUrl, 'switchboard_connections', { transport: 'websocket' }),
             metricValue(node.internalUrl, 'switchboard_connections', { transport: 'polling' }),
             metricValue(node.internalUrl, 'switchboard_connections', { transport: 'sse' }),
-            fetch(`${node.url}/api/stats`, { headers: { authorization: 'Bearer test-key' } }).then((r) => r.json() as Promise<{ connections: number }>),
+            fetch(`${node.url}/api/stats`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } }).then((r) => r.json() as Promise<{ connections: number }>),
           ]);
           last = JSON.stringify({ websocket: ws, polling, sse, statsConnections: stats.connections });
           return ws + polling === 1 && sse === 0 && stats.connections === 1;
@@ -447,7 +447,7 @@ describe(`fuzz ${target}: ${kinds.join(', ')} (FUZZ_SEED=${SEED})`, { timeout: b
       assert.fail(`connections did not return to the bystander alone within 20 s; last seen ${last} (FUZZ_SEED=${SEED})`);
     }
     const problems: string[] = [];
-    const get = async (c: string) => (await (await fetch(`${node.url}/api/channels/${c}`, { headers: { authorization: 'Bearer test-key' } })).json()) as { subscribers: number; members?: unknown[] };
+    const get = async (c: string) => (await (await fetch(`${node.url}/api/channels/${c}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })).json()) as { subscribers: number; members?: unknown[] };
     const by = await get(BYSTANDER_CHANNEL);
     if (by.subscribers !== 1) problems.push(`${BYSTANDER_CHANNEL}: ${JSON.stringify(by)}`);
     for (const c of ['demo:a', 'demo:b', 'demo:c', 'orders:x', 'chat:1', 'a']) {
