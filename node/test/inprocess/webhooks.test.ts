@@ -11,7 +11,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { call, clientPool, metricValue } from '../helpers/client.js';
 import { startInProcess } from '../helpers/inprocess.js';
 
-const SECRET = 'in-process-secret';
+const SECRET = 'in-process-secret-0123456789abcdefgh';
 const TIMEOUT_MS = 300;
 
 interface Hit {

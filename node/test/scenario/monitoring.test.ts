@@ -138,7 +138,7 @@ describe('dashboards and alerts on a live cluster', () => {
     const env = {
       REDIS_URL: redis.url,
       BACKEND_URL: backend.url,
-      WEBHOOK_SECRET: 'monitoring-test',
+      WEBHOOK_SECRET: 'monitoring-test-webhook-secret-0123456789',
       // Subscribe and publish go through the backend's webhooks too.
       CHANNEL_RULES: JSON.stringify([{ prefix: '', subscribe: 'authorized', publish: 'authorized', history: { size: 100, ttlSeconds: 60 } }]),
       // A hung Redis is noticed within seconds; a busy machine's slow round trip is not a failure.

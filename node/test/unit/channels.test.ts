@@ -30,7 +30,7 @@ test('ids increase even when the clock stands still or steps back', () => {
   assert.ok(compareIds('10-0', '9-5') > 0, 'numeric, not lexicographic');
 });
 
-test('token channel patterns: * matches any run, the rest is literal', () => {
+test('token channel patterns: a * segment matches one segment, the rest is literal', () => {
   assert.ok(matchesPattern('chat:*', 'chat:room'));
   assert.ok(!matchesPattern('chat:*', 'chatroom'));
   assert.ok(matchesPattern('user.42', 'user.42'));
