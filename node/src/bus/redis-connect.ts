@@ -1,7 +1,8 @@
 // The one place Switchboard opens Redis connections: which Redis (one URL, Sentinel, Cluster) and how each role retries.
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, SentinelConnector, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { redactUrl } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
 
 export interface HostPort {
   host: string;
@@ -35,6 +36,8 @@ export interface RedisConnectOptions {
   reconnectMaxMs: number;
   /** Env names that were set but are outranked by the chosen mode (worth a line in the start-up log). */
   ignored: string[];
+  /** Sentinel mode: keeps every client off the old master while a failover runs (see SentinelFailoverGate). */
+  gate?: SentinelFailoverGate;
 }
 
 export interface ClientRole {
@@ -134,7 +137,7 @@ export function createRedisClient(o: RedisConnectOptions, r: ClientRole): Redis 
   const base = roleOptions(o, r);
   if (t.mode === 'single') return new Redis(t.url, base);
   if (t.mode === 'sentinel') {
-    return new Redis({
+    const client = new Redis({
       ...base,
       sentinels: t.sentinels,
       name: t.name,
@@ -145,10 +148,12 @@ export function createRedisClient(o: RedisConnectOptions, r: ClientRole): Redis 
       // While no sentinel answers, ask again with the same back-off, forever.
       sentinelRetryStrategy: (times) => Math.min(times * 100, o.reconnectMaxMs),
       sentinelCommandTimeout: o.connectTimeoutMs,
-      // Listens for +switch-master on the sentinels and reconnects at once, even when the old master is
-      // hung (SIGSTOP, partition) and would never close the connection itself.
-      failoverDetector: true,
+      // Without a gate, ioredis's own detector reconnects on +switch-master (the gate does that and more).
+      failoverDetector: !o.gate,
+      ...(o.gate ? { Connector: o.gate.connector() } : {}),
     });
+    o.gate?.register(client, r.failFast ? 'writer' : 'reader');
+    return client;
   }
   throw new Error(`REDIS_CLUSTER_NODES: the ${r.role} client has no Redis Cluster mode yet (cluster clients come from createRedisCluster)`);
 }
@@ -210,4 +215,173 @@ export function createClusterNodeClient(o: RedisConnectOptions, r: ClientRole, n
   void username;
   void password;
   return new Redis({ ...base, ...auth, host: node.host, port: node.port });
+}
+
+export interface FailoverGateOptions {
+  /** Longest time writers are held back during one failover; then they reconnect whatever the sentinels say. @default 10000 */
+  maxHoldMs: number;
+}
+
+/**
+ * Sentinel fails over by promoting a replica; the old master, if alive (a planned SENTINEL FAILOVER, a partition),
+ * stays a writable master until a sentinel next reads its INFO (seconds later) and demotes it, and whatever is
+ * written to it meanwhile is wiped by the resync. Sentinels also learn of the switch one after another, so a client
+ * reconnecting in that window may be sent back to the old master. Both lose acknowledged writes.
+ * The gate closes that window: from `+try-failover` on any sentinel it disconnects every writer and holds every
+ * reconnect (publishes answer `unavailable`, the canary stops, readiness turns false), so nothing reaches the old
+ * master after its replica started taking over; on `+switch-master` it waits until every sentinel that answers
+ * names the new master, moves the readers (subscriptions) still on another address and opens again. An aborted
+ * failover, or none finishing within `maxHoldMs`, opens it as well.
+ */
+export class SentinelFailoverGate {
+  private readonly watchers: Redis[] = [];
+  private readonly askers: Redis[] = [];
+  private readonly writers = new Set<Redis>();
+  private readonly readers = new Set<Redis>();
+  /** Sentinels that announced a failover of our group not yet ended. */
+  private readonly trying = new Set<string>();
+  private held: { until: Promise<void>; open: () => void; timer: NodeJS.Timeout } | undefined;
+  private settling = 0;
+  private settled = '';
+  private closed = false;
+  private readonly log: Logger;
+  private readonly target: Extract<RedisTarget, { mode: 'sentinel' }>;
+
+  constructor(
+    private readonly o: RedisConnectOptions,
+    private readonly opts: FailoverGateOptions,
+    log: Logger,
+  ) {
+    if (o.target.mode !== 'sentinel') throw new Error('a failover gate needs REDIS_SENTINELS');
+    this.target = o.target;
+    this.log = log.child({ module: 'redis-failover' });
+  }
+
+  /** Opens one event subscription and one command connection per sentinel. */
+  start() {
+    for (const s of this.target.sentinels) {
+      const addr = `${s.host}:${s.port}`;
+      const opts: RedisOptions = {
+        host: s.host,
+        port: s.port,
+        ...(this.target.sentinelUsername !== undefined ? { username: this.target.sentinelUsername } : {}),
+        ...(this.target.sentinelPassword !== undefined ? { password: this.target.sentinelPassword } : {}),
+        ...(this.target.tls ? { tls: {} } : {}),
+        connectTimeout: this.o.connectTimeoutMs,
+        retryStrategy: (times) => Math.min(times * 100, this.o.reconnectMaxMs),
+        // A sentinel is not a data node: no INFO-based ready check.
+        enableReadyCheck: false,
+        connectionName: 'switchboard:failover-gate',
+      };
+      const watcher = new Redis({ ...opts, maxRetriesPerRequest: null });
+      watcher.on('error', (err) => this.log.debug({ err: { message: err.message }, sentinel: addr }, 'sentinel connection error'));
+      watcher.subscribe('+try-failover', '+switch-master').catch(() => {});
+      watcher.psubscribe('-failover-abort*').catch(() => {});
+      watcher.on('message', (channel: string, msg: string) => this.onEvent(addr, channel, msg));
+      watcher.on('pmessage', (_p: string, channel: string, msg: string) => this.onEvent(addr, channel, msg));
+      this.watchers.push(watcher);
+      const asker = new Redis({ ...opts, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: this.o.connectTimeoutMs });
+      asker.on('error', () => {});
+      this.askers.push(asker);
+    }
+  }
+
+  /** Called by createRedisClient: writers (fail-fast command clients) are cut off during a failover, readers moved after. */
+  register(client: Redis, kind: 'writer' | 'reader') {
+    const set = kind === 'writer' ? this.writers : this.readers;
+    set.add(client);
+    client.on('end', () => set.delete(client));
+    // A writer that was mid-connect when the hold began may reach the old master: cut it off too.
+    if (kind === 'writer') client.on('ready', () => this.held && client.disconnect(true));
+  }
+
+  /** The connector of every sentinel-mode client: a (re)connection waits while the gate holds. */
+  connector(): NonNullable<RedisOptions['Connector']> {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const gate = this;
+    class GatedSentinelConnector extends SentinelConnector {
+      override async connect(eventEmitter: Parameters<SentinelConnector['connect']>[0]) {
+        this.connecting = true;
+        await gate.held?.until;
+        // Closed by its owner while waiting: connect nothing.
+        if (!this.connecting) throw new Error('Connection is closed.');
+        return super.connect(eventEmitter);
+      }
+    }
+    return GatedSentinelConnector as unknown as NonNullable<RedisOptions['Connector']>;
+  }
+
+  private onEvent(sentinel: string, channel: string, msg: string) {
+    const f = msg.split(' ');
+    if (channel === '+switch-master') {
+      if (f[0] !== this.target.name) return;
+      this.trying.clear();
+      void this.settle(`${f[3]}:${f[4]}`);
+      return;
+    }
+    // "<type> <name> <ip> <port> …": only our own master group.
+    if (f[0] !== 'master' || f[1] !== this.target.name) return;
+    if (channel === '+try-failover') {
+      this.trying.add(sentinel);
+      this.hold(sentinel);
+    } else if (channel.startsWith('-failover-abort')) {
+      this.trying.delete(sentinel);
+      if (this.trying.size === 0 && this.settling === 0) this.open(`failover aborted (${channel})`);
+    }
+  }
+
+  private hold(sentinel: string) {
+    if (this.closed || this.held) return;
+    this.log.warn({ sentinel, group: this.target.name }, 'sentinel failover started: writes held until the new master is named');
+    let open!: () => void;
+    const until = new Promise<void>((r) => (open = r));
+    this.held = { until, open, timer: setTimeout(() => this.open('no new master named in time'), this.opts.maxHoldMs) };
+    this.settled = '';
+    // Only established connections: ioredis ends (for good) a client disconnected while connecting; those
+    // reconnect through the gate, or are cut off on 'ready' (see register).
+    for (const w of this.writers) if (w.status === 'ready' || w.status === 'connect') w.disconnect(true);
+  }
+
+  private open(reason: string) {
+    const h = this.held;
+    if (!h) return;
+    this.held = undefined;
+    clearTimeout(h.timer);
+    this.log.info({ reason }, 'writes released');
+    h.open();
+  }
+
+  /** After +switch-master: once every sentinel that answers names `master`, move everything there. */
+  private async settle(master: string) {
+    // Each sentinel announces the switch as it learns it: one move per new master.
+    if (master === this.settled && !this.held) return;
+    this.settled = master;
+    const round = ++this.settling;
+    const deadline = Date.now() + this.opts.maxHoldMs;
+    for (;;) {
+      if (this.closed || round !== this.settling) return;
+      const named = await Promise.all(
+        this.askers.map((a) => a.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.target.name).then((r: unknown) => (Array.isArray(r) ? `${r[0]}:${r[1]}` : undefined), () => undefined)),
+      );
+      const answered = named.filter((x): x is string => x !== undefined);
+      if ((answered.length > 0 && answered.every((x) => x === master)) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (round !== this.settling) return;
+    this.settling = 0;
+    this.log.info({ master }, 'sentinels name the new master: moving every connection there');
+    for (const c of [...this.readers, ...this.writers]) {
+      const stream = (c as unknown as { stream?: { remoteAddress?: string; remotePort?: number } }).stream;
+      const at = stream ? `${stream.remoteAddress}:${stream.remotePort}` : '';
+      if ((c.status === 'ready' || c.status === 'connect') && at !== master) c.disconnect(true);
+    }
+    this.open('new master named');
+  }
+
+  async close() {
+    this.closed = true;
+    this.open('closing');
+    await Promise.allSettled([...this.watchers, ...this.askers].map((c) => c.quit()));
+    for (const c of [...this.watchers, ...this.askers]) c.disconnect();
+  }
 }

@@ -75,6 +75,7 @@ export const FIELDS = {
   redisPassword: f('REDIS_PASSWORD', optionalString, 'Password of the data nodes (any Redis mode); or put it in the URL, not both'),
   redisConnectTimeoutMs: f('REDIS_CONNECT_TIMEOUT_MS', ms.default(5000), 'Timeout of one connection attempt to Redis (or to a sentinel)'),
   redisReconnectMaxMs: f('REDIS_RECONNECT_MAX_MS', ms.default(2000), 'Reconnection back-off grows by 100 ms per attempt up to this, forever'),
+  redisFailoverHoldMs: f('REDIS_FAILOVER_HOLD_MS', ms.default(10000), 'Sentinel mode: from a sentinel announcing a failover until every sentinel names the new master, writes are held back (publishing answers `unavailable`) so none reaches the old master; this caps the hold'),
   redisKeyPrefix: f('REDIS_KEY_PREFIX', z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ : . -').default('switchboard'), 'Prefix of every Redis key and pub/sub channel Switchboard uses (the Socket.IO adapter and emitter use `socket.io`)'),
   nodeId: f('NODE_ID', z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 _ . : -').optional(), 'Names the node in logs, metrics and `/api/stats`', 'hostname-pid'),
   apiKeys: f('API_KEYS', list.refine((keys) => keys.every((k) => k.length >= MIN_API_KEY), `each key must be at least ${MIN_API_KEY} characters (e.g. openssl rand -hex 24)`).optional(), `Comma-separated keys for the HTTP API, each at least ${MIN_API_KEY} characters; unset: the API answers 401 naming \`API_KEYS\``),

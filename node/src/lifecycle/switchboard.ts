@@ -7,7 +7,7 @@ import { createTokenVerifier } from '../auth/tokens.js';
 import type { Bus } from '../bus/bus.js';
 import { MemoryBus } from '../bus/memory-bus.js';
 import { RedisBus } from '../bus/redis-bus.js';
-import { describeRedis, redisConnectOptions } from '../bus/redis-connect.js';
+import { describeRedis, redisConnectOptions, SentinelFailoverGate } from '../bus/redis-connect.js';
 import { Authorizer } from '../channels/authorize.js';
 import { Delivery } from '../channels/delivery.js';
 import { Publisher } from '../channels/publisher.js';
@@ -66,7 +66,11 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   for (const u of unknownEnv(process.env)) log.warn({ env: u.name, like: u.like }, `unknown environment variable ${u.name}${u.like ? ` (did you mean ${u.like}?)` : ''}: ignored`);
 
   const rules = new ChannelRules(cfg.channelRules ?? DEFAULT_RULES, { historySize: cfg.historySize, historyTtlMs: cfg.historyTtlSeconds * 1000 });
-  const redis = redisConnectOptions(cfg);
+  const redisBase = redisConnectOptions(cfg);
+  // Sentinel mode: one watcher of the sentinels' failover events holds every client of this node off the old master.
+  const failoverGate = redisBase?.target.mode === 'sentinel' ? new SentinelFailoverGate(redisBase, { maxHoldMs: cfg.redisFailoverHoldMs }, log) : undefined;
+  failoverGate?.start();
+  const redis = redisBase && failoverGate ? { ...redisBase, gate: failoverGate } : redisBase;
   if (redis) log.info({ redis: describeRedis(redis) }, `redis mode: ${redis.target.mode}${redis.ignored.length ? ` (ignored: ${redis.ignored.join(', ')})` : ''}`);
   else log.info('no redis configured: single node, in-memory bus');
   const bus: Bus = redis
@@ -236,6 +240,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
       }).finally(async () => {
         await backend?.flush(cfg.webhookTimeoutMs);
         await limits.close?.();
+        await failoverGate?.close();
       });
       return closing;
     },
