@@ -153,9 +153,10 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     metrics,
     log,
   });
-  attachConnections(io, { config: cfg, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits, handshake });
+  attachConnections(io, { options: { maxSubscriptions: cfg.maxSubscriptions, eventsPerSecond: cfg.eventsPerSecond, rateLimitStrikes: cfg.rateLimitStrikes }, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits, handshake });
 
-  const sse = new SseHub({ config: cfg, delivery, authorizer, handshake, origins, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(),
+  const sseOptions = { maxBackpressureBytes: cfg.maxBackpressureBytes, maxSubscriptions: cfg.maxSubscriptions, sseMaxChannels: cfg.sseMaxChannels, sseKeepaliveMs: cfg.sseKeepaliveMs };
+  const sse = new SseHub({ options: sseOptions, delivery, authorizer, handshake, origins, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(),
     lastId: async (ch) => (await bus.history(ch, undefined, 1, rules.for(ch).historyTtlMs)).entries[0]?.id,
     metrics,
     log,

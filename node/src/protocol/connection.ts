@@ -4,7 +4,7 @@ import type { Server, Socket } from 'socket.io';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { ConnectionLimits } from '../limits/connections.js';
 import { SbError } from '../core/errors.js';
-import { dispatch, HANDLERS, RepeatedRateLimit, type Handler, type ProtocolDeps, type SocketState } from './handlers.js';
+import { dispatch, HANDLERS, RepeatedRateLimit, type Handler, type ProtocolDeps, type ProtocolOptions, type SocketState } from './handlers.js';
 import { applyClaims, type Admission, type Handshake } from './handshake.js';
 
 /**
@@ -23,7 +23,15 @@ interface ConnState extends SocketState {
   autoJoin?: string[];
 }
 
-export interface ConnectionDeps extends Omit<ProtocolDeps, 'checkRate' | 'handlers'> {
+export interface ConnectionOptions extends ProtocolOptions {
+  /** Client events per second per connection before `rate_limited` (EVENTS_PER_SECOND). @default 50 */
+  eventsPerSecond: number;
+  /** Seconds in a row over the event rate after which the connection is closed (RATE_LIMIT_STRIKES). @default 5 */
+  rateLimitStrikes: number;
+}
+
+export interface ConnectionDeps extends Omit<ProtocolDeps, 'options' | 'checkRate' | 'handlers'> {
+  options: ConnectionOptions;
   verifier: TokenVerifier | undefined;
   limits: ConnectionLimits;
   handshake: Handshake;
@@ -54,7 +62,7 @@ function closeWith(socket: Socket, reason: string) {
 }
 
 export function attachConnections(io: Server, d: ConnectionDeps) {
-  const { config, metrics } = d;
+  const { options, metrics } = d;
   const log = d.log.child({ module: 'connection' });
   const states = new WeakMap<Socket, ConnState>();
   const stateOf = (socket: Socket) => states.get(socket)!;
@@ -67,17 +75,17 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
       st.window = second;
       st.count = 0;
     }
-    if (++st.count <= config.eventsPerSecond) return;
+    if (++st.count <= options.eventsPerSecond) return;
     metrics.rejections.inc({ reason: 'rate_limited' });
-    const message = `more than ${config.eventsPerSecond} events per second`;
-    if (st.count === config.eventsPerSecond + 1) {
+    const message = `more than ${options.eventsPerSecond} events per second`;
+    if (st.count === options.eventsPerSecond + 1) {
       // The first excess event of a second is a strike; seconds in a row add up.
       st.strikes = st.strikeSecond === second - 1 ? st.strikes + 1 : 1;
       st.strikeSecond = second;
-    } else if (st.count <= config.eventsPerSecond * FLOOD_FACTOR) {
+    } else if (st.count <= options.eventsPerSecond * FLOOD_FACTOR) {
       throw new RepeatedRateLimit(message);
     }
-    if (st.strikes >= config.rateLimitStrikes || st.count > config.eventsPerSecond * FLOOD_FACTOR) {
+    if (st.strikes >= options.rateLimitStrikes || st.count > options.eventsPerSecond * FLOOD_FACTOR) {
       if (socket.connected) {
         log.warn({ ip: st.ctx.ip, user: st.ctx.user }, 'closing a connection that keeps exceeding the event rate');
         closeWith(socket, 'rate_limited');

@@ -14,7 +14,6 @@ import type { ChannelRules } from '../channels/rules.js';
 import type { Backend } from '../hooks/backend.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Config } from '../config/schema.js';
 import type { ClientContext, SwitchboardApp } from '../core/app.js';
 import { SbError, errorAck } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
@@ -23,8 +22,13 @@ export interface SocketState {
   ctx: ClientContext;
 }
 
+export interface ProtocolOptions {
+  /** Channels one connection may subscribe to (MAX_SUBSCRIPTIONS). @default 100 */
+  maxSubscriptions: number;
+}
+
 export interface ProtocolDeps {
-  config: Config;
+  options: ProtocolOptions;
   delivery: Delivery;
   publisher: Publisher;
   rules: ChannelRules;
@@ -102,9 +106,9 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
     const inFlight = subscribing(socket);
     let reserved = 0;
     for (const c of inFlight.keys()) if (c !== channel && !socket.rooms.has(c)) reserved++;
-    if (subscriptionsOf(socket) + reserved >= d.config.maxSubscriptions) {
+    if (subscriptionsOf(socket) + reserved >= d.options.maxSubscriptions) {
       d.metrics.rejections.inc({ reason: 'max_subscriptions' });
-      throw new SbError('rate_limited', `at most ${d.config.maxSubscriptions} subscriptions per connection`);
+      throw new SbError('rate_limited', `at most ${d.options.maxSubscriptions} subscriptions per connection`);
     }
     inFlight.set(channel, (inFlight.get(channel) ?? 0) + 1);
     try {

@@ -7,7 +7,6 @@ import type { Delivery, DeliverySink } from '../channels/delivery.js';
 import { compareIds } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
 import { stringifyData } from '../core/codec.js';
-import type { Config } from '../config/schema.js';
 import type { OriginPolicy } from '../limits/origin.js';
 import type { Handshake, Identity } from '../protocol/handshake.js';
 import type { Logger } from '../log/logger.js';
@@ -20,8 +19,19 @@ const LINE_BREAK = /[\r\n]/;
 const LINE_BREAKS = /[\r\n]/g;
 import { decodeLastEventId, encodePositions, listHash, mergeById, watermarkSince, type Position } from './sse-resume.js';
 
+export interface SseOptions {
+  /** Bytes a stream may have waiting in uWS before it is closed as a slow consumer (MAX_BACKPRESSURE_BYTES). @default 1048576 */
+  maxBackpressureBytes: number;
+  /** Channels one connection may subscribe to (MAX_SUBSCRIPTIONS). @default 100 */
+  maxSubscriptions: number;
+  /** Channels one SSE stream may name, which bounds its event ids (SSE_MAX_CHANNELS). @default 32 */
+  sseMaxChannels: number;
+  /** Interval of keep-alive comments (SSE_KEEPALIVE_MS). @default 15000 */
+  sseKeepaliveMs: number;
+}
+
 export interface SseDeps {
-  config: Config;
+  options: SseOptions;
   delivery: Delivery;
   authorizer: Authorizer;
   /** The handshake Socket.IO uses too: address limits, authentication, per-user slot, expiry. */
@@ -149,7 +159,7 @@ export class SseHub implements DeliverySink {
       return;
     }
     c.pending += chunk.length;
-    if (c.pending > this.d.config.maxBackpressureBytes) {
+    if (c.pending > this.d.options.maxBackpressureBytes) {
       this.d.metrics.dropped.inc({ reason: 'slow_consumer' });
       this.close(c, 'slow_consumer');
     }
@@ -196,7 +206,7 @@ export class SseHub implements DeliverySink {
         if (d.isDraining()) throw new SbError('unavailable', 'this node is draining; retry');
         const channels = [...new Set(req.query.getAll('channel'))].map(assertChannel);
         if (channels.length === 0) throw new SbError('bad_request', 'give at least one ?channel=');
-        const max = Math.min(d.config.maxSubscriptions, d.config.sseMaxChannels);
+        const max = Math.min(d.options.maxSubscriptions, d.options.sseMaxChannels);
         if (channels.length > max) throw new SbError('rate_limited', `at most ${max} channels per stream (SSE_MAX_CHANNELS)`);
         const lastEventId = req.headers['last-event-id'] || req.query.get('lastEventId') || undefined;
         const resume = lastEventId === undefined ? undefined : decodeLastEventId(lastEventId, channels);
@@ -234,7 +244,7 @@ export class SseHub implements DeliverySink {
           return ok;
         });
         reply.write(`retry: 2000\n: connected to switchboard\n\n`);
-        const keepalive = setInterval(() => this.write(client, ': keepalive\n\n'), d.config.sseKeepaliveMs);
+        const keepalive = setInterval(() => this.write(client, ': keepalive\n\n'), d.options.sseKeepaliveMs);
         const expiry = hs.expiry(id.tokenExp, () => this.close(client, 'token_expired'));
         client.stopTimers = () => {
           clearInterval(keepalive);

@@ -12,7 +12,7 @@ function fakeSocket() {
 
 function deps(over: Partial<ProtocolDeps> = {}): ProtocolDeps {
   return {
-    config: { maxSubscriptions: 2 } as any,
+    options: { maxSubscriptions: 2 },
     delivery: {} as any,
     publisher: {} as any,
     rules: { for: () => ({ presence: true }) } as any,
