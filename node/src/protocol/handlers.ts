@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Authorizer } from '../channels/authorize.js';
 import { callApp } from '../channels/authorize.js';
 import type { Delivery } from '../channels/delivery.js';
-import { sendPublication } from '../transport/socketio-sink.js';
+import { sendPublication } from './publication.js';
 import { parseId } from '../core/ids.js';
 import { assertChannel } from '../channels/names.js';
 import { presenceOf } from '../channels/presence.js';

@@ -1,16 +1,11 @@
 // Socket.IO rooms as a delivery sink: the local members of a channel's room get each publication as
 // (event, data, meta), through the fast room publisher; volatile ones skip sockets whose buffer is filling.
-import type { Server, Socket } from 'socket.io';
+import type { Server } from 'socket.io';
 import type { Publication } from '../bus/bus.js';
 import type { Delivery, DeliverySink } from '../channels/delivery.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { metaOf, type Meta } from '../protocol/publication.js';
 import type { RoomPublisher } from './room-publisher.js';
-
-export interface Meta {
-  channel: string;
-  id: string;
-  ts: number;
-}
 
 export interface SocketIoSinkOptions {
   io: Server;
@@ -19,12 +14,6 @@ export interface SocketIoSinkOptions {
   metrics: Metrics;
   /** Outbound bytes past which a subscriber misses volatile publications. */
   volatileLimit: number;
-}
-
-/** Sends one publication to one socket, as live delivery would (history replay). */
-export function sendPublication(socket: Socket, p: Publication) {
-  const meta: Meta = { channel: p.channel, id: p.id, ts: p.ts };
-  socket.emit(p.event, p.data, meta);
 }
 
 export class SocketIoSink implements DeliverySink {
@@ -51,7 +40,7 @@ export class SocketIoSink implements DeliverySink {
   deliver(p: Publication): number {
     const room = this.members(p.channel);
     if (!room || room.size === 0) return 0;
-    const meta: Meta = { channel: p.channel, id: p.id, ts: p.ts };
+    const meta = metaOf(p);
     let n: number;
     if (p.volatile) n = this.emitVolatile(room, p, meta);
     else {
