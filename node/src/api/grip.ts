@@ -116,17 +116,15 @@ function messageOf(formats: Record<string, unknown>, i: number): unknown {
     if (!f.success) throw new SbError('bad_request', `items.${i}.formats.${name}: ${formatIssues(f.error)}`);
     if (f.data.action === 'close') continue;
     if (f.data.content !== undefined) return f.data.content;
-    if (f.data['content-bin'] !== undefined) return decodeText(f.data['content-bin'], `items.${i}.formats.${name}`);
+    if (f.data['content-bin'] !== undefined) return decodeBytes(f.data['content-bin'], `items.${i}.formats.${name}`);
   }
   return undefined;
 }
 
-function decodeText(b64: string, where: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(b64, 'base64'));
-  } catch {
-    throw new SbError('bad_request', `${where}: content-bin must be base64 of UTF-8 text; binary messages are not supported`);
-  }
+/** `content-bin` is a binary message (Pushpin sends it as a binary frame): published as bytes. */
+function decodeBytes(b64: string, where: string): Buffer {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 === 1) throw new SbError('bad_request', `${where}: content-bin must be base64`);
+  return Buffer.from(b64, 'base64');
 }
 
 /** A Bearer API key, or a GRIP control JWT (HS256, any `iss`) signed with one of the API keys. Synchronous. */

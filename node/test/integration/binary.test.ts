@@ -99,3 +99,18 @@ test('SSE and the HTTP API carry bytes as {"$sb":"bin","b64":…}; the HTTP API 
   assert.deepEqual(JSON.parse(line.slice(6)), { img: { $sb: 'bin', b64: BYTES.toString('base64') }, note: { $sb: 'esc', v: { $sb: 'kept' } } });
   ctl.abort();
 });
+
+test('GRIP content-bin is a binary message: Socket.IO subscribers get the bytes', async () => {
+  const s = await open(b);
+  const got = collect(s);
+  await call(s, 'subscribe', 'demo:bin-grip');
+  const res = await fetch(`${a.url}/publish/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer test-key' },
+    body: JSON.stringify({ items: [{ channel: 'demo:bin-grip', formats: { 'ws-message': { 'content-bin': BYTES.toString('base64') } } }] }),
+  });
+  assert.equal(res.status, 200);
+  await waitFor(() => got.length === 1, { what: 'the GRIP binary message' });
+  assert.ok(Buffer.isBuffer(got[0]!.data));
+  assert.deepEqual([...(got[0]!.data as Buffer)], [...BYTES]);
+});
