@@ -68,12 +68,6 @@ export function decodeLastEventId(raw: string, channels: readonly string[]): { p
   return { positions };
 }
 
-/** An id just below every id of the watermark's millisecond (bus watermarks drop the sequence part). */
-export function watermarkSince(id: string): string {
-  const [ms] = parseId(id)!;
-  return ms === 0 ? '0-0' : `${ms - 1}-9999999999999999`;
-}
-
 /**
  * Merges per-channel lists (each already in id order) into one order by id — Redis time, then sequence —
  * keeping each channel's own order whatever the clocks did.

@@ -17,7 +17,7 @@ import { preflight, route, type Reply } from './http.js';
 
 const LINE_BREAK = /[\r\n]/;
 const LINE_BREAKS = /[\r\n]/g;
-import { decodeLastEventId, encodePositions, listHash, mergeById, watermarkSince, type Position } from './sse-resume.js';
+import { decodeLastEventId, encodePositions, listHash, mergeById, type Position } from './sse-resume.js';
 
 export interface SseOptions {
   /** Bytes a stream may have waiting in uWS before it is closed as a slow consumer (MAX_BACKPRESSURE_BYTES). @default 1048576 */
@@ -281,9 +281,10 @@ export class SseHub implements DeliverySink {
     const found = await Promise.all(
       client.channels.map(async (ch, i) => {
         // A fresh channel of a multi-channel stream needs an exact position too, for a cut before its first
-        // event: its newest publication now (or, with empty history, a point just before this millisecond);
-        // the join then replays what lands between this read and the join, so nothing falls in between.
-        if (!starts[i] && client.channels.length > 1) starts[i] = { id: (await d.lastId(ch)) ?? watermarkSince(watermark), watermark: true };
+        // event: its newest publication now, or with empty history the very beginning (whatever history holds
+        // later came after this read — no clock involved, which matters with one Redis clock per shard). The
+        // join then replays what lands between this read and the join, so nothing falls in between.
+        if (!starts[i] && client.channels.length > 1) starts[i] = { id: (await d.lastId(ch)) ?? '0-0', watermark: true };
         const start = starts[i];
         client.positions[i] = start ?? { id: watermark, watermark: true };
         const r = await d.delivery.joinWithHistory(

@@ -106,7 +106,7 @@ test('GRIP content-bin is a binary message: Socket.IO subscribers get the bytes'
   await call(s, 'subscribe', 'demo:bin-grip');
   const res = await fetch(`${a.url}/publish/`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: 'Bearer test-key' },
+    headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef' },
     body: JSON.stringify({ items: [{ channel: 'demo:bin-grip', formats: { 'ws-message': { 'content-bin': BYTES.toString('base64') } } }] }),
   });
   assert.equal(res.status, 200);

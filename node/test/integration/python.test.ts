@@ -109,7 +109,7 @@ for (const transport of ['websocket', 'polling'] as const) {
       assert.deepEqual(ack.result, { ok: true, recovered: false, replayed: 0 });
       // The subscription without an ack is visible cluster-wide once it is done.
       await waitFor(async () => {
-        const r = await fetch(`${a.url}/api/channels/demo:py-${transport}-1`, { headers: { authorization: 'Bearer test-key' } });
+        const r = await fetch(`${a.url}/api/channels/demo:py-${transport}-1`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
         return ((await r.json()) as any).subscribers === 1;
       }, { what: 'the ack-less subscription' });
       const p1 = await apiPublish(b.url, { channel: `demo:py-${transport}-1`, event: 'chat', data: { text: 'one' } });
