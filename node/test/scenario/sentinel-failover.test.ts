@@ -67,7 +67,7 @@ describe('Redis Sentinel failover under a steady publisher', () => {
       try {
         const res = await fetch(`${via.url}/api/publish`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: 'Bearer test-key', 'idempotency-key': `sentinel-${seq}` },
+          headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', 'idempotency-key': `sentinel-${seq}` },
           body: JSON.stringify({ channel: CHANNEL, event: 'n', data: { seq } }),
           signal: AbortSignal.timeout(3000),
         });
@@ -122,7 +122,8 @@ describe('Redis Sentinel failover under a steady publisher', () => {
 
   before(async () => {
     const { SwitchboardClient } = await import(pathToFileURL(join(repoRoot, 'node/public/switchboard-client.js')).href);
-    sentinel = await startSentinel();
+    // Passwords on both: the nodes' failover watch must authenticate to the sentinels to hear +try-failover.
+    sentinel = await startSentinel({ password: 'data-secret', sentinelPassword: 'sentinel-secret' });
     nodes = [await startNode({ env: { ...sentinel.env, ...NODE_ENV } }), await startNode({ env: { ...sentinel.env, ...NODE_ENV } })];
     for (const node of [...nodes, ...nodes]) {
       const socket = await connect(node.url, { transports: ['websocket'] });
