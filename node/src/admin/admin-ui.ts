@@ -8,7 +8,7 @@ import type { Server } from 'socket.io';
 import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Logger } from '../log/logger.js';
 import { route } from '../transport/http.js';
-import { SbError } from '../core/errors.js';
+import { CONTENT_TYPES, serveFiles, type StaticFile } from '../transport/static.js';
 
 export interface AdminUiOptions {
   /** Login name. */
@@ -22,14 +22,6 @@ export interface AdminUiOptions {
   /** Names this node on the UI's Servers page (NODE_ID). */
   serverId: string;
 }
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-};
 
 /** The UI's build folder inside the installed package. */
 function uiDir(): string {
@@ -61,9 +53,9 @@ export function mountAdminUi(io: Server, app: TemplatedApp, opts: AdminUiOptions
   });
 
   const dir = uiDir();
-  const files = new Map<string, { body: Buffer; type: string }>();
+  const files = new Map<string, StaticFile>();
   for (const p of filesUnder(dir)) {
-    const type = TYPES[extname(p)];
+    const type = CONTENT_TYPES[extname(p)];
     if (!type) continue;
     const path = `/admin/${relative(dir, p).split(sep).join('/')}`;
     const body = readFileSync(p);
@@ -72,19 +64,9 @@ export function mountAdminUi(io: Server, app: TemplatedApp, opts: AdminUiOptions
   files.set('/admin/', files.get('/admin/index.html')!);
 
   app.get('/admin', route(log, (_req, reply) => reply.send(308, '', { location: '/admin/' })));
-  app.get(
-    '/admin/*',
-    route(log, (req, reply) => {
-      const f = files.get(req.path);
-      if (!f) throw new SbError('not_found', `nothing at ${req.path}`);
-      reply.send(200, f.body, {
-        'content-type': f.type,
-        'cache-control': 'no-cache',
-        'x-content-type-options': 'nosniff',
-        'x-frame-options': 'DENY',
-        'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; font-src 'self' data:; frame-ancestors 'none'",
-      });
-    }),
-  );
+  serveFiles(app, '/admin/*', files, log, {
+    'x-frame-options': 'DENY',
+    'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; font-src 'self' data:; frame-ancestors 'none'",
+  });
   log.info({ mode: opts.mode, readonly: opts.readonly, files: files.size }, 'Socket.IO Admin UI at /admin/ (namespace /admin)');
 }

@@ -18,50 +18,36 @@ export interface AuthorizerDeps {
 }
 
 export class Authorizer {
-  private readonly rules: ChannelRules;
-  private readonly app: SwitchboardApp;
-  private readonly backend: Backend | undefined;
-  private readonly tokensRequired: boolean;
-  private readonly metrics: Metrics;
-  private readonly log: Logger;
-
-  constructor(d: AuthorizerDeps) {
-    this.rules = d.rules;
-    this.app = d.app;
-    this.backend = d.backend;
-    this.tokensRequired = d.tokensRequired;
-    this.metrics = d.metrics;
-    this.log = d.log;
-  }
+  constructor(private readonly d: AuthorizerDeps) {}
 
   async subscribe(ctx: ClientContext, channel: string): Promise<void> {
-    const rule = this.rules.for(channel);
+    const rule = this.d.rules.for(channel);
     if (rule.subscribe === 'anyone') return;
     if (matchesAny(ctx.channels, channel)) return;
-    if (this.app.authorizeSubscribe) {
-      if (await callApp(this.metrics, this.log, 'authorizeSubscribe', () => this.app.authorizeSubscribe!(ctx, channel))) return;
+    if (this.d.app.authorizeSubscribe) {
+      if (await callApp(this.d.metrics, this.d.log, 'authorizeSubscribe', () => this.d.app.authorizeSubscribe!(ctx, channel))) return;
       throw new SbError('forbidden', `not allowed to subscribe to ${channel}`);
     }
-    if (this.backend) {
-      if (await this.backend.subscribe(ctx, channel)) return;
+    if (this.d.backend) {
+      if (await this.d.backend.subscribe(ctx, channel)) return;
       throw new SbError('forbidden', `the backend refused the subscription to ${channel}`);
     }
     // No authority is configured at all (no JWT_SECRET, app hook or BACKEND_URL): the node is open.
-    if (!this.tokensRequired) return;
+    if (!this.d.tokensRequired) return;
     throw new SbError('forbidden', `the token does not allow ${channel}`);
   }
 
   async publish(ctx: ClientContext, channel: string, event: string, data: unknown): Promise<void> {
-    const rule = this.rules.for(channel);
+    const rule = this.d.rules.for(channel);
     if (rule.publish === 'anyone') return;
     if (rule.publish === 'nobody') throw new SbError('forbidden', `clients may not publish to ${channel}`);
     if (matchesAny(ctx.publish, channel)) return;
-    if (this.app.authorizePublish) {
-      if (await callApp(this.metrics, this.log, 'authorizePublish', () => this.app.authorizePublish!(ctx, channel, event, data))) return;
+    if (this.d.app.authorizePublish) {
+      if (await callApp(this.d.metrics, this.d.log, 'authorizePublish', () => this.d.app.authorizePublish!(ctx, channel, event, data))) return;
       throw new SbError('forbidden', `not allowed to publish to ${channel}`);
     }
-    if (this.backend) {
-      if (await this.backend.publish(ctx, channel, event, data)) return;
+    if (this.d.backend) {
+      if (await this.d.backend.publish(ctx, channel, event, data)) return;
       throw new SbError('forbidden', `the backend refused the publication to ${channel}`);
     }
     throw new SbError('forbidden', `not allowed to publish to ${channel}`);

@@ -1,4 +1,5 @@
-// Serves the demo page and the browser client helper from node/public, read into memory once.
+// Serves the demo page and the browser client helper from node/public, read into memory once; serveFiles
+// answers any such in-memory folder (the admin UI's too).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,8 @@ import { SbError } from '../core/errors.js';
 
 export const PUBLIC_DIR = fileURLToPath(new URL('../../../../node/public/', import.meta.url));
 
-const TYPES: Record<string, string> = {
+/** Content types of the files served; other extensions are not served by the admin UI. */
+export const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.mjs': 'text/javascript; charset=utf-8',
@@ -28,21 +30,28 @@ export function mountStatic(app: TemplatedApp, log: Logger) {
   } catch {
     log.warn({ dir: PUBLIC_DIR }, 'no public folder; the demo page is not served');
   }
-  for (const n of names) files.set(`/${n}`, { body: readFileSync(join(PUBLIC_DIR, n)), type: TYPES[extname(n)] ?? 'application/octet-stream' });
+  for (const n of names) files.set(`/${n}`, { body: readFileSync(join(PUBLIC_DIR, n)), type: CONTENT_TYPES[extname(n)] ?? 'application/octet-stream' });
   const index = files.get('/index.html');
   if (index) files.set('/', index);
 
+  serveFiles(app, '/*', files, log, {
+    'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
+  });
+}
+
+export interface StaticFile {
+  body: Buffer;
+  type: string;
+}
+
+/** Answers GET `pattern` from files held in memory (path -> file); `headers` add to or override the defaults. */
+export function serveFiles(app: TemplatedApp, pattern: string, files: ReadonlyMap<string, StaticFile>, log: Logger, headers: Record<string, string>) {
   app.get(
-    '/*',
+    pattern,
     route(log, (req, reply) => {
       const f = files.get(req.path);
       if (!f) throw new SbError('not_found', `nothing at ${req.path}`);
-      reply.send(200, f.body, {
-        'content-type': f.type,
-        'cache-control': 'no-cache',
-        'x-content-type-options': 'nosniff',
-        'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
-      });
+      reply.send(200, f.body, { 'content-type': f.type, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', ...headers });
     }),
   );
 }
