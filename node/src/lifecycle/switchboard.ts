@@ -112,7 +112,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     : undefined;
   const verifier = await createTokenVerifier({ secret: cfg.jwtSecret, publicKey: cfg.jwtPublicKeyFile, jwks: cfg.jwtJwksFile, audience: cfg.jwtAudience, issuer: cfg.jwtIssuer });
 
-  const origins = new OriginPolicy({ allowedOrigins: cfg.allowedOrigins, trustedProxies: cfg.trustedProxies, corsCredentials: cfg.corsCredentials });
+  const origins = new OriginPolicy({ allowedOrigins: cfg.allowedOrigins, trustedProxies: cfg.trustedProxies, corsCredentials: cfg.corsCredentials, warn: (m) => log.warn(m) });
   log.info({ origins: origins.mode, corsCredentials: cfg.corsCredentials }, `origin policy: ${origins.describe()}`);
   if (origins.mode === 'any' && cfg.corsCredentials)
     log.warn('ALLOWED_ORIGINS=* with CORS_CREDENTIALS=true: any web page can act with the cookies of your users; list your origins instead');

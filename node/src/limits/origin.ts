@@ -14,6 +14,8 @@ export interface OriginPolicyOptions {
   trustedProxies: readonly string[];
   /** CORS_CREDENTIALS: answer cross-origin requests with `Access-Control-Allow-Credentials: true`. @default false */
   corsCredentials?: boolean;
+  /** Told once when a refusal looks like a TLS-terminating proxy that is not in TRUSTED_PROXIES. */
+  warn?: (message: string) => void;
 }
 
 /** Request headers a cross-origin page may send (the API key, JSON, idempotency, SSE resume). */
@@ -43,8 +45,9 @@ export class OriginPolicy {
   private readonly listed: Set<string>;
   private readonly trusted: TrustedProxies;
   private readonly credentials: boolean;
+  private warned = false;
 
-  constructor(opts: OriginPolicyOptions) {
+  constructor(private readonly opts: OriginPolicyOptions) {
     const list = opts.allowedOrigins ?? [];
     this.mode = list.includes('*') ? 'any' : list.length ? 'list' : 'same-origin';
     this.listed = new Set(list.filter((o) => o !== '*').map((o) => normalizeOrigin(o) ?? o));
@@ -73,7 +76,14 @@ export class OriginPolicy {
     if (this.mode === 'any') return true;
     const o = normalizeOrigin(origin);
     if (o === undefined) return false;
-    return this.listed.has(o) || o === this.ownOrigin(headers, peer);
+    const own = this.ownOrigin(headers, peer);
+    if (this.listed.has(o) || o === own) return true;
+    if (!this.warned && own !== undefined && new URL(o).host === new URL(own).host) {
+      // Same host, other scheme: most likely HTTPS ends at a proxy whose X-Forwarded-Proto is not believed.
+      this.warned = true;
+      this.opts.warn?.(`refused Origin ${o} for a request that reached this node as ${own}: if a proxy terminates TLS, add it to TRUSTED_PROXIES (or list the origin in ALLOWED_ORIGINS)`);
+    }
+    return false;
   };
 
   /** Headers for the answer to an allowed request that carries an Origin (the browser then lets the page read it). */

@@ -181,13 +181,14 @@ export class SseHub implements DeliverySink {
     c.closed = true;
     c.release();
     c.stopTimers();
-    this.clients.delete(c);
     for (const [ch, set] of this.byChannel) {
       if (set.delete(c) && set.size === 0) {
         this.byChannel.delete(ch);
         this.d.delivery.untrack(ch);
       }
     }
+    // A request gone before its stream started was never counted as a connection.
+    if (!this.clients.delete(c)) return;
     this.d.metrics.connections.dec({ transport: 'sse' });
     this.d.metrics.disconnects.inc({ reason });
   }

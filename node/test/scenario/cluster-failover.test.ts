@@ -46,7 +46,7 @@ describe('Redis Cluster failover drill', () => {
       try {
         const res = await fetch(`${via.url}/api/publish`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: 'Bearer test-key', 'idempotency-key': `${lane.channel}-${lane.next}` },
+          headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', 'idempotency-key': `${lane.channel}-${lane.next}` },
           body: JSON.stringify({ channel: lane.channel, event: 'n', data: { seq: lane.next } }),
           signal: AbortSignal.timeout(3000),
         });

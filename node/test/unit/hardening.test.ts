@@ -86,3 +86,16 @@ test('RPC method names are validated like channel names: `.` and `..` never reac
   assert.deepEqual(await run(['orders.list', {}]), { ok: true, result: 'x' });
   assert.deepEqual(called, ['orders.list']);
 });
+
+test('a refusal that looks like a TLS proxy missing from TRUSTED_PROXIES says what to set, once', async () => {
+  const { OriginPolicy } = await import('../../src/limits/origin.js');
+  const said: string[] = [];
+  const p = new OriginPolicy({ trustedProxies: [], warn: (m) => said.push(m) });
+  const h = { origin: 'https://rt.example', host: 'rt.example', 'x-forwarded-proto': 'https' };
+  assert.equal(p.allows(h, '10.0.0.1'), false);
+  assert.equal(p.allows(h, '10.0.0.1'), false);
+  assert.equal(said.length, 1);
+  assert.match(said[0]!, /TRUSTED_PROXIES/);
+  assert.equal(p.allows({ origin: 'https://evil.example', host: 'rt.example' }, '10.0.0.1'), false);
+  assert.equal(said.length, 1, 'a foreign host is no hint');
+});
