@@ -34,8 +34,10 @@ export function mountStatic(app: TemplatedApp, log: Logger) {
   const index = files.get('/index.html');
   if (index) files.set('/', index);
 
-  serveFiles(app, '/*', files, log, {
-    'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
+  serveFiles(app, log, {
+    pattern: '/*',
+    files,
+    headers: { 'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'" },
   });
 }
 
@@ -44,8 +46,17 @@ export interface StaticFile {
   type: string;
 }
 
-/** Answers GET `pattern` from files held in memory (path -> file); `headers` add to or override the defaults. */
-export function serveFiles(app: TemplatedApp, pattern: string, files: ReadonlyMap<string, StaticFile>, log: Logger, headers: Record<string, string>) {
+export interface ServeFilesOptions {
+  /** The uWS route pattern answered, e.g. `/admin/*`. */
+  pattern: string;
+  /** Request path -> file. */
+  files: ReadonlyMap<string, StaticFile>;
+  /** Added to (or overriding) the defaults: content type, `no-cache`, `nosniff`. */
+  headers: Record<string, string>;
+}
+
+/** Answers GET requests from files held in memory. */
+export function serveFiles(app: TemplatedApp, log: Logger, { pattern, files, headers }: ServeFilesOptions) {
   app.get(
     pattern,
     route(log, (req, reply) => {
