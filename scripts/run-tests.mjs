@@ -42,23 +42,31 @@ if (files.length === 0) {
 const tiers = new Set(files.map(tierOf));
 console.log(`npm test: ${files.length} files in ${TIERS.filter((t) => tiers.has(t)).join(', ') || 'no tier'}`);
 
-ensurePrereqs(PREREQS.filter((p) => p.tiers.some((t) => tiers.has(t)) && !p.present()));
+await ensurePrereqs(PREREQS.filter((p) => p.tiers.some((t) => tiers.has(t)) && !p.present()));
 
-// One file at a time: integration tests spawn redis, haproxy and several node processes on a 2-core machine.
+// One `node --test` per tier, in order (it would sort one list of paths alphabetically, unit last); within it one
+// file at a time: integration tests spawn redis, haproxy and several node processes on a 2-core machine.
 // --test-force-exit: a failed test must not leave a file hanging on a client that keeps reconnecting.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...files], {
-  stdio: 'inherit',
-  cwd: root,
-});
-process.exit(r.status ?? 1);
+const groups = [...TIERS, undefined].map((t) => [t ?? 'other', files.filter((f) => tierOf(f) === t)]).filter(([, fs]) => fs.length > 0);
+const results = [];
+for (const [tier, fs] of groups) {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...fs], { stdio: 'inherit', cwd: root });
+  results.push({ tier, files: fs.length, ok: r.status === 0, s: ((Date.now() - t0) / 1000).toFixed(1) });
+}
+console.log(`npm test: ${results.map((r) => `${r.tier} ${r.ok ? 'passed' : 'FAILED'} (${r.files} files, ${r.s} s)`).join('; ')}`);
+process.exit(results.every((r) => r.ok) ? 0 : 1);
 
 /** Installs the missing programs with apt-get where this machine allows it; otherwise says how, and stops for a required one. */
-function ensurePrereqs(missing) {
+async function ensurePrereqs(missing) {
   if (missing.length === 0) return;
   const canInstall = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
   if (canInstall) {
     console.log(`npm test: installing ${missing.map((p) => p.name).join(', ')} with apt-get`);
-    aptInstall(missing);
+    const interrupted = aptInstall(missing);
+    // A signal that came during apt-get is delivered once the event loop turns.
+    await new Promise((r) => setImmediate(r));
+    if (interrupted()) process.exit(130);
     missing = missing.filter((p) => !p.present());
   }
   for (const p of missing) {
@@ -79,6 +87,11 @@ function aptInstall(prereqs) {
     chmodSync(policy, 0o755);
   }
   const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  // Ctrl-C during the install (apt-get gets it too) must not kill this process before it removes the policy:
+  // with a handler installed, Node defers the signal instead of exiting at once.
+  let signal;
+  const stayForCleanup = (sig) => (signal = sig);
+  process.on('SIGINT', stayForCleanup).on('SIGTERM', stayForCleanup);
   try {
     apt(['update', '-q']);
     apt(['install', '-y', '-q', '--no-install-recommends', ...prereqs.map((p) => p.packages[0])]);
@@ -91,4 +104,5 @@ function aptInstall(prereqs) {
   } finally {
     if (ownPolicy) rmSync(policy, { force: true });
   }
+  return () => signal !== undefined;
 }
