@@ -23,6 +23,7 @@ import { runRpc } from './runners/rpc.js';
 import { runIdle } from './runners/idle.js';
 import { runSoak } from './runners/soak.js';
 import { runSseFanout } from './runners/sse-fanout.js';
+import { runBusCapacity } from './runners/bus-capacity.js';
 import type { RunnerInput } from './runners/common.js';
 
 export const DEFAULT_OUT = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
@@ -78,9 +79,9 @@ function paramsFor<S extends Scenario>(s: S, opts: Pick<BenchOptions, 'smoke' | 
   return resolveParams({ ...s, params: out, profiles: {} } as S, 'base', `${s.name} (--rounds/--quick)`);
 }
 
-/** The selected systems that a scenario applies to: Socket.IO ones, or the SSE ones for sse-fanout. */
+/** The selected systems that a scenario applies to: Socket.IO ones, the SSE ones for sse-fanout, Switchboard alone for bus-capacity. */
 export function systemsFor(scenario: ScenarioName, systems: readonly SystemName[]): SystemName[] {
-  const applies = scenario === 'sse-fanout' ? SSE_SYSTEMS : SOCKETIO_SYSTEMS;
+  const applies: readonly SystemName[] = scenario === 'sse-fanout' ? SSE_SYSTEMS : scenario === 'bus-capacity' ? ['switchboard'] : SOCKETIO_SYSTEMS;
   return systems.filter((s) => applies.includes(s));
 }
 
@@ -100,6 +101,8 @@ function runScenario(s: Scenario, input: Omit<RunnerInput<ScenarioName>, 'scenar
       return runIdle({ ...input, scenario: s, params: params as typeof s.params });
     case 'sse-fanout':
       return runSseFanout({ ...input, scenario: s, params: params as typeof s.params });
+    case 'bus-capacity':
+      return runBusCapacity({ ...input, scenario: s, params: params as typeof s.params });
   }
 }
 
@@ -146,6 +149,7 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
     const ctx: Ctx = {
       pool,
       clusters,
+      registry,
       addresses: new Addresses(),
       progress,
       signal,

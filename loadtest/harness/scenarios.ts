@@ -140,6 +140,21 @@ const IdleParams = z.strictObject({
   holdSeconds: seconds,
 });
 
+const BusCapacityParams = z.strictObject({
+  ...common,
+  /** Channels the publications spread over; half have their one subscriber on node A, half on node B. */
+  channels: count,
+  /** Channels one subscriber connection holds (connections per node = channels / 2 / this). */
+  channelsPerConnection: count,
+  /** Publications per second over all channels (HTTP API, `channels` batches, round-robin over A and B). */
+  publishRate: z.number().positive(),
+  /** Channels per POST /api/publish. */
+  batch: count,
+  payloadBytes: z.int().nonnegative(),
+  /** Redis modes compared: one redis-server, and a Redis Cluster of 3 masters (+ 3 replicas). */
+  modes: z.array(z.enum(['one-redis', 'cluster'])).min(1),
+});
+
 const Churn = z.strictObject({
   /** Every this many seconds … */
   intervalSeconds: seconds,
@@ -182,6 +197,7 @@ export const ScenarioSchema = z.discriminatedUnion('name', [
   scenario('soak', SoakParams, { churn: Churn }),
   scenario('sse-fanout', SseFanoutParams, { maxRate: MaxRate }),
   scenario('idle', IdleParams),
+  scenario('bus-capacity', BusCapacityParams),
 ]);
 
 export type Scenario = z.infer<typeof ScenarioSchema>;
@@ -195,14 +211,18 @@ export type RpcParams = ParamsOf<'rpc'>;
 export type SoakParams = ParamsOf<'soak'>;
 export type SseFanoutParams = ParamsOf<'sse-fanout'>;
 export type IdleParams = ParamsOf<'idle'>;
+export type BusCapacityParams = ParamsOf<'bus-capacity'>;
 export type Thresholds = z.infer<typeof Thresholds>;
 export type Profile = 'base' | 'local' | 'smoke';
 
 /** The order the harness runs them in. */
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['connect-storm', 'idle', 'fanout', 'many-channels', 'rpc', 'soak', 'sse-fanout'];
+export const SCENARIO_NAMES: readonly ScenarioName[] = ['connect-storm', 'idle', 'fanout', 'many-channels', 'rpc', 'soak', 'sse-fanout', 'bus-capacity'];
 
-/** Scenarios only the local harness runs: k6 has no SSE client, Pushpin is started by the harness, and idle cost is read from /proc of the server. */
-export const HARNESS_ONLY: readonly ScenarioName[] = ['idle', 'sse-fanout'];
+/**
+ * Scenarios only the local harness runs: k6 has no SSE client, Pushpin is started by the harness, idle cost is read
+ * from /proc of the server, and bus-capacity starts its own Redis topologies and reads Redis's CPU per shard.
+ */
+export const HARNESS_ONLY: readonly ScenarioName[] = ['idle', 'sse-fanout', 'bus-capacity'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

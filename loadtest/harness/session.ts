@@ -1,5 +1,6 @@
 // The building blocks every scenario runner uses: the run context, window-stat merging, and a publish/subscribe
 // session (subscribers on chosen nodes, publishers on one node, phases at a given rate with exact loss accounting).
+import type { Processes } from './proc.js';
 import { engineUrl } from '../k6/lib/protocol.js';
 import { nowUs, sleep } from './clock.js';
 import type { Cluster, Clusters } from './cluster.js';
@@ -12,6 +13,8 @@ import { split, type Addresses, type WorkerPool } from './workers.js';
 export interface Ctx {
   pool: WorkerPool;
   clusters: Clusters;
+  /** Every process the run started (scenarios that start their own, like bus-capacity, register them here). */
+  registry: Processes;
   addresses: Addresses;
   progress: Progress;
   signal: AbortSignal;

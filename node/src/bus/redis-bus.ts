@@ -118,6 +118,8 @@ interface Chan {
   recent: [number, string][];
   /** Subscribed while its shard could not be reached: the first position read catches it up. */
   deferred: boolean;
+  /** When the last publication of it arrived (ms). */
+  lastRx: number;
   linger?: NodeJS.Timeout;
   ready?: Promise<ChannelPosition>;
 }
@@ -351,7 +353,7 @@ export class RedisBus implements Bus {
       return existing.ready ?? Promise.resolve(this.positionOf(existing));
     }
     const k = this.keysOf(channel);
-    const c: Chan = { name: channel, slot: k.slot, stream: k.stream, meta: k.meta, shardChannel: k.shardChannel, master: '', recent: [], deferred: false };
+    const c: Chan = { name: channel, slot: k.slot, stream: k.stream, meta: k.meta, shardChannel: k.shardChannel, master: '', recent: [], deferred: false, lastRx: 0 };
     this.chans.set(channel, c);
     this.byShardChannel.set(c.shardChannel, c);
     c.ready = this.attach(c).finally(() => (c.ready = undefined));
@@ -416,6 +418,7 @@ export class RedisBus implements Bus {
       return;
     }
     this.metrics.busReceived.inc();
+    c.lastRx = Date.now();
     if (!this.track(c, m.seq, m.epoch, m.id)) return;
     this.metrics.busLatency.observe(Math.max(0, Date.now() - p.t) / 1000);
     const pub: Publication = { channel: c.name, event: p.e, data: p.data, ts: p.t, id: m.id, ...(p.v ? { volatile: true } : {}) };
@@ -567,8 +570,11 @@ export class RedisBus implements Bus {
   }
 
   private checkAllPositions() {
+    // A channel that received a publication during the last interval was checked by its sequence already; only the
+    // quiet ones need Redis (a loss right before a channel goes quiet is found one interval later).
+    const since = Date.now() - this.opts.positionCheckMs;
     for (const sh of this.shards.values()) {
-      const chans = [...sh.channels].filter((c) => !c.linger);
+      const chans = [...sh.channels].filter((c) => !c.linger && c.lastRx < since);
       // Batches keep one pipeline from holding the shard for long.
       for (let i = 0; i < chans.length; i += 500) void this.checkPositions(sh, chans.slice(i, i + 500), 'position_check');
     }
@@ -679,8 +685,10 @@ export class RedisBus implements Bus {
       sh.verified = false;
       sh.failure = 'shard canary failed';
       this.topo.refresh();
-      // A connection that looks fine but lost its subscriptions (a pushed unsubscribe) is rebuilt.
-      if (sh.sub.status === 'ready' && this.topo.nodeClient(sh.master)?.status === 'ready') this.rebuild(sh, 'canary lost on a live connection');
+      // A connection that looks fine may have lost its subscriptions (a pushed unsubscribe): subscribing again is
+      // harmless when they are still there, and the position check that follows finds whatever was missed.
+      // (Not a reconnect: on a merely slow shard that would itself lose the publications in flight.)
+      if (sh.sub.status === 'ready') void this.shardReady(sh);
     }
     if (sh.canary || sh.sub.status !== 'ready' || this.topo.commands.status !== 'ready') return;
     const token = `canary-${++this.counter}`;

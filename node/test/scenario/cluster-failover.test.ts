@@ -197,5 +197,6 @@ describe('Redis Cluster failover drill', () => {
     await assertComplete('the end', true);
     const told = subs.reduce((n, s) => n + s.told.size, 0);
     console.log(`# loss notices over the drills: ${told} (subscriber x channel pairs of ${subs.length * lanes.length})`);
+    for (const n of nodes) for (const l of n.output().split('\n').filter((x) => x.includes('lost or diverged'))) console.log(`# ${n.id}: ${l}`);
   });
 });
