@@ -120,6 +120,18 @@ async function redisCluster(ctx: Ctx): Promise<Topology> {
   }
 }
 
+/** Calls and microseconds of EVALSHA (the publish script) on one Redis, from INFO commandstats. */
+async function scriptStats(port: number): Promise<{ calls: number; usec: number }> {
+  const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+  r.on('error', () => {});
+  try {
+    const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(String(await r.info('commandstats')));
+    return { calls: Number(m?.[1] ?? 0), usec: Number(m?.[2] ?? 0) };
+  } finally {
+    r.disconnect();
+  }
+}
+
 interface Node {
   url: string;
   internalUrl: string;
@@ -160,7 +172,9 @@ interface Sums {
   errors: number;
   lost: number;
   redisCpu: number;
-  perShard: { published: number; cpu: number }[];
+  /** What Redis spent over the same time with no publications (measured in the idle window). */
+  redisIdleCpu: number;
+  perShard: { published: number; cpu: number; idle: number; scriptUs: number; scriptCalls: number }[];
   idleNodeCpu: number;
   idleNodeReceived: number;
   subscriberNodesCpu: number;
@@ -199,6 +213,7 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
     let inflight = 0;
     let published = 0;
     let errors = 0;
+    let warmed = 0;
     const perShard = topo.masters.map(() => 0);
     const publishFor = async (seconds: number, count: boolean) => {
       const end = Date.now() + seconds * 1000;
@@ -217,7 +232,7 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
           fetch(`${via.url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ctx.apiKey}` }, body: JSON.stringify({ channels: idx.map((i) => channels[i]), event: p.event, data }) })
             .then(async (res) => {
               await res.arrayBuffer();
-              if (!count) return;
+              if (!count) return void (res.status === 200 && (warmed += idx.length));
               if (res.status !== 200) return void (errors += idx.length);
               published += idx.length;
               for (const i of idx) perShard[shardOf[i]!]!++;
@@ -233,14 +248,21 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
     ctx.progress.phase(`${label} · idle window`);
     const idleSeconds = Math.max(p.warmupSeconds, 1);
     const c0 = cpuSeconds(c.pid);
+    const redisIdle0 = topo.masters.map((m) => cpuSeconds(m.pid));
     const ti = Date.now();
     await sleep(idleSeconds * 1000, ctx.signal);
-    const idleRate = (cpuSeconds(c.pid) - c0) / ((Date.now() - ti) / 1000);
+    const idleDt = (Date.now() - ti) / 1000;
+    const idleRate = (cpuSeconds(c.pid) - c0) / idleDt;
+    // Redis's own background (canaries, position checks of quiet channels, node heartbeats), per master.
+    const redisIdleRate = topo.masters.map((m, i) => (cpuSeconds(m.pid) - redisIdle0[i]!) / idleDt);
     ctx.progress.phase(`${label} · warm-up`);
     await publishFor(p.warmupSeconds, false);
+    // The window starts once the warm-up's publications have all arrived, so they are not counted in it.
+    await waitFor(() => delivered >= warmed, 'the warm-up deliveries', 30_000, ctx.signal).catch(() => undefined);
     ctx.progress.phase(`${label} · measuring`);
     const seconds = p.durationSeconds / p.rounds;
     const redis0 = topo.masters.map((m) => cpuSeconds(m.pid));
+    const script0 = await Promise.all(topo.masters.map((m) => scriptStats(m.port)));
     const cpu0 = nodes.map((n) => cpuSeconds(n.pid));
     const recv0 = await Promise.all(nodes.map(received));
     const delivered0 = delivered;
@@ -248,6 +270,7 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
     await publishFor(seconds, true);
     const dt = (Date.now() - t0) / 1000;
     const redis1 = topo.masters.map((m) => cpuSeconds(m.pid));
+    const script1 = await Promise.all(topo.masters.map((m) => scriptStats(m.port)));
     const cpu1 = nodes.map((n) => cpuSeconds(n.pid));
     await waitFor(() => delivered - delivered0 >= published, `${published} deliveries`, 15_000, ctx.signal).catch(() => undefined);
     const recv1 = await Promise.all(nodes.map(received));
@@ -256,10 +279,14 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
     sums.errors += errors;
     sums.lost += Math.max(0, published - (delivered - delivered0));
     sums.redisCpu += redis1.reduce((x, v, i) => x + v - redis0[i]!, 0);
+    sums.redisIdleCpu += redisIdleRate.reduce((x, v) => x + v * dt, 0);
     topo.masters.forEach((_, i) => {
-      sums.perShard[i] ??= { published: 0, cpu: 0 };
+      sums.perShard[i] ??= { published: 0, cpu: 0, idle: 0, scriptUs: 0, scriptCalls: 0 };
+      sums.perShard[i]!.scriptUs += script1[i]!.usec - script0[i]!.usec;
+      sums.perShard[i]!.scriptCalls += script1[i]!.calls - script0[i]!.calls;
       sums.perShard[i]!.published += perShard[i]!;
       sums.perShard[i]!.cpu += redis1[i]! - redis0[i]!;
+      sums.perShard[i]!.idle += redisIdleRate[i]! * dt;
     });
     sums.idleNodeCpu += cpu1[2]! - cpu0[2]! - idleRate * dt;
     sums.idleNodeReceived += recv1[2]! - recv0[2]!;
@@ -278,7 +305,7 @@ export const runBusCapacity: Runner<'bus-capacity'> = async ({ ctx, scenario, pa
   const sums = new Map<Mode, Sums>();
   const failures = await eachRound(ctx, ['switchboard'], p.rounds, async (_system, r) => {
     for (const mode of r % 2 ? [...p.modes].reverse() : p.modes) {
-      const s = sums.get(mode) ?? { seconds: 0, published: 0, errors: 0, lost: 0, redisCpu: 0, perShard: [], idleNodeCpu: 0, idleNodeReceived: 0, subscriberNodesCpu: 0, subscriberNodesReceived: 0 };
+      const s = sums.get(mode) ?? { seconds: 0, published: 0, errors: 0, lost: 0, redisCpu: 0, redisIdleCpu: 0, perShard: [], idleNodeCpu: 0, idleNodeReceived: 0, subscriberNodesCpu: 0, subscriberNodesReceived: 0 };
       sums.set(mode, s);
       await measure(ctx, mode, p, r, s);
     }
@@ -294,11 +321,15 @@ export const runBusCapacity: Runner<'bus-capacity'> = async ({ ctx, scenario, pa
     const per = (v: number) => (s.published > 0 ? round((v / s.published) * 1e6, 2) : null);
     figures[`${k}.publicationsPerSecond`] = s.seconds > 0 ? Math.round(s.published / s.seconds) : null;
     figures[`${k}.redisCpuUsPerPublication`] = per(s.redisCpu);
+    figures[`${k}.redisCpuUsPerPublicationNetOfIdle`] = per(s.redisCpu - s.redisIdleCpu);
     s.perShard.forEach((x, i) => {
-      figures[`${k}.shard${i + 1}.redisCpuUsPerPublication`] = x.published > 0 ? round((x.cpu / x.published) * 1e6, 2) : null;
+      const net = x.cpu - x.idle;
+      figures[`${k}.shard${i + 1}.redisCpuUsPerPublication`] = x.published > 0 ? round((net / x.published) * 1e6, 2) : null;
+      // Redis's own timing of the publish script (INFO commandstats: EVALSHA), canaries included.
+      figures[`${k}.shard${i + 1}.scriptUsPerCall`] = x.scriptCalls > 0 ? round(x.scriptUs / x.scriptCalls, 2) : null;
       figures[`${k}.shard${i + 1}.sharePct`] = s.published > 0 ? round((x.published / s.published) * 100, 1) : null;
-      // What one shard could take at one core: the capacity model's per-shard rate.
-      figures[`${k}.shard${i + 1}.publicationsPerCoreSecond`] = x.cpu > 0 ? Math.round(x.published / x.cpu) : null;
+      // What one shard could take at one core (net of its background): the capacity model's per-shard rate.
+      figures[`${k}.shard${i + 1}.publicationsPerCoreSecond`] = net > 0 ? Math.round(x.published / net) : null;
     });
     figures[`${k}.idleNodeCpuUsPerPublication`] = per(s.idleNodeCpu);
     figures[`${k}.idleNodeBusReceived`] = s.idleNodeReceived;

@@ -25,7 +25,7 @@ export interface RedisBusOptions {
   requestTimeoutMs: number;
   /** A channel stays subscribed this long after its last local subscriber left. @default 2000 */
   unsubscribeLingerMs: number;
-  /** How often the position of every received channel is compared with Redis. @default 5000 */
+  /** How often the position of every quiet channel received is compared with Redis. @default 30000 */
   positionCheckMs: number;
   /** A channel's sequence and epoch are kept this long after its last publication. @default 86400 */
   channelStateTtlSeconds: number;

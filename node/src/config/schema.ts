@@ -117,7 +117,7 @@ export const FIELDS = {
   canaryIntervalMs: f('CANARY_INTERVAL_MS', ms.default(1000), 'How often the bus canary goes round each Redis shard (and a Redis Cluster\'s slot map is re-read)'),
   canaryTimeoutMs: f('CANARY_TIMEOUT_MS', ms.default(2000), 'A canary not back within this marks its shard failed (its channels answer `unavailable`; the node stays ready while another shard works)'),
   busUnsubscribeLingerMs: f('BUS_UNSUBSCRIBE_LINGER_MS', ms.default(2000), 'With Redis: a node stays subscribed to a channel this long after its last local subscriber left (a quick re-subscribe costs no Redis round trip)'),
-  busPositionCheckMs: f('BUS_POSITION_CHECK_MS', ms.default(5000), 'With Redis: how often a node compares each channel it receives with the channel\'s sequence in Redis, so a loss on a channel that then went quiet is still found'),
+  busPositionCheckMs: f('BUS_POSITION_CHECK_MS', ms.default(30000), 'With Redis: how often a node compares each quiet channel it receives (none in the last interval) with the channel\'s sequence in Redis, so a loss on a channel that then went quiet is still found; costs one HMGET per quiet channel per interval on its shard'),
   busChannelStateTtlSeconds: f('BUS_CHANNEL_STATE_TTL_S', positiveInt.default(86400), 'With Redis: a channel\'s sequence and epoch are kept this long after its last publication (or its history TTL if longer); a channel quiet for longer starts a new epoch, and its subscribers are told `recovered: false`'),
   clusterRequestTimeoutMs: f('CLUSTER_REQUEST_TIMEOUT_MS', ms.default(3000), 'Timeout of cluster-wide queries (presence, channel info)'),
   webhookTimeoutMs: f('WEBHOOK_TIMEOUT_MS', ms.default(5000), 'Timeout of one webhook call'),
