@@ -323,16 +323,16 @@ export class SentinelFailoverGate {
     if (f[0] !== 'master' || f[1] !== this.target.name) return;
     if (channel === '+try-failover') {
       this.trying.add(sentinel);
-      this.hold(sentinel);
+      this.hold(sentinel, f[1]);
     } else if (channel.startsWith('-failover-abort')) {
       this.trying.delete(sentinel);
       if (this.trying.size === 0 && this.settling === 0) this.open(`failover aborted (${channel})`);
     }
   }
 
-  private hold(sentinel: string) {
+  private hold(sentinel: string, group: string) {
     if (this.closed || this.held) return;
-    this.log.warn({ sentinel, group: this.target.name }, 'sentinel failover started: writes held until the new master is named');
+    this.log.warn({ sentinel, group }, 'sentinel failover started: writes held until the new master is named');
     let open!: () => void;
     const until = new Promise<void>((r) => (open = r));
     this.held = { until, open, timer: setTimeout(() => this.open('no new master named in time'), this.opts.maxHoldMs) };
