@@ -531,6 +531,11 @@ export function makeCase(index: number): Case {
   return MAKE[r.weighted(KINDS)](r);
 }
 
+/** The kind of case `index`, from its first draw alone: a file skips other targets' cases without generating them. */
+export function kindOf(index: number): Kind {
+  return new Rng(mix(SEED, index)).weighted(KINDS);
+}
+
 export function describeCase(c: Case): string {
   const show = (x: unknown) => (Buffer.isBuffer(x) ? { utf8: x.toString('utf8'), base64: x.toString('base64') } : x);
   const text = JSON.stringify(c, (_k, v) => (v && typeof v === 'object' && v.type === 'Buffer' && Array.isArray(v.data) ? show(Buffer.from(v.data)) : v));
