@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
 import { startSentinel, type TestSentinel } from '../helpers/redis-sentinel.js';
+import { waitFor } from '../helpers/ports.js';
 
 describe('Redis Cluster helper', () => {
   let c: TestRedisCluster;
@@ -19,6 +20,8 @@ describe('Redis Cluster helper', () => {
     assert.equal(await c.masterOfSlot(await c.keySlot('{sb}x')), m);
     const replica = await c.replicaOf(m);
     await c.command(m, 'SET', '{sb}x', '1');
+    // Replication is asynchronous: killed before its replica has the write, the master would take it along.
+    await waitFor(async () => (await c.command(m, 'WAIT', 1, 1000)) === 1, { what: 'the replica to acknowledge the write' });
     await c.kill(m);
     assert.equal(await c.waitPromoted(m), replica);
     await c.restart(m);
