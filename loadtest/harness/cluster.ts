@@ -32,9 +32,12 @@ const BACKEND_JS = dist('loadtest/harness/backend.js');
  * What Switchboard nodes get besides the shared environment: the bench channels open to any client (the baselines
  * have no rules), and the per-connection and per-address limits out of the way, since every client here comes from
  * a handful of loopback addresses and one publisher connection carries the whole publish rate. The limit checks
- * still run; they just never trip. `--node-env` overrides any of these.
+ * still run; they just never trip. No load balancer stands in front, so stopping skips the drain delay (and a
+ * profiled node writes its .cpuprofile before the harness's 3 s stop deadline). `--node-env` overrides any of these.
  */
 export const SWITCHBOARD_BENCH_ENV: Record<string, string> = {
+  DRAIN_DELAY_MS: '0',
+  DRAIN_TIMEOUT_MS: '1000',
   CHANNEL_RULES: JSON.stringify([{ prefix: 'bench:', subscribe: 'anyone', publish: 'anyone' }]),
   EVENTS_PER_SECOND: '1000000',
   CONNECTIONS_PER_IP: '1000000',
