@@ -62,6 +62,9 @@ export interface PhaseResult {
   window: MergedWindow;
   /** Wall-clock seconds of the measured window. */
   seconds: number;
+  /** The measured window on the shared monotonic clock (µs): CPU profiles of the servers can be cut to it. */
+  window0Us: number;
+  window1Us: number;
   cpu: { nodes: number; perNode: number[]; redis: number };
   /** Publications the subscribers should have received over the whole phase, and did. */
   expected: number;
@@ -112,6 +115,8 @@ export class PubSubAgg {
       serverCpuPercent: r.seconds > 0 ? round((r.cpu.nodes / r.seconds) * 100, 1) : null,
       redisCpuPercent: r.seconds > 0 ? round((r.cpu.redis / r.seconds) * 100, 1) : null,
       lost: r.lost,
+      window0Us: r.window0Us,
+      window1Us: r.window1Us,
     });
   }
 

@@ -145,7 +145,9 @@ async function startNode(system: Exclude<SystemName, 'pushpin'>, variant: Varian
   }
   // SB_BENCH_NODE_ARGS: extra flags for the server processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile.
   const nodeArgs = (process.env.SB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const managed = opts.registry.spawn(`${system} node ${index + 1}`, process.execPath, [...nodeArgs, SERVER_JS[system], ...SERVER_ARGS[system]], { env });
+  // A profiled node writes its profile on the way out: give it time before SIGKILL.
+  const stopGraceMs = nodeArgs.some((a) => a.startsWith('--cpu-prof') || a.startsWith('--heap-prof')) ? 60_000 : 3000;
+  const managed = opts.registry.spawn(`${system} node ${index + 1}`, process.execPath, [...nodeArgs, SERVER_JS[system], ...SERVER_ARGS[system]], { env, stopGraceMs });
   let dead = false;
   void managed.exited.then(() => (dead = true));
   try {

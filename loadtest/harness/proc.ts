@@ -55,9 +55,12 @@ export class Processes {
     proc.once('exit', () => this.live.delete(proc));
   }
 
-  /** `group`: the process leads a new process group, and killAll kills the whole group. */
-  spawn(name: string, cmd: string, args: string[], opts: SpawnOptions & { group?: boolean } = {}): Managed {
-    const { group, ...rest } = opts;
+  /**
+   * `group`: the process leads a new process group, and killAll kills the whole group. `stopGraceMs`: how long
+   * stop() waits after SIGTERM before SIGKILL (default 3 s; a profiled node needs longer to write its profile).
+   */
+  spawn(name: string, cmd: string, args: string[], opts: SpawnOptions & { group?: boolean; stopGraceMs?: number } = {}): Managed {
+    const { group, stopGraceMs = 3000, ...rest } = opts;
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...rest, ...(group ? { detached: true } : {}) });
     this.track(proc, name);
     if (group && proc.pid !== undefined) {
@@ -92,7 +95,7 @@ export class Processes {
       async stop() {
         if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return;
         proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+        const t = setTimeout(() => proc.kill('SIGKILL'), stopGraceMs);
         await exited;
         clearTimeout(t);
       },

@@ -259,7 +259,8 @@ export class PubSubSession {
     }
     await collect();
     const cpu1 = cluster.cpu();
-    const seconds = (nowUs() - t0) / 1e6;
+    const t1 = nowUs();
+    const seconds = (t1 - t0) / 1e6;
     if (o.churn) await ctx.pool.all(() => ({ op: 'churnStop', group: this.subsGroup }));
     ctx.progress.status('stopping publishers, draining');
     const pubs = await ctx.pool.all<PublishTotals>(() => ({ op: 'publishStop', group: this.pubGroup }));
@@ -318,6 +319,8 @@ export class PubSubSession {
     return {
       window: measured,
       seconds,
+      window0Us: t0,
+      window1Us: t1,
       cpu: { nodes: cpu1.nodes - cpu0.nodes, perNode: cpu1.perNode.map((c, i) => c - (cpu0.perNode[i] ?? 0)), redis: cpu1.redis - cpu0.redis },
       expected,
       receivedTotal,

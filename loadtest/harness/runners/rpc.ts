@@ -8,6 +8,7 @@ import type { RoundFigures, SystemRun } from '../results.js';
 import { addWindow, counter, emptyWindow, mergeWindows, round } from '../aggregate.js';
 import { closeGroup, connectClients, nextId, rateSampler, sumConnect } from '../session.js';
 import { evaluate } from '../thresholds.js';
+import { nowUs } from '../clock.js';
 import { eachRound, failedRun, finish, type Runner } from './common.js';
 
 export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems }) => {
@@ -36,6 +37,7 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
           await ctx.pool.all(() => ({ op: 'stats', reset: true }));
           const cpu0 = cluster.cpu().nodes;
           const t0 = Date.now();
+          const window0Us = nowUs();
           ctx.progress.phase(`${label} · measuring`);
           await ctx.progress.wait(p.durationSeconds / p.rounds, ctx.signal, sampler);
           const w = mergeWindows(await ctx.pool.all<WindowStats>(() => ({ op: 'stats', reset: true })));
@@ -59,6 +61,8 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
             latencyP99Ms: lat.p99,
             cpuSecondsPer1kCalls: w.rpcOk > 0 ? round(cpu / (w.rpcOk / 1000), 5) : null,
             rpcFailed: w.rpcFailed,
+            window0Us,
+            window1Us: window0Us + Math.round(seconds * 1e6),
           });
           ctx.progress.log(`${label}: ${Math.round(w.rpcOk / seconds)} calls/s, p50 ${lat.med} p99 ${lat.p99} ms, ${w.rpcFailed} failed`);
         } finally {

@@ -1,7 +1,8 @@
 // Summarises V8 .cpuprofile files (SB_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" npm run bench …): the top
 // functions by self time, self time per package or Switchboard folder, and the share of named suspects (a rate
 // limiter, prom-client, zod, JSON, Redis) so a claim about the hot path is a number.
-//   node dist/loadtest/harness/tools/cpuprofile-top.js DIR-or-FILES… [--top 30]
+//   node dist/loadtest/harness/tools/cpuprofile-top.js DIR-or-FILES… [--top 30] [--windows bench/results/<run>.json [--system switchboard]]
+// With --windows, only samples inside that run's measured windows count (profiles and harness share CLOCK_MONOTONIC).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -50,23 +51,49 @@ const SUSPECTS: Array<{ name: string; match: (place: string, fn: string) => bool
   { name: 'garbage collector', match: (p) => p === '(garbage collector)' },
 ];
 
-function selfTimes(p: Profile): Map<number, number> {
-  // Each sample's interval is charged to the node it landed in.
+/** Windows on the shared monotonic clock (µs), as the harness records its measured windows. */
+export type Windows = Array<[number, number]>;
+
+function selfTimes(p: Profile, windows?: Windows): Map<number, number> {
+  // Each sample's interval is charged to the node it landed in; with windows, only samples inside one count.
   const out = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) out.set(p.samples[i]!, (out.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  let t = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    const dt = p.timeDeltas[i] ?? 0;
+    t += dt;
+    if (windows && !windows.some(([a, b]) => t >= a && t <= b)) continue;
+    out.set(p.samples[i]!, (out.get(p.samples[i]!) ?? 0) + dt);
+  }
   return out;
 }
 
-export function summarise(files: string[], top = 30): string {
+/** The measured windows of `system` in a bench result (every scenario, every round). */
+export function windowsOf(resultJson: string, system = 'switchboard'): Windows {
+  const r = JSON.parse(readFileSync(resultJson, 'utf8')) as { scenarios: Array<{ runs: Array<{ system: string; rounds?: Array<Record<string, number | null>> }> }> };
+  const out: Windows = [];
+  for (const s of r.scenarios)
+    for (const run of s.runs)
+      if (run.system === system) for (const x of run.rounds ?? []) if (typeof x.window0Us === 'number' && typeof x.window1Us === 'number') out.push([x.window0Us, x.window1Us]);
+  return out;
+}
+
+export function summarise(files: string[], top = 30, windows?: Windows): string {
   const byFn = new Map<string, number>();
   const byPlace = new Map<string, number>();
   const suspects = new Map<string, number>();
+  const callers = new Map<string, Map<string, number>>();
   let total = 0;
   let idle = 0;
+  const keyOf = (n: ProfileNode) => {
+    const { functionName: fn, url, lineNumber } = n.callFrame;
+    return `${fn || '(anonymous)'}  ${placeOf(url, fn)}${url ? `:${lineNumber + 1}` : ''}`;
+  };
   for (const f of files) {
     const p = JSON.parse(readFileSync(f, 'utf8')) as Profile;
     const nodes = new Map(p.nodes.map((n) => [n.id, n]));
-    for (const [id, us] of selfTimes(p)) {
+    const parent = new Map<number, number>();
+    for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    for (const [id, us] of selfTimes(p, windows)) {
       const n = nodes.get(id);
       if (!n) continue;
       const { functionName: fn, url, lineNumber } = n.callFrame;
@@ -78,6 +105,13 @@ export function summarise(files: string[], top = 30): string {
       total += us;
       const key = `${fn || '(anonymous)'}  ${place}${url ? `:${lineNumber + 1}` : ''}`;
       byFn.set(key, (byFn.get(key) ?? 0) + us);
+      // Who called it (the nearest caller in JS, skipping natives): for natives and builtins that says why.
+      let up = parent.get(id);
+      while (up !== undefined && !nodes.get(up)?.callFrame.url && nodes.get(up)?.callFrame.functionName !== '(root)') up = parent.get(up);
+      const by = up === undefined ? '(root)' : keyOf(nodes.get(up)!);
+      const cm = callers.get(key) ?? new Map<string, number>();
+      cm.set(by, (cm.get(by) ?? 0) + us);
+      callers.set(key, cm);
       byPlace.set(place, (byPlace.get(place) ?? 0) + us);
       for (const s of SUSPECTS) if (s.match(place, fn)) suspects.set(s.name, (suspects.get(s.name) ?? 0) + us);
     }
@@ -93,9 +127,19 @@ export function summarise(files: string[], top = 30): string {
       .map(([k, v]) => `| ${k.replace(/\|/g, '\\|')} | ${ms(v)} | ${pct(v)} |`),
   ];
   return [
-    `${files.length} profile(s): ${ms(total)} ms busy, ${ms(idle)} ms idle`,
+    `${files.length} profile(s)${windows ? `, ${windows.length} measured window(s) only` : ''}: ${ms(total)} ms busy, ${ms(idle)} ms idle`,
     '',
     ...table('function (place:line)', byFn, top),
+    '',
+    'Callers (nearest JS frame) of the top ten:',
+    '',
+    ...[...byFn]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 10)
+      .map(([k, v]) => {
+        const list = [...(callers.get(k) ?? [])].sort((a, b) => b[1] - a[1]).slice(0, 3);
+        return `- ${k}: ${list.map(([c, us]) => `${c} ${((us / v) * 100).toFixed(0)} %`).join('; ')}`;
+      }),
     '',
     ...table('place (package, Switchboard folder, node internals)', byPlace, 20),
     '',
@@ -105,11 +149,13 @@ export function summarise(files: string[], top = 30): string {
 
 const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!);
 if (isMain) {
-  const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '30' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '30' }, windows: { type: 'string' }, system: { type: 'string', default: 'switchboard' } }, allowPositionals: true });
   const files = positionals.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(p, f)) : [p]));
   if (files.length === 0) {
     process.stderr.write('usage: cpuprofile-top DIR-or-FILES… [--top N]\n');
     process.exit(2);
   }
-  process.stdout.write(`${summarise(files, Number(values.top))}\n`);
+  const windows = values.windows ? windowsOf(values.windows, values.system) : undefined;
+  if (windows && windows.length === 0) throw new Error(`${values.windows}: no measured windows of ${values.system} (rounds without window0Us/window1Us)`);
+  process.stdout.write(`${summarise(files, Number(values.top), windows)}\n`);
 }
