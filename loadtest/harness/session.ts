@@ -275,8 +275,20 @@ export class PubSubSession {
     // expectation, so give in-flight deliveries and replays a fixed moment.
     const received = async () => (await ctx.pool.all<Totals>(() => ({ op: 'totals', reset: false }))).reduce((a, t) => a + t.received, 0);
     let receivedTotal = 0;
+    const tailLost = async () => (await ctx.pool.all<{ lost: number }>(() => ({ op: 'tail', group: this.subsGroup, finals }))).reduce((a, t) => a + t.lost, 0);
     if (o.churn) {
-      await sleep(ctx.smoke ? 500 : 2000, ctx.signal);
+      // No exact count with churn: wait until every stream's tail has arrived (resubscribes replay late), or the
+      // shortfall stops shrinking for a while, bounded like the exact case.
+      const cap = Date.now() + 60_000;
+      let lastProgress = Date.now();
+      let best = Infinity;
+      for (let short = await tailLost(); short > 0 && Date.now() < cap; short = await tailLost()) {
+        if (short < best) {
+          best = short;
+          lastProgress = Date.now();
+        } else if (Date.now() - lastProgress > (ctx.smoke ? 1000 : 3000)) break;
+        await sleep(50, ctx.signal);
+      }
       receivedTotal = await received();
     } else {
       // Until everything arrived, or arrivals stop for a while (the rest is lost), bounded: an overloaded step can
@@ -296,8 +308,7 @@ export class PubSubSession {
     let lost: number;
     let extra = 0;
     if (setup.strictSeq) {
-      const tails = await ctx.pool.all<{ lost: number }>(() => ({ op: 'tail', group: this.subsGroup, finals }));
-      lost = windows.reduce((a, w) => a + w.seqLost, 0) + tails.reduce((a, t) => a + t.lost, 0);
+      lost = windows.reduce((a, w) => a + w.seqLost, 0) + (await tailLost());
     } else {
       lost = Math.max(0, expected - receivedTotal);
       extra = Math.max(0, receivedTotal - expected);
