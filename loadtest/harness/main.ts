@@ -27,7 +27,7 @@ Options:
   --nodes N             server nodes per system (default 2; fanout: subscribers on the last, publisher on the first)
   --workers N           client worker processes (default 4, smoke 2)
   --out DIR             where results go (default bench/results)
-  --max-minutes M       abort after M minutes, keeping what was measured (default 60, smoke 3)
+  --max-minutes M       abort after M minutes, keeping what was measured (default 60, smoke 5)
   --node-env K=V        extra environment for Switchboard nodes (repeatable), e.g. to raise limits
   --set S.P=V           override a scenario parameter (repeatable; V is JSON or a string),
                         e.g. --set fanout.subscribers=200 --set fanout.maxRate.holdSeconds=10
@@ -146,7 +146,7 @@ try {
       workers: int('workers', values.workers, values.smoke ? 2 : 4, 1),
       outDir: values.out ?? DEFAULT_OUT,
       reuseClusters: values['reuse-clusters'] || values.smoke,
-      maxMinutes: Number(values['max-minutes'] ?? (values.smoke ? 3 : 60)) || 60,
+      maxMinutes: Number(values['max-minutes'] ?? (values.smoke ? 5 : 60)) || 60,
       ...(values.rounds !== undefined ? { rounds: int('rounds', values.rounds, 3, 1) } : {}),
       quick: values.quick,
       command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),

@@ -96,7 +96,7 @@ const progress = new Progress(process.stderr);
 const clusters = new Clusters({ nodes: 1, apiKey: `heap-${randomBytes(4).toString('hex')}`, switchboardEnv: {}, registry }, true);
 const pool = await WorkerPool.start(Number(values.workers), registry);
 try {
-  const ctx: Ctx = { pool, clusters, addresses: new Addresses(), progress, signal: new AbortController().signal, apiKey: 'unused', runId: randomBytes(3).toString('hex'), smoke: false };
+  const ctx: Ctx = { pool, clusters, registry, addresses: new Addresses(), progress, signal: new AbortController().signal, apiKey: 'unused', runId: randomBytes(3).toString('hex'), smoke: false };
   const cluster = await clusters.get(system, 'embedded', 1);
   const node = cluster.nodes[0]!;
   // The internal port answers for the three Socket.IO systems; any HTTP answer shows the main thread is free again.

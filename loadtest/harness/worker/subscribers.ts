@@ -128,11 +128,19 @@ export class Subscribers {
     win.reconnects++;
     for (const channel of sub.channels) {
       const since = sub.lastId.get(channel);
+      // A publication can overtake the ack (joined, then acked): if the ack then says "not recovered", the gap that
+      // publication showed is the restart the ack announces, not a loss. One channel per subscriber makes this exact.
+      const lost0 = sub.seq.lost;
+      const gaps0 = sub.seq.gaps;
       try {
         const ack = (await sub.client.call('subscribe', [channel, since ? { since } : {}])) as { ok?: boolean; recovered?: boolean; replayed?: number } | undefined;
         if (ack?.ok !== true) throw new Error(describe(ack));
         win.replayed += ack.replayed ?? 0;
         if (ack.recovered !== true) {
+          if (sub.channels.length === 1) {
+            win.seqLost -= sub.seq.lost - lost0;
+            win.seqGaps -= sub.seq.gaps - gaps0;
+          }
           win.unrecovered++;
           sub.seq.reset(channel);
           sub.resetChannels.add(channel);

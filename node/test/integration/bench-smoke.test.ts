@@ -100,11 +100,11 @@ function leftovers(): string[] {
 const hasPushpin = spawnSync('sh', ['-c', 'command -v pushpin']).status === 0;
 if (!hasPushpin && process.env.CI === 'true') throw new Error('pushpin is required under CI=true: apt-get install -y pushpin');
 
-test('a smoke run against one node of each system writes a well-formed result with no loss', { timeout: 240_000 }, async (t) => {
+test('a smoke run against one node of each system writes a well-formed result with no loss', { timeout: 340_000 }, async (t) => {
   // Without Pushpin the SSE scenario runs Switchboard alone (install it: apt-get install -y pushpin).
   if (!hasPushpin) t.diagnostic('pushpin not installed: sse-fanout runs without it (apt-get install -y pushpin)');
   const only = hasPushpin ? [] : ['--only', SOCKETIO_SYSTEMS.join(',')];
-  const { code, output } = await harness(['--smoke', '--nodes', '1', '--workers', '2', '--out', out, ...only], 220_000);
+  const { code, output } = await harness(['--smoke', '--nodes', '1', '--workers', '2', '--out', out, ...only], 320_000);
   assert.equal(code, 0, `harness exited ${code}:\n${output}`);
   const files = readdirSync(out);
   const json = files.find((f) => f.endsWith('.json'));
