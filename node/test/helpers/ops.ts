@@ -1,8 +1,11 @@
 // Reads the ops files (k8s/, dashboards, alert rules, HAProxy config) for the tests that check them.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { repoRoot } from './node.js';
+import { requireOptional } from './prereq.js';
 import { parseYaml, parseYamlDocuments } from './yaml.js';
 
 export const k8sDir = join(repoRoot, 'k8s');
@@ -15,6 +18,22 @@ export async function kustomize(dir: string): Promise<any[]> {
   const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (r.error || r.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${r.error?.message ?? r.stderr}`);
   return parseYamlDocuments(r.stdout);
+}
+
+const renders = new Map<string, Promise<any[]>>();
+/** k8s/<sub> (k8s/ itself for '') rendered by kustomize, once per test file; undefined (test skipped) without kubectl. */
+export async function renderK8s(t: TestContext, sub = ''): Promise<any[] | undefined> {
+  if (!requireOptional(t, 'kubectl', KUBECTL_INSTALL)) return undefined;
+  const dir = sub ? join(k8sDir, sub) : k8sDir;
+  if (!renders.has(dir)) renders.set(dir, kustomize(dir));
+  return renders.get(dir)!;
+}
+
+/** The rendered object of that kind and name; the test fails when there is none. */
+export function findObject(objs: any[], kind: string, name: string): any {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+  assert.ok(o, `${kind}/${name} is rendered`);
+  return o;
 }
 
 export interface Dashboard {

@@ -6,22 +6,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { redisConnectOptions } from '../../src/bus/redis-connect.js';
-import { requireOptional } from '../helpers/prereq.js';
-import { KUBECTL_INSTALL, k8sDir, kustomize } from '../helpers/ops.js';
+import { findObject, renderK8s } from '../helpers/ops.js';
 
-const renders = new Map<string, Promise<any[]>>();
-async function render(t: TestContext, overlay: '' | 'redis-cluster' | 'redis-sentinel'): Promise<any[] | undefined> {
-  if (!requireOptional(t, 'kubectl', KUBECTL_INSTALL)) return undefined;
-  const dir = overlay ? join(k8sDir, 'overlays', overlay) : k8sDir;
-  if (!renders.has(dir)) renders.set(dir, kustomize(dir));
-  return renders.get(dir)!;
-}
-
-const find = (objs: any[], kind: string, name: string) => {
-  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
-  assert.ok(o, `${kind}/${name} is rendered`);
-  return o;
-};
+const render = (t: TestContext, overlay: '' | 'redis-cluster' | 'redis-sentinel') => renderK8s(t, overlay && join('overlays', overlay));
+const find = findObject;
 /** The nodes' settings as the environment they see (the ConfigMap's name carries kustomize's hash). */
 const nodeEnv = (objs: any[]): Record<string, string> => {
   const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('switchboard-config'));

@@ -10,14 +10,14 @@ import { repoRoot } from '../helpers/node.js';
 import { requireOptional } from '../helpers/prereq.js';
 import { parseYaml } from '../helpers/yaml.js';
 import {
-  KUBECTL_INSTALL,
   allPanels,
   alertRules,
   dashboardExprs,
+  findObject,
   k8sDir,
-  kustomize,
   loadDashboards,
   loadRules,
+  renderK8s,
   withoutServerDiscovery,
 } from '../helpers/ops.js';
 
@@ -39,20 +39,9 @@ const REQUIRED_ALERTS = [
   'HAProxyBackendDown',
 ];
 
-const renders = new Map<string, Promise<any[]>>();
 /** The rendered objects of k8s/ (base) or k8s/overlays/local; skips where kubectl is missing. */
-async function render(t: TestContext, which: 'base' | 'local'): Promise<any[] | undefined> {
-  if (!requireOptional(t, 'kubectl', KUBECTL_INSTALL)) return undefined;
-  const dir = which === 'base' ? k8sDir : join(k8sDir, 'overlays/local');
-  if (!renders.has(dir)) renders.set(dir, kustomize(dir));
-  return renders.get(dir)!;
-}
-
-const find = (objs: any[], kind: string, name: string) => {
-  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
-  assert.ok(o, `${kind}/${name} is rendered`);
-  return o;
-};
+const render = (t: TestContext, which: 'base' | 'local') => renderK8s(t, which === 'base' ? '' : 'overlays/local');
+const find = findObject;
 const workloads = (objs: any[]) => objs.filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(o.kind));
 const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
   Object.entries(selector).every(([k, v]) => labels?.[k] === v);
