@@ -1,20 +1,10 @@
 // The headline figures of a run, per scenario: each system's value as the median of its rounds, and Switchboard ÷
 // each other system per round (systems alternate within a round, so round r of one system is paired with round r of
 // the other) summarised as median and min–max, so one noisy round can neither make nor break a claim.
-import type { SystemName, Variant } from './cluster.js';
-import type { ScenarioResult, SystemRun } from './results.js';
-import type { ScenarioName } from './scenarios.js';
+import type { SystemName } from './cluster.js';
+import type { Headline, HeadlineRow, ScenarioResult, Spread, SystemRun } from './results.js';
 
-export interface Headline {
-  scenario: ScenarioName;
-  variant?: Variant;
-  /** A key of SystemRun.figures and of its rounds. */
-  figure: string;
-  label: string;
-  better: 'lower' | 'higher';
-  /** Measured once per system, not per round (the max-rate search): no spread. */
-  once?: boolean;
-}
+export type { Headline, HeadlineRow, Spread } from './results.js';
 
 export const HEADLINES: readonly Headline[] = [
   { scenario: 'fanout', figure: 'cpuSecondsPer1kDeliveries', label: 'fanout: server CPU s / 1k deliveries', better: 'lower' },
@@ -38,23 +28,6 @@ export const HEADLINES: readonly Headline[] = [
   { scenario: 'sse-fanout', figure: 'rssKiBPerStream', label: 'sse-fanout: RSS KiB per stream', better: 'lower' },
   { scenario: 'sse-fanout', figure: 'maxDeliveryRatePerSecond', label: 'sse-fanout: highest delivery rate held /s', better: 'higher', once: true },
 ];
-
-export interface Spread {
-  median: number;
-  min: number;
-  max: number;
-  /** How many rounds (or round pairs) it summarises. */
-  n: number;
-}
-
-export interface HeadlineRow extends Headline {
-  /** Per system: the median of its rounds (or the one value) with min–max. */
-  values: Partial<Record<SystemName, Spread | null>>;
-  /** `switchboard/<other>`: the per-round ratios' spread. */
-  ratios: Record<string, Spread | null>;
-  /** Per system: deliveries (or calls) lost or failed over the scenario, so a fast loser cannot pass unseen. */
-  lost: Partial<Record<SystemName, number | null>>;
-}
 
 export function spread(values: ReadonlyArray<number | null | undefined>): Spread | null {
   const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);

@@ -2,7 +2,6 @@
 import type { SystemName, Variant } from './cluster.js';
 import type { TrendSummary } from './histogram.js';
 import type { MetricName, ScenarioName } from './scenarios.js';
-import type { HeadlineRow } from './headlines.js';
 
 export interface CounterSummary {
   count: number;
@@ -84,4 +83,33 @@ export interface BenchResult {
   /** The command line that ran it. */
   command: string;
   errors: string[];
+}
+
+/** A headline figure of one scenario (the list is in headlines.ts). */
+export interface Headline {
+  scenario: ScenarioName;
+  variant?: Variant;
+  /** A key of SystemRun.figures and of its rounds. */
+  figure: string;
+  label: string;
+  better: 'lower' | 'higher';
+  /** Measured once per system, not per round (the max-rate search): no spread. */
+  once?: boolean;
+}
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  /** How many rounds (or round pairs) it summarises. */
+  n: number;
+}
+
+export interface HeadlineRow extends Headline {
+  /** Per system: the median of its rounds (or the one value) with min–max. */
+  values: Partial<Record<SystemName, Spread | null>>;
+  /** `switchboard/<other>`: the per-round ratios' spread. */
+  ratios: Record<string, Spread | null>;
+  /** Per system: deliveries (or calls) lost or failed over the scenario, so a fast loser cannot pass unseen. */
+  lost: Partial<Record<SystemName, number | null>>;
 }
