@@ -1,7 +1,7 @@
 // Single-node bus: ids from a local generator, history in memory, fan-out by a synchronous callback.
 import type { Bus, BusHealth, ChannelPosition, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult } from './bus.js';
 import { IdGenerator } from '../core/ids.js';
-import { MemoryHistory } from './memory-history.js';
+import { MemoryHistory, type MemoryHistoryOptions } from './memory-history.js';
 
 
 export class MemoryBus implements Bus {
@@ -17,8 +17,8 @@ export class MemoryBus implements Bus {
 
   private self: () => NodeInfo = () => ({ id: 'local', connections: 0 });
 
-  constructor(maxTtlMs: number) {
-    this.store = new MemoryHistory(maxTtlMs);
+  constructor(maxTtlMs: number, history?: MemoryHistoryOptions) {
+    this.store = new MemoryHistory(maxTtlMs, history);
   }
 
   async start() {}
@@ -29,9 +29,12 @@ export class MemoryBus implements Bus {
       const prev = this.once.get(input.once.key);
       if (prev && prev.until > now) return { id: prev.id, duplicate: true };
     }
-    const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: this.ids.next(), ...(input.volatile ? { volatile: true } : {}) };
+    const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: '', ...(input.volatile ? { volatile: true } : {}) };
+    // Refused (HistoryFull) before it gets an id or reaches anyone: a publication is stored, or not published.
+    const cost = p.volatile ? 0 : this.store.admit(p, input.history.size);
+    p.id = this.ids.next();
     this.last = p.id;
-    if (!p.volatile) this.store.append(p, input.history.size, input.history.ttlMs);
+    if (!p.volatile) this.store.append(p, input.history.size, input.history.ttlMs, cost);
     if (input.once) {
       this.once.set(input.once.key, { id: p.id, until: now + input.once.ttlSeconds * 1000 });
       if (this.once.size > 100_000) for (const [k, v] of this.once) if (v.until <= now) this.once.delete(k);

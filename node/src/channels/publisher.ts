@@ -1,5 +1,6 @@
 // The one publish path for every source (client, HTTP API, GRIP): validate, size-check, store and fan out.
 import type { Bus } from '../bus/bus.js';
+import { HistoryFull } from '../bus/memory-history.js';
 import { stringifyData } from '../core/codec.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { SbError } from '../core/errors.js';
@@ -45,7 +46,13 @@ export class Publisher {
     const rule = this.d.rules.for(channel);
     // Volatile publications keep no history (MAXLEN 0 still gives them an id in order).
     const history = { size: volatile ? 0 : rule.historySize, ttlMs: rule.historyTtlMs };
-    const r = await this.d.bus.publish({ channel, event, data, ts: Date.now(), history, once, volatile });
+    let r: Awaited<ReturnType<Bus['publish']>>;
+    try {
+      r = await this.d.bus.publish({ channel, event, data, ts: Date.now(), history, once, volatile });
+    } catch (err) {
+      if (err instanceof HistoryFull) this.d.metrics.rejections.inc({ reason: err.reason });
+      throw err;
+    }
     if (r.duplicate) return { id: r.id, duplicate: true };
     this.d.metrics.publications.inc({ source });
     return r.localOnly ? { id: r.id, local: true } : { id: r.id };

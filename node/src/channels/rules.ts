@@ -6,10 +6,14 @@ export interface ResolvedRule extends ChannelRule {
   historyTtlMs: number;
 }
 
-/** What a node does with no CHANNEL_RULES: demo channels are open (for the demo page), nothing else is client-publishable. */
+/**
+ * What a node does with no CHANNEL_RULES: demo channels are open (for the demo page), nothing else is
+ * client-publishable. Anyone may publish there, so they keep a short history (and anonymous publishing is
+ * rate-limited per address: ANONYMOUS_PUBLISHES_PER_SECOND_PER_IP).
+ */
 export const DEFAULT_RULES: ChannelRule[] = [
   { prefix: '', subscribe: 'authorized', publish: 'nobody', presence: true },
-  { prefix: 'demo:', subscribe: 'anyone', publish: 'anyone', presence: true, history: { size: 100 } },
+  { prefix: 'demo:', subscribe: 'anyone', publish: 'anyone', presence: true, history: { size: 20, ttlSeconds: 300 } },
 ];
 
 const NO_RULE: ChannelRule = { prefix: '', subscribe: 'authorized', publish: 'nobody', presence: false };

@@ -91,3 +91,18 @@ export function decodeParsed(value: unknown, json: string): unknown {
 export function stringifyData(data: unknown): string {
   return JSON.stringify(encodeData(data) ?? null);
 }
+
+/**
+ * True when `v` nests objects or arrays more than `max` levels deep. Iterative, so it answers for any input:
+ * the Socket.IO encoder walks an answer recursively and would throw on one nested thousands deep.
+ */
+export function nestedDeeperThan(v: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, depth] = stack.pop()!;
+    if (x === null || typeof x !== 'object' || ArrayBuffer.isView(x) || x instanceof ArrayBuffer) continue;
+    if (depth >= max) return true;
+    for (const y of Array.isArray(x) ? x : Object.values(x)) if (y !== null && typeof y === 'object') stack.push([y, depth + 1]);
+  }
+  return false;
+}

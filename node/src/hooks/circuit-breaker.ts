@@ -31,6 +31,11 @@ export class CircuitBreaker {
     return this.current;
   }
 
+  /** Closed with no failure counted: nothing would be lost by forgetting it. */
+  isClean(): boolean {
+    return this.current === 'closed' && this.failures === 0 && !this.probing;
+  }
+
   /** Milliseconds until an open circuit lets a probe through (0 when not open). */
   retryInMs(): number {
     return this.current === 'open' ? Math.max(0, this.openedAt + this.opts.cooldownMs - this.now()) : 0;

@@ -1,5 +1,6 @@
-// The Backend over HTTP: signed JSON POSTs to BACKEND_URL with a timeout, a concurrency bound and a circuit
-// breaker; answers are validated, and refusals become the contract's error codes.
+// The Backend over HTTP: signed JSON POSTs to BACKEND_URL with a timeout, and a bulkhead per hook (its own
+// concurrency budget and circuit breaker; one breaker per RPC method), so one client's failing method can't
+// refuse another user's connect. Answers are validated, and refusals become the contract's error codes.
 import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
@@ -20,9 +21,9 @@ export interface WebhookOptions {
   secret: string;
   /** Timeout of one call, answer body included. @default 5000 */
   timeoutMs: number;
-  /** Calls in flight at once; more answer `unavailable` at once. @default 256 */
+  /** Calls in flight at once per hook (`/connect`, `/subscribe`, `/publish`, `/rpc`, `/disconnect` each); more answer `unavailable` at once. @default 256 */
   concurrency: number;
-  /** Consecutive failures that open the circuit. @default 5 */
+  /** Consecutive failures that open a circuit (one per hook, one per RPC method). @default 5 */
   breakerFailures: number;
   /** How long the circuit stays open before a probe. @default 5000 */
   breakerCooldownMs: number;
@@ -64,13 +65,23 @@ interface Answer {
   text: string;
 }
 
+/** RPC methods with a breaker of their own; past this, further methods share one (method names come from clients). */
+const MAX_METHOD_BREAKERS = 1000;
+
+/** One hook's share of the backend: calls in flight and its breaker(s). */
+interface Bulkhead {
+  inflight: number;
+  breaker: CircuitBreaker;
+}
+
 export class Webhooks implements Backend {
   private readonly base: string;
-  private readonly breaker: CircuitBreaker;
+  private readonly bulkheads: Record<Hook, Bulkhead>;
+  /** Per RPC method: a method that fails or hangs opens its own circuit and leaves the others alone. */
+  private readonly methodBreakers = new Map<string, CircuitBreaker>();
   private readonly disconnects: RetryQueue<{ user: string | null; reason: string }>;
   private readonly log: Logger;
   private readonly agent: http.Agent;
-  private inflight = 0;
 
   constructor(
     private readonly opts: WebhookOptions,
@@ -81,12 +92,11 @@ export class Webhooks implements Backend {
     this.base = opts.url.replace(/\/+$/, '');
     // Kept-alive, bounded connections: global fetch opened a new connection per concurrent call under load
     // (thousands of sockets and 250 ms p99 at 2,000 RPC/s in `npm run bench`); a pool of reused ones doesn't.
-    const agentOptions = { keepAlive: true, maxSockets: opts.concurrency, maxFreeSockets: Math.min(64, opts.concurrency), scheduling: 'lifo' as const };
+    // Room for every hook's budget at once: a pool smaller than their sum would queue /connect behind hung /rpc calls.
+    const hooks: Hook[] = ['connect', 'subscribe', 'publish', 'rpc', 'disconnect'];
+    const agentOptions = { keepAlive: true, maxSockets: opts.concurrency * hooks.length, maxFreeSockets: Math.min(64, opts.concurrency), scheduling: 'lifo' as const };
     this.agent = this.base.startsWith('https:') ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
-    this.breaker = new CircuitBreaker({ failureThreshold: opts.breakerFailures, cooldownMs: opts.breakerCooldownMs }, (state, failures) => {
-      if (state === 'open') this.log.warn({ failures, cooldownMs: opts.breakerCooldownMs }, 'backend failing: circuit open, webhook calls fail fast');
-      else if (state === 'closed') this.log.info('backend answers again: circuit closed');
-    });
+    this.bulkheads = Object.fromEntries(hooks.map((h) => [h, { inflight: 0, breaker: this.newBreaker(h) }])) as Record<Hook, Bulkhead>;
     this.disconnects = new RetryQueue(
       // A few at a time: a mass disconnect (a drain) must not take every slot from /connect and /rpc.
       { capacity: opts.disconnectQueue, parallel: Math.max(1, Math.min(16, Math.floor(opts.concurrency / 4))), retries: opts.disconnectRetries, backoffMs: opts.retryBackoffMs },
@@ -119,7 +129,7 @@ export class Webhooks implements Backend {
 
   async rpc(ctx: ClientContext, method: string, params: unknown): Promise<unknown> {
     const path = `/rpc/${encodeURIComponent(method)}`;
-    return this.call('rpc', path, { user: ctx.user ?? null, params }, (a) => {
+    return this.call('rpc', path, { user: ctx.user ?? null, params }, this.methodBreaker(method), (a) => {
       if (ok(a)) return parseAnswer(path, a.text, rpcAnswer).result ?? null;
       throw refusal(path, a, a.status === 404 ? `the backend has no RPC method "${method}"` : `the backend refused ${method}`);
     });
@@ -140,21 +150,26 @@ export class Webhooks implements Backend {
 
   /**
    * One signed POST. `interpret` turns a 2xx/4xx answer into the hook's result or an SbError; 5xx, timeouts
-   * and network errors are failures of the backend (they count towards the circuit breaker).
+   * and network errors are failures of the backend (they count towards the hook's, or the RPC method's, breaker).
    */
-  private async call<T>(hook: Hook, path: string, body: unknown, interpret: (a: Answer) => T): Promise<T> {
+  private call<T>(hook: Hook, path: string, body: unknown, interpret: (a: Answer) => T): Promise<T>;
+  private call<T>(hook: Hook, path: string, body: unknown, breaker: CircuitBreaker, interpret: (a: Answer) => T): Promise<T>;
+  private async call<T>(hook: Hook, path: string, body: unknown, ...rest: [(a: Answer) => T] | [CircuitBreaker, (a: Answer) => T]): Promise<T> {
+    const bulkhead = this.bulkheads[hook];
+    const [breaker, interpret] = rest.length === 2 ? rest : [bulkhead.breaker, rest[0]];
     const raw = JSON.stringify(body);
-    if (this.inflight >= this.opts.concurrency) {
+    if (bulkhead.inflight >= this.opts.concurrency) {
       this.metrics.webhookRequests.inc({ hook, outcome: 'overloaded' });
-      throw new SbError('unavailable', `more than ${this.opts.concurrency} backend calls in flight (WEBHOOK_CONCURRENCY)`);
+      throw new SbError('unavailable', `more than ${this.opts.concurrency} backend calls in flight to /${hook} (WEBHOOK_CONCURRENCY, per hook)`);
     }
-    const ticket = this.breaker.tryAcquire();
+    const ticket = breaker.tryAcquire();
     if (!ticket) {
       this.metrics.webhookRequests.inc({ hook, outcome: 'circuit_open' });
-      const wait = this.breaker.retryInMs();
-      throw new SbError('unavailable', wait > 0 ? `the backend is failing; calls are paused for ${Math.ceil(wait / 100) / 10} s (circuit open)` : 'the backend is failing; one probe call is testing it (circuit half-open)');
+      const wait = breaker.retryInMs();
+      const what = hook === 'rpc' ? path : `/${hook}`;
+      throw new SbError('unavailable', wait > 0 ? `the backend is failing ${what}; calls are paused for ${Math.ceil(wait / 100) / 10} s (circuit open)` : `the backend is failing ${what}; one probe call is testing it (circuit half-open)`);
     }
-    this.inflight++;
+    bulkhead.inflight++;
     const timer = this.metrics.webhookDuration.startTimer({ hook });
     let outcome = 'ok';
     try {
@@ -164,11 +179,11 @@ export class Webhooks implements Backend {
       } catch (err) {
         if (err instanceof InvalidAnswer) {
           // It answered (too much): the backend is up, the answer is wrong.
-          this.breaker.success(ticket);
+          breaker.success(ticket);
           outcome = 'invalid_answer';
           throw err;
         }
-        this.breaker.failure(ticket);
+        breaker.failure(ticket);
         if (isTimeout(err)) {
           outcome = 'timeout';
           throw new SbError('timeout', `the backend did not answer ${path} within ${this.opts.timeoutMs} ms`);
@@ -177,11 +192,11 @@ export class Webhooks implements Backend {
         throw new SbError('unavailable', `the backend is unreachable: ${describe(err)}`);
       }
       if (a.status >= 500) {
-        this.breaker.failure(ticket);
+        breaker.failure(ticket);
         outcome = 'server_error';
         throw new SbError('unavailable', `the backend answered ${path} with ${a.status}`);
       }
-      this.breaker.success(ticket);
+      breaker.success(ticket);
       if (a.status >= 300 && a.status < 400) {
         outcome = 'invalid_answer';
         throw new InvalidAnswer(path, `a redirect (${a.status}); BACKEND_URL must point at the webhooks themselves`);
@@ -194,11 +209,31 @@ export class Webhooks implements Backend {
         throw err;
       }
     } finally {
-      this.inflight--;
+      bulkhead.inflight--;
       timer();
       this.metrics.webhookRequests.inc({ hook, outcome });
       if (outcome !== 'ok' && outcome !== 'refused') this.log.debug({ hook, outcome }, 'webhook call failed');
     }
+  }
+
+  private newBreaker(hook: Hook, method?: string): CircuitBreaker {
+    const what = method === undefined ? `/${hook}` : `/rpc/${method}`;
+    return new CircuitBreaker({ failureThreshold: this.opts.breakerFailures, cooldownMs: this.opts.breakerCooldownMs }, (state, failures) => {
+      if (state === 'open') this.log.warn({ hook, failures, cooldownMs: this.opts.breakerCooldownMs }, `backend failing ${what}: circuit open, these calls fail fast`);
+      else if (state === 'closed') this.log.info({ hook }, `backend answers ${what} again: circuit closed`);
+    });
+  }
+
+  private methodBreaker(method: string): CircuitBreaker {
+    let b = this.methodBreakers.get(method);
+    if (b) return b;
+    if (this.methodBreakers.size >= MAX_METHOD_BREAKERS) {
+      // Forget healthy ones first; a client inventing names can't push a failing method's open circuit out.
+      for (const [m, x] of this.methodBreakers) if (x.state === 'closed' && x.isClean()) this.methodBreakers.delete(m);
+      if (this.methodBreakers.size >= MAX_METHOD_BREAKERS) return this.bulkheads.rpc.breaker;
+    }
+    this.methodBreakers.set(method, (b = this.newBreaker('rpc', method)));
+    return b;
   }
 
   private post(path: string, raw: string): Promise<Answer> {
@@ -210,7 +245,7 @@ export class Webhooks implements Backend {
         {
           method: 'POST',
           agent: this.agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(raw), [SIGNATURE_HEADER]: sign(this.opts.secret, raw), 'user-agent': 'switchboard' },
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(raw), [SIGNATURE_HEADER]: sign(this.opts.secret, { method: 'POST', path: url.pathname, body: raw }), 'user-agent': 'switchboard' },
           // One deadline for the whole exchange, answer body included. Redirects are not followed.
           signal: AbortSignal.timeout(this.opts.timeoutMs),
         },

@@ -89,7 +89,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
         log,
         metrics,
       )
-    : new MemoryBus(cfg.historyTtlSeconds * 1000);
+    : new MemoryBus(cfg.historyTtlSeconds * 1000, { maxChannelBytes: cfg.historyMaxChannelBytes, maxBytes: cfg.historyMaxBytes, maxChannels: cfg.historyMaxChannels });
   metrics.busReady.set(bus.mode === 'memory' ? 1 : 0);
   const readiness = new Readiness(bus, metrics);
   const backend: Webhooks | undefined = cfg.backendUrl
@@ -153,7 +153,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     metrics,
     log,
   });
-  attachConnections(io, { options: { maxSubscriptions: cfg.maxSubscriptions, eventsPerSecond: cfg.eventsPerSecond, rateLimitStrikes: cfg.rateLimitStrikes }, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits, handshake });
+  attachConnections(io, { options: { maxSubscriptions: cfg.maxSubscriptions, maxRpcInFlight: cfg.rpcInFlightPerConnection, eventsPerSecond: cfg.eventsPerSecond, rateLimitStrikes: cfg.rateLimitStrikes, anonymousPublishesPerSecondPerIp: cfg.anonymousPublishesPerSecondPerIp }, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits, handshake });
 
   const sseOptions = { maxBackpressureBytes: cfg.maxBackpressureBytes, maxSubscriptions: cfg.maxSubscriptions, sseMaxChannels: cfg.sseMaxChannels, sseKeepaliveMs: cfg.sseKeepaliveMs };
   const sse = new SseHub({ options: sseOptions, delivery, authorizer, handshake, origins, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(),

@@ -4,6 +4,7 @@ import type { Server, Socket } from 'socket.io';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { ConnectionLimits } from '../limits/connections.js';
 import { SbError } from '../core/errors.js';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { dispatch, HANDLERS, RepeatedRateLimit, type Handler, type ProtocolDeps, type ProtocolOptions, type SocketState } from './handlers.js';
 import { applyClaims, type Admission, type Handshake } from './handshake.js';
 
@@ -28,9 +29,11 @@ export interface ConnectionOptions extends ProtocolOptions {
   eventsPerSecond: number;
   /** Seconds in a row over the event rate after which the connection is closed (RATE_LIMIT_STRIKES). @default 5 */
   rateLimitStrikes: number;
+  /** Client publications per second per address from connections without a user (ANONYMOUS_PUBLISHES_PER_SECOND_PER_IP). @default 5 */
+  anonymousPublishesPerSecondPerIp: number;
 }
 
-export interface ConnectionDeps extends Omit<ProtocolDeps, 'options' | 'checkRate' | 'handlers'> {
+export interface ConnectionDeps extends Omit<ProtocolDeps, 'options' | 'checkRate' | 'handlers' | 'checkAnonymousPublish'> {
   options: ConnectionOptions;
   verifier: TokenVerifier | undefined;
   limits: ConnectionLimits;
@@ -117,7 +120,18 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     }
     return dropped.length ? { dropped } : {};
   };
-  const pd: ProtocolDeps = { ...d, checkRate, handlers: Object.freeze({ ...HANDLERS, 'auth:refresh': refresh }) };
+  // Anyone may publish where a rule says `anyone` (demo:): per address, so one machine's sockets share one budget.
+  const anonymous = new RateLimiterMemory({ points: options.anonymousPublishesPerSecondPerIp, duration: 1 });
+  const checkAnonymousPublish = async (ip: string) => {
+    try {
+      await anonymous.consume(ip);
+    } catch (err) {
+      if (err instanceof Error) throw err;
+      metrics.rejections.inc({ reason: 'anonymous_publish_rate' });
+      throw new SbError('rate_limited', `more than ${options.anonymousPublishesPerSecondPerIp} publications per second from this address without a user`);
+    }
+  };
+  const pd: ProtocolDeps = { ...d, checkRate, checkAnonymousPublish, handlers: Object.freeze({ ...HANDLERS, 'auth:refresh': refresh }) };
 
   io.use(async (socket, next) => {
     const hs = socket.handshake;

@@ -17,6 +17,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { ClientContext, SwitchboardApp } from '../core/app.js';
 import { SbError, errorAck } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
+import { nestedDeeperThan } from '../core/codec.js';
 
 export interface SocketState {
   ctx: ClientContext;
@@ -25,6 +26,8 @@ export interface SocketState {
 export interface ProtocolOptions {
   /** Channels one connection may subscribe to (MAX_SUBSCRIPTIONS). @default 100 */
   maxSubscriptions: number;
+  /** RPC calls one connection may have in flight (RPC_INFLIGHT_PER_CONNECTION); more answer `rate_limited`. @default 8 */
+  maxRpcInFlight: number;
 }
 
 export interface ProtocolDeps {
@@ -39,6 +42,8 @@ export interface ProtocolDeps {
   log: Logger;
   /** Counts and limits client events, before anything else is done with them; throws `rate_limited`. */
   checkRate(socket: Socket): void | Promise<void>;
+  /** Limits client publications from connections without a user, per address; throws `rate_limited`. */
+  checkAnonymousPublish?(ip: string): Promise<void>;
   /** This instance's handlers (HANDLERS plus what the connection layer adds, e.g. `auth:refresh`). @default HANDLERS */
   handlers?: Readonly<Record<string, Handler>>;
 }
@@ -55,6 +60,8 @@ export class RepeatedRateLimit extends SbError {
 const subscribeOpts = z
   .object({ since: z.string().refine((s) => parseId(s) !== undefined, 'since must be a publication id such as "1700000000000-0"').optional() })
   .strict();
+/** Deepest answer sent to a client (an RPC result is the usual carrier); deeper ones are `internal`. */
+const MAX_ANSWER_DEPTH = 100;
 const RPC_METHOD = /^[A-Za-z0-9_.:-]{1,100}$/;
 /** A method that is only dots would become a dot segment of `/rpc/{method}` and name another webhook. */
 const DOTS = /^\.+$/;
@@ -65,6 +72,9 @@ function subscribing(socket: Socket): Map<string, number> {
   const s = socket as unknown as { [SUBSCRIBING]?: Map<string, number> };
   return (s[SUBSCRIBING] ??= new Map());
 }
+
+/** RPC calls a socket has in flight (on the socket itself, like SUBSCRIBING). */
+const RPC_IN_FLIGHT = Symbol('switchboard.rpcInFlight');
 
 export function ctxOf(socket: Socket): ClientContext {
   return (socket.data as SocketState).ctx;
@@ -129,7 +139,9 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
 
   async publish(socket, args, d) {
     const p = d.publisher.validate(args[0], args[1], args[2]);
-    await d.authorizer.publish(ctxOf(socket), p.channel, p.event, p.data);
+    const ctx = ctxOf(socket);
+    if (ctx.user === undefined) await d.checkAnonymousPublish?.(ctx.ip);
+    await d.authorizer.publish(ctx, p.channel, p.event, p.data);
     return d.publisher.publish(p.channel, p.event, p.data, 'client');
   },
 
@@ -138,10 +150,22 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
     if (typeof method !== 'string' || !RPC_METHOD.test(method) || DOTS.test(method))
       throw new SbError('bad_request', 'method must be 1-100 characters of A-Z a-z 0-9 _ . : -, and not only dots');
     const params = args[1] ?? null;
-    const fn = d.app.rpc && Object.hasOwn(d.app.rpc, method) ? d.app.rpc[method] : undefined;
-    if (fn) return { result: (await callApp(d.metrics, d.log, `rpc:${method}`, () => fn(params, ctxOf(socket)))) ?? null };
-    if (d.backend) return { result: (await d.backend.rpc(ctxOf(socket), method, params)) ?? null };
-    throw new SbError('not_found', `no RPC method "${method}"`);
+    // One connection's slow calls must not take the node's whole /rpc budget: its own calls wait on it, no one else's.
+    const s = socket as unknown as { [RPC_IN_FLIGHT]?: number };
+    const inFlight = s[RPC_IN_FLIGHT] ?? 0;
+    if (inFlight >= d.options.maxRpcInFlight) {
+      d.metrics.rejections.inc({ reason: 'rpc_in_flight' });
+      throw new SbError('rate_limited', `at most ${d.options.maxRpcInFlight} RPC calls in flight per connection`);
+    }
+    s[RPC_IN_FLIGHT] = inFlight + 1;
+    try {
+      const fn = d.app.rpc && Object.hasOwn(d.app.rpc, method) ? d.app.rpc[method] : undefined;
+      if (fn) return { result: (await callApp(d.metrics, d.log, `rpc:${method}`, () => fn(params, ctxOf(socket)))) ?? null };
+      if (d.backend) return { result: (await d.backend.rpc(ctxOf(socket), method, params)) ?? null };
+      throw new SbError('not_found', `no RPC method "${method}"`);
+    } finally {
+      s[RPC_IN_FLIGHT] = (s[RPC_IN_FLIGHT] ?? 1) - 1;
+    }
   },
 
   async presence(socket, args, d) {
@@ -184,7 +208,11 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
   Promise.resolve(gate)
     .then(() => {
       if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
-      return handler(socket, args, d);
+      return handler(socket, args, d).then((result) => {
+        // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
+        if (nestedDeeperThan(result, MAX_ANSWER_DEPTH)) throw new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`);
+        return result;
+      });
     })
     .then((result) => {
       if (!ack) return;

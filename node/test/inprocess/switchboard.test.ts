@@ -77,6 +77,46 @@ describe('a Switchboard in process, memory bus', () => {
     assert.ok(seqs(lateGot).every((s) => s >= 3));
   });
 
+  test('without Redis an Idempotency-Key is honoured by the node (as the README says): a retry publishes nothing and answers the first id', async () => {
+    const channel = 'orders:idem';
+    const c = await open();
+    const got = collect(c);
+    assert.equal((await call(c, 'subscribe', channel)).ok, true);
+    const key = { 'idempotency-key': 'order-42-shipped' };
+    const first = await apiPublish(url, { channel, event: 'once', data: 1 }, undefined, key);
+    const retry = await apiPublish(url, { channel, event: 'once', data: 1 }, undefined, key);
+    assert.equal(first.status, 200);
+    assert.equal(retry.status, 200, 'not refused with 503');
+    assert.deepEqual(retry.body, { ok: true, id: first.body.id, duplicate: true });
+    // The same key on another channel is another publication (the scope is per channel).
+    const other = await apiPublish(url, { channel: 'orders:idem-2', event: 'once', data: 1 }, undefined, key);
+    assert.equal(other.body.duplicate, undefined);
+    // Fence: a later publication on the channel arrives after anything published before it.
+    await apiPublish(url, { channel, event: 'fence', data: null });
+    await waitFor(() => got.some((g) => g.event === 'fence'), { what: 'the fence publication' });
+    assert.equal(got.filter((g) => g.event === 'once').length, 1);
+  });
+
+  test('demo: keeps a short history, and anonymous clients publish there at a limited rate per address', async () => {
+    const channel = 'demo:short';
+    const ids: string[] = [];
+    for (let seq = 0; seq < 25; seq++) ids.push(await publish(channel, seq));
+    const c = await open();
+    const got = collect(c);
+    const ack = await call(c, 'subscribe', channel, { since: ids[0] });
+    assert.equal(ack.recovered, false, 'the first publication has left the 20 kept');
+    await waitFor(() => got.length === 20, { what: 'the 20 kept publications' });
+    assert.deepEqual(seqs(got), Array.from({ length: 20 }, (_, i) => i + 5));
+
+    // Sent at once: more than ANONYMOUS_PUBLISHES_PER_SECOND_PER_IP (5) arrive within its one-second window.
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => call(c, 'publish', 'demo:chat', 'chat', { i })));
+    const limited = answers.filter((a) => !a.ok);
+    // 5 per window; a window boundary inside the burst (a very busy machine) could let through 5 more.
+    assert.ok(answers.filter((a) => a.ok).length <= 10, 'at most 5 published per second');
+    assert.ok(limited.length >= 10);
+    assert.ok(limited.every((a) => a.error.code === 'rate_limited' && /publications per second from this address without a user/.test(a.error.message)));
+  });
+
   test('SSE: a stream gets publications live, and Last-Event-ID replays what it missed', async () => {
     const channel = 'news:sse';
     const first = await openSse(`${url}/sse?channel=${channel}`);

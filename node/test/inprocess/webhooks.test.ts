@@ -10,9 +10,14 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { createLogger } from '../../src/log/logger.js';
 import { call, clientPool, metricValue } from '../helpers/client.js';
 import { startInProcess } from '../helpers/inprocess.js';
+import { readmeBlock, writeBlocks } from '../helpers/readme.js';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const SECRET = 'in-process-secret-0123456789abcdefgh';
 const TIMEOUT_MS = 300;
+/** Nesting of /rpc/deep's answer: JSON.parse takes it, a recursive walk over it overflows the stack. */
+const DEEP = 100_000;
 
 interface Hit {
   path: string;
@@ -31,6 +36,7 @@ class Backend {
       this.hits.push({ path: req.url ?? '', body, signature: req.headers[SIGNATURE_HEADER] as string | undefined });
       if (req.url === '/rpc/hang') return; // the timeout answers for us
       if (req.url === '/connect') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ user: 'ann' }));
+      if (req.url === '/rpc/deep') return res.writeHead(200, { 'content-type': 'application/json' }).end(`{"result":${'['.repeat(DEEP)}${']'.repeat(DEEP)}}`);
       if (req.url === '/rpc/echo') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ result: JSON.parse(body).params }));
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'no such method' }));
     });
@@ -82,9 +88,9 @@ describe('webhooks in process', () => {
   test('a call is a signed POST: the backend verifies the signature over the exact body it got', async () => {
     assert.deepEqual(await hooks.rpc(ctx, 'echo', { n: 1 }), { n: 1 });
     const hit = backend.hits.findLast((h) => h.path === '/rpc/echo')!;
-    assert.match(hit.signature ?? '', /^sha256=[0-9a-f]{64}$/);
-    assert.ok(verify(SECRET, hit.body, hit.signature), 'the signature matches the body');
-    assert.ok(!verify('another-secret', hit.body, hit.signature));
+    assert.match(hit.signature ?? '', /^t=\d+,v1=[0-9a-f]{64}$/);
+    assert.ok(verify(SECRET, { method: 'POST', path: hit.path, body: hit.body }, hit.signature), 'the signature matches the body');
+    assert.ok(!verify('another-secret', { method: 'POST', path: hit.path, body: hit.body }, hit.signature));
     assert.deepEqual(JSON.parse(hit.body), { user: 'ann', params: { n: 1 } });
   });
 
@@ -98,10 +104,37 @@ describe('webhooks in process', () => {
     const c = await pool.open(url);
     assert.deepEqual(await call(c, 'rpc', 'echo', { n: 2 }), { ok: true, result: { n: 2 } });
     const hit = backend.hits.findLast((h) => h.path === '/rpc/echo')!;
-    assert.ok(verify(SECRET, hit.body, hit.signature));
+    assert.ok(verify(SECRET, { method: 'POST', path: hit.path, body: hit.body }, hit.signature));
     const hung = await call(c, 'rpc', 'hang', {});
     assert.equal(hung.ok, false);
     assert.equal(hung.error.code, 'timeout');
     assert.equal(await metricValue(internalUrl, 'switchboard_webhook_requests_total', { hook: 'rpc', outcome: 'timeout' }), 1);
+  });
+
+  test("the README's Node verification accepts a real call and refuses it replayed 852 s later or re-sent to another hook", async () => {
+    const dir = writeBlocks({ 'verify-switchboard.mjs': readmeBlock('js', 'verify-switchboard.mjs') });
+    const { verifySwitchboard } = (await import(pathToFileURL(join(dir, 'verify-switchboard.mjs')).href)) as {
+      verifySwitchboard: (secret: string, header: string | undefined, method: string, path: string, raw: Buffer, nowS?: number) => boolean;
+    };
+    assert.deepEqual(await hooks.rpc(ctx, 'echo', { n: 3 }), { n: 3 });
+    const hit = backend.hits.findLast((h) => h.path === '/rpc/echo')!;
+    const raw = Buffer.from(hit.body);
+    const t = Number(/^t=(\d+),/.exec(hit.signature ?? '')?.[1]);
+    assert.ok(verifySwitchboard(SECRET, hit.signature, 'POST', hit.path, raw), 'the call as it came');
+    assert.ok(verifySwitchboard(SECRET, hit.signature, 'POST', hit.path, raw, t + 300), 'inside the tolerance');
+    assert.ok(!verifySwitchboard(SECRET, hit.signature, 'POST', hit.path, raw, t + 852), 'replayed 852 s later');
+    for (const other of ['/subscribe', '/publish', '/rpc/other', '/rpc/'])
+      assert.ok(!verifySwitchboard(SECRET, hit.signature, 'POST', other, raw), `re-sent to ${other}`);
+    assert.ok(!verifySwitchboard(SECRET, hit.signature, 'POST', hit.path, Buffer.from(hit.body.replace('3', '4'))), 'another body');
+    assert.ok(!verifySwitchboard('another-secret-0123456789abcdefghij', hit.signature, 'POST', hit.path, raw), 'another secret');
+  });
+
+  test('an RPC answer nested too deeply for the encoder reaches the client as `internal`, and the connection keeps working', async () => {
+    const c = await pool.open(url);
+    const deep = await call(c, 'rpc', 'deep', {});
+    assert.equal(deep.ok, false);
+    assert.equal(deep.error.code, 'internal');
+    assert.match(deep.error.message, /nested more than 100 levels/);
+    assert.deepEqual(await call(c, 'rpc', 'echo', [[[[1]]]]), { ok: true, result: [[[[1]]]] });
   });
 });

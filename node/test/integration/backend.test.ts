@@ -3,7 +3,7 @@
 // across nodes, GRIP publishers (Bearer key and JWT) and @socket.io/redis-emitter reaching every node.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { verify } from '../../src/hooks/signature.js';
 import http from 'node:http';
 import { Publisher, WebSocketMessageFormat } from '@fanoutio/grip';
 import { Emitter } from '@socket.io/redis-emitter';
@@ -64,11 +64,9 @@ class TestBackend {
   }
 
   private handle(req: http.IncomingMessage, raw: Buffer, res: http.ServerResponse) {
-    // What a backend does: recompute the HMAC over the raw body and compare in constant time.
-    const want = Buffer.from(`sha256=${createHmac('sha256', SECRET).update(raw).digest('hex')}`);
-    const got = Buffer.from(String(req.headers['x-switchboard-signature'] ?? ''));
-    const signed = want.length === got.length && timingSafeEqual(want, got);
+    // What a backend does: recompute the HMAC over timestamp, method, path and raw body, within the tolerance.
     const path = req.url ?? '';
+    const signed = verify(SECRET, { method: req.method ?? '', path: path.split('?')[0]!, body: raw }, req.headers['x-switchboard-signature'] as string | undefined);
     const body = JSON.parse(raw.toString() || 'null');
     this.hits.push({ path, body, signed });
     const json = (status: number, v: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v));

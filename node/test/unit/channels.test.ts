@@ -41,7 +41,9 @@ test('rules: the longest prefix wins, defaults are safe, bad rules fail clearly'
   const rules = new ChannelRules(DEFAULT_RULES, { historySize: 10, historyTtlMs: 1000 });
   assert.equal(rules.for('orders:1').publish, 'nobody');
   assert.equal(rules.for('demo:lobby').publish, 'anyone');
-  assert.equal(rules.for('demo:lobby').historySize, 100);
+  // Anyone may publish on demo:, so it keeps a short history (issue 11: memory anyone could fill).
+  assert.equal(rules.for('demo:lobby').historySize, 20);
+  assert.equal(rules.for('demo:lobby').historyTtlMs, 300_000);
   assert.equal(rules.for('orders:1').historySize, 10);
   const custom = new ChannelRules(readRules('[{"prefix":"a:","publish":"anyone"},{"prefix":"a:b:","publish":"nobody"}]'), { historySize: 1, historyTtlMs: 1 });
   assert.equal(custom.for('a:x').publish, 'anyone');
@@ -62,6 +64,31 @@ test('memory history: bounded, replays after an id, says when the id is gone', (
   assert.deepEqual(after2.entries.map((p) => p.data), [3, 4]);
   const trimmed = h.read('c', `${now}-0`, 10);
   assert.equal(trimmed.found, false, 'a trimmed id is never reported as recovered');
+  h.close();
+});
+
+test('memory history: bytes per channel trim the oldest; bytes and channels per node refuse with unavailable, before an id', async () => {
+  const { HistoryFull } = await import('../../src/bus/memory-history.js');
+  const h = new MemoryHistory(60_000, { maxChannelBytes: 10_000, maxBytes: 25_000, maxChannels: 3 });
+  const now = Date.now();
+  let n = 0;
+  const put = (channel: string, bytes: number) => {
+    const p = { channel, event: 'e', data: 'x'.repeat(bytes), id: `${now}-${n++}`, ts: now };
+    const cost = h.admit(p, 100);
+    h.append(p, 100, 60_000, cost);
+  };
+  for (let i = 0; i < 5; i++) put('a', 3000);
+  assert.equal(h.read('a', undefined, 100).entries.length, 3, 'three 3 KB publications fit in 10 KB; the oldest left');
+  assert.ok(h.totalBytes <= 10_000);
+  put('b', 9000);
+  // a ~9.3 KB + b ~9.1 KB: another 9 KB on a third channel would pass 25 KB.
+  assert.throws(() => put('c', 9000), (e: unknown) => e instanceof HistoryFull && e.code === 'unavailable' && e.reason === 'history_bytes');
+  assert.equal(h.read('c', undefined, 10).entries.length, 0);
+  // On a channel that trims itself to make room it still fits.
+  put('a', 3000);
+  put('c', 10);
+  assert.throws(() => put('d', 10), (e: unknown) => e instanceof HistoryFull && e.reason === 'history_channels');
+  assert.ok(h.totalBytes <= 25_000);
   h.close();
 });
 

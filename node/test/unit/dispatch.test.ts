@@ -12,7 +12,7 @@ function fakeSocket() {
 
 function deps(over: Partial<ProtocolDeps> = {}): ProtocolDeps {
   return {
-    options: { maxSubscriptions: 2 },
+    options: { maxSubscriptions: 2, maxRpcInFlight: 2 },
     delivery: {} as any,
     publisher: {} as any,
     rules: { for: () => ({ presence: true }) } as any,

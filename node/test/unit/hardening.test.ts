@@ -72,7 +72,7 @@ test('RPC method names are validated like channel names: `.` and `..` never reac
   const { createLogger } = await import('../../src/log/logger.js');
   const called: string[] = [];
   const d = {
-    config: { maxSubscriptions: 2, eventsPerSecond: 100, rateLimitStrikes: 5 },
+    options: { maxSubscriptions: 2, maxRpcInFlight: 8 },
     app: {},
     backend: { rpc: async (_ctx: unknown, method: string) => (called.push(method), 'x') },
     metrics: createMetrics('t'),

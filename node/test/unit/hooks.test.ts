@@ -81,15 +81,32 @@ test('retry queue: retries failures with backoff, drops after the retries and wh
   assert.equal(q.size, 0);
 });
 
-test('signatures are sha256=<hex HMAC of the raw body>, checked in constant time', () => {
+test('signatures are t=<unix s>,v1=<hex HMAC of "t.METHOD.path.body">, checked in constant time within the tolerance', () => {
   const body = '{"user":"alice","reason":"transport close"}';
-  const want = `sha256=${createHmac('sha256', 's3cret').update(body).digest('hex')}`;
-  assert.equal(sign('s3cret', body), want);
-  assert.ok(verify('s3cret', body, want));
-  assert.ok(!verify('s3cret', `${body} `, want));
-  assert.ok(!verify('other', body, want));
-  assert.ok(!verify('s3cret', body, undefined));
-  assert.ok(!verify('s3cret', body, 'sha256=00'));
+  const r = { method: 'POST', path: '/hooks/disconnect', body };
+  const t = 1_800_000_000;
+  const want = `t=${t},v1=${createHmac('sha256', 's3cret').update(`${t}.POST./hooks/disconnect.${body}`).digest('hex')}`;
+  assert.equal(sign('s3cret', r, t), want);
+  assert.ok(verify('s3cret', r, want, { nowS: t }));
+  assert.ok(verify('s3cret', r, want, { nowS: t + 300 }), 'inside the 300 s tolerance');
+  assert.ok(!verify('s3cret', r, want, { nowS: t + 301 }), 'a replay after the tolerance');
+  assert.ok(!verify('s3cret', r, want, { nowS: t - 301 }), 'a timestamp from the future');
+  assert.ok(!verify('s3cret', { ...r, path: '/hooks/subscribe' }, want, { nowS: t }), 'another path');
+  assert.ok(!verify('s3cret', { ...r, method: 'PUT' }, want, { nowS: t }), 'another method');
+  assert.ok(!verify('s3cret', { ...r, body: `${body} ` }, want, { nowS: t }));
+  assert.ok(!verify('other', r, want, { nowS: t }));
+  assert.ok(!verify('s3cret', r, undefined, { nowS: t }));
+  assert.ok(!verify('s3cret', r, `t=${t + 1},${want.split(',')[1]}`, { nowS: t }), 'a changed timestamp');
+  assert.ok(!verify('s3cret', r, `t=${t},t=${t},${want.split(',')[1]}`, { nowS: t }), 'two timestamps');
+  assert.ok(!verify('s3cret', r, `t=${t},v1=00`, { nowS: t }));
+});
+
+test('a circuit breaker is clean (safe to forget) only while closed with no failure counted', () => {
+  const cb = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1000 });
+  assert.ok(cb.isClean());
+  cb.failure(cb.tryAcquire()!);
+  assert.equal(cb.state, 'open');
+  assert.ok(!cb.isClean());
 });
 
 test('Origin check: unset allows only the own origin; a list adds listed origins; requests without Origin pass', () => {
