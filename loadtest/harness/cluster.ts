@@ -40,6 +40,8 @@ export const SWITCHBOARD_BENCH_ENV: Record<string, string> = {
   DRAIN_TIMEOUT_MS: '1000',
   CHANNEL_RULES: JSON.stringify([{ prefix: 'bench:', subscribe: 'anyone', publish: 'anyone' }]),
   EVENTS_PER_SECOND: '1000000',
+  // Load clients publish from one address without a user: not the demo page's abuse this limit is for.
+  ANONYMOUS_PUBLISHES_PER_SECOND_PER_IP: '1000000',
   CONNECTIONS_PER_IP: '1000000',
   HANDSHAKES_PER_SECOND_PER_IP: '1000000',
 };

@@ -66,6 +66,9 @@ export async function startNode(opts: StartNodeOptions = {}): Promise<TestNode> 
       NODE_ID: id,
       LOG_LEVEL: 'info',
       API_KEYS: 'test-key-0123456789abcdef',
+      // Every test client publishes from 127.0.0.1, most of them without a user: the per-address limit of anonymous
+      // publishing (5/s by default) would refuse them. Tests of that limit set it back.
+      ANONYMOUS_PUBLISHES_PER_SECOND_PER_IP: '1000000',
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
