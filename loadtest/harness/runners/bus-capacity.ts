@@ -190,7 +190,7 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
   const sockets: Socket[] = [];
   try {
     ctx.progress.phase(`${label} · starting nodes`);
-    for (const name of ['a', 'b', 'c']) nodes.push(await startNode(ctx, name, { ...topo.env, MAX_SUBSCRIPTIONS: String(p.channelsPerConnection) }));
+    nodes.push(...(await Promise.all(['a', 'b', 'c'].map((name) => startNode(ctx, name, { ...topo.env, MAX_SUBSCRIPTIONS: String(p.channelsPerConnection) })))));
     const [a, b, c] = nodes as [Node, Node, Node];
     const channels = Array.from({ length: p.channels }, (_, i) => `${p.channelPrefix}:${ctx.runId}:bus${r}${mode === 'cluster' ? 'c' : 's'}:${i}`);
     const shardOf = channels.map((ch) => topo.masters.findIndex((m) => m.port === topo.ownerOfSlot(channelSlot(ch))));
@@ -345,6 +345,8 @@ export const runBusCapacity: Runner<'bus-capacity'> = async ({ ctx, scenario, pa
     sb_messages_lost: { count: lost, rate: seconds > 0 ? lost / seconds : 0 },
     sb_publish_errors: { count: errors, rate: seconds > 0 ? errors / seconds : 0 },
     sb_deliveries: { count: published - lost, rate: seconds > 0 ? (published - lost) / seconds : 0 },
+    sb_connect_errors: { count: 0, rate: 0 },
   };
+  figures.lost = lost;
   return [finish({ system: 'switchboard', seconds: round(seconds, 2), metrics, figures, thresholds: evaluate(scenario.thresholds, metrics), errors: [] })];
 };

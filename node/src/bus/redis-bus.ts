@@ -135,6 +135,9 @@ interface Shard {
   failure?: string;
   canary?: { token: string; sentAt: number };
   closed: boolean;
+  /** Its channels' positions must be checked (after a resubscribe) and the check has not succeeded yet. */
+  needsCheck: boolean;
+  checking?: boolean;
 }
 
 const RECENT = 32;
@@ -248,7 +251,7 @@ export class RedisBus implements Bus {
     const sub = this.topo.subscriber(master, { role: 'subscriber', failFast: false });
     // Resubscribing is ours (shardReady), so a reconnect also checks each channel's position for gaps.
     (sub.options as { autoResubscribe: boolean }).autoResubscribe = false;
-    const sh: Shard = { master, slot, fence: this.fenceOf(slot), sub, channels: new Set(), verified: false, closed: false };
+    const sh: Shard = { master, slot, fence: this.fenceOf(slot), sub, channels: new Set(), verified: false, closed: false, needsCheck: false };
     this.shards.set(master, sh);
     sub.on('smessage', (chan: string, msg: string) => this.onMessage(sh, chan, msg));
     sub.on('ready', () => {
@@ -310,12 +313,30 @@ export class RedisBus implements Bus {
 
   /** A shard's subscriber connected (first time or again): subscribe everything it carries, then look for gaps. */
   private async shardReady(sh: Shard) {
+    sh.needsCheck = true;
     const chans = [...sh.channels];
     const ok = await Promise.all([this.ssubscribe(sh, sh.fence), ...chans.map((c) => this.ssubscribe(sh, c.shardChannel))]);
     this.updateSubscriptionGauge();
     if (ok.some((x) => !x)) this.topo.refresh();
     this.tickCanary(sh, Date.now());
-    if (chans.length) await this.checkPositions(sh, chans, 'resubscribe');
+    await this.recheck(sh);
+  }
+
+  /**
+   * Checks every channel of the shard after a resubscribe. Until it succeeds (the command connection may come back
+   * after the subscriber one) it is retried on every canary tick: a reconnect must never skip the gap check.
+   */
+  private async recheck(sh: Shard) {
+    if (!sh.needsCheck || sh.checking) return;
+    sh.checking = true;
+    try {
+      const chans = [...sh.channels];
+      let ok = true;
+      for (let i = 0; i < chans.length && ok; i += 500) ok = await this.checkPositions(sh, chans.slice(i, i + 500), 'resubscribe');
+      if (ok) sh.needsCheck = false;
+    } finally {
+      sh.checking = false;
+    }
   }
 
   /** Puts a channel on the subscriber connection of `master`, leaving the one it was on. */
@@ -330,9 +351,10 @@ export class RedisBus implements Bus {
     if (!to) return;
     to.channels.add(c);
     if (to.sub.status !== 'ready') return; // shardReady subscribes and checks it
-    void this.ssubscribe(to, c.shardChannel).then((ok) => {
+    void this.ssubscribe(to, c.shardChannel).then(async (ok) => {
       this.updateSubscriptionGauge();
-      if (ok) return this.checkPositions(to, [c], 'resubscribe');
+      if (ok && (await this.checkPositions(to, [c], 'resubscribe'))) return;
+      to.needsCheck = true;
       this.topo.refresh();
     });
   }
@@ -381,6 +403,7 @@ export class RedisBus implements Bus {
     this.updateSubscriptionGauge();
     if (!subscribed || !(await this.checkPositions(sh, [c], 'subscribe'))) {
       c.deferred = true;
+      sh.needsCheck = true;
       this.topo.refresh();
     }
     return this.positionOf(c);
@@ -673,7 +696,10 @@ export class RedisBus implements Bus {
   private tickCanaries() {
     const now = Date.now();
     if (this.topo.commands.status === 'ready') this.heartbeat();
-    for (const sh of this.shards.values()) this.tickCanary(sh, now);
+    for (const sh of this.shards.values()) {
+      this.tickCanary(sh, now);
+      if (sh.needsCheck && sh.sub.status === 'ready') void this.recheck(sh);
+    }
     this.evaluate();
   }
 

@@ -104,7 +104,8 @@ test('a smoke run against one node of each system writes a well-formed result wi
   // Without Pushpin the SSE scenario runs Switchboard alone (install it: apt-get install -y pushpin).
   if (!hasPushpin) t.diagnostic('pushpin not installed: sse-fanout runs without it (apt-get install -y pushpin)');
   const only = hasPushpin ? [] : ['--only', SOCKETIO_SYSTEMS.join(',')];
-  const { code, output } = await harness(['--smoke', '--nodes', '1', '--workers', '2', '--out', out, ...only], 320_000);
+  // bus-capacity starts its own Redis and three nodes: the smoke run gets 4 minutes rather than the default 3.
+  const { code, output } = await harness(['--smoke', '--nodes', '1', '--workers', '2', '--max-minutes', '4', '--out', out, ...only], 320_000);
   assert.equal(code, 0, `harness exited ${code}:\n${output}`);
   const files = readdirSync(out);
   const json = files.find((f) => f.endsWith('.json'));
@@ -149,6 +150,13 @@ test('a smoke run against one node of each system writes a well-formed result wi
           assert.equal(typeof run.figures.cpuPercentPer10kIdleConnections, 'number');
           break;
         }
+        case 'bus-capacity':
+          assert.equal(counter(run, 'sb_messages_lost'), 0, `${who}: lost publications`);
+          assert.equal(counter(run, 'sb_publish_errors'), 0, `${who}: publish errors`);
+          assert.ok((run.figures['oneRedis.publicationsPerSecond'] ?? 0) > 0, `${who}: nothing published`);
+          assert.equal(run.figures['oneRedis.idleNodeBusReceived'], 0, `${who}: the node without subscribers received publications`);
+          assert.equal(run.figures['oneRedis.shard1.sharePct'], 100);
+          break;
         case 'rpc':
           assert.equal(counter(run, 'sb_rpc_errors'), 0, `${who}: rpc errors`);
           assert.ok((run.figures.callsPerSecond ?? 0) > 0, `${who}: no calls answered`);
