@@ -104,8 +104,7 @@ test('a smoke run against one node of each system writes a well-formed result wi
   // Without Pushpin the SSE scenario runs Switchboard alone (install it: apt-get install -y pushpin).
   if (!hasPushpin) t.diagnostic('pushpin not installed: sse-fanout runs without it (apt-get install -y pushpin)');
   const only = hasPushpin ? [] : ['--only', SOCKETIO_SYSTEMS.join(',')];
-  // bus-capacity starts its own Redis and three nodes: the smoke run gets 4 minutes rather than the default 3.
-  const { code, output } = await harness(['--smoke', '--nodes', '1', '--workers', '2', '--max-minutes', '4', '--out', out, ...only], 320_000);
+  const { code, output } = await harness(['--smoke', '--nodes', '1', '--workers', '2', '--out', out, ...only], 320_000);
   assert.equal(code, 0, `harness exited ${code}:\n${output}`);
   const files = readdirSync(out);
   const json = files.find((f) => f.endsWith('.json'));
