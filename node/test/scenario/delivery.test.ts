@@ -7,11 +7,15 @@ import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { repoRoot, startNode, type TestNode } from '../helpers/node.js';
-import { apiPublish, call, type Client, clientPool } from '../helpers/client.js';
+import { apiPublish, call, type Client, clientPool, metricValue } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
 import { openSse } from '../helpers/sse.js';
 
 const FAST = { CANARY_INTERVAL_MS: '200', CANARY_TIMEOUT_MS: '500', DRAIN_TIMEOUT_MS: '1000' };
+// The stalled subscribers read nothing, so they never answer an Engine.IO ping: on a busy machine the default ping
+// timeout (45 s) could close them before their buffer fills. Nothing here relies on pings (a killed node's clients
+// see the TCP connection go).
+const NO_PINGS = { PING_INTERVAL_MS: '600000', PING_TIMEOUT_MS: '20000', WS_IDLE_TIMEOUT_S: '960' };
 type SbClient = { subscribe(c: string, o?: object): Promise<any>; lastId(c: string): string | undefined; onLost(fn: (c: string, a: any) => void): void; onRecovered(fn: (c: string, a: any) => void): void };
 let SwitchboardClient: new (s: Client) => SbClient;
 
@@ -42,6 +46,9 @@ async function stalledSubscriber(node: TestNode, channel: string) {
   return { ws, closed };
 }
 
+/** Clients the node has closed as slow consumers (counted when it closes them, before they read the close frame). */
+const slowConsumersClosed = (node: TestNode) => metricValue(node.internalUrl, 'switchboard_disconnects_total', { reason: 'slow_consumer' });
+
 function assertExactlyOnceInOrder(got: number[], upTo: number, who: string) {
   assert.deepEqual(got, Array.from({ length: upTo }, (_, i) => i), `${who} holds every number once, in order`);
 }
@@ -55,7 +62,7 @@ describe('delivery under faults', () => {
     SwitchboardClient = (await import(pathToFileURL(join(repoRoot, 'node/public/switchboard-client.js')).href)).SwitchboardClient;
     redis = await startRedis();
     nodes = [];
-    for (let i = 0; i < 3; i++) nodes.push(await startNode({ env: { REDIS_URL: redis.url, ...FAST, MAX_BACKPRESSURE_BYTES: '1048576' } }));
+    for (let i = 0; i < 3; i++) nodes.push(await startNode({ env: { REDIS_URL: redis.url, ...FAST, ...NO_PINGS, MAX_BACKPRESSURE_BYTES: '1048576' } }));
   });
   after(async () => {
     closeClients();
@@ -155,27 +162,32 @@ describe('delivery under faults', () => {
   test('a client that stops reading is closed as slow_consumer; a fast client on the same channel keeps up', async () => {
     const [a] = nodes as [TestNode];
     const channel = 'orders:slow';
+    const closedBefore = await slowConsumersClosed(a);
     const { ws, closed } = await stalledSubscriber(a, channel);
     const fast = await open(a);
     const got = numbers(fast);
     await call(fast, 'subscribe', channel);
     // Well past what loopback's kernel buffers absorb (a few MB), so the node's own buffer must fill.
     const blob = 'x'.repeat(60_000);
-    for (let seq = 0; seq < 600; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq, blob } });
-    await waitFor(() => got.length === 600, { what: 'the fast client got everything' });
-    assertExactlyOnceInOrder(got, 600, 'fast client');
+    const publishing = (async () => {
+      for (let seq = 0; seq < 600; seq++) assert.equal((await apiPublish(a.url, { channel, event: 'n', data: { seq, blob } })).status, 200);
+    })();
+    publishing.catch(() => {});
+    // The close frame waits behind everything buffered, and uWS drops a closed socket that has not drained within
+    // 16 s (then the client only sees 1006): the stalled client reads again as soon as the node has closed it.
+    await waitFor(async () => (await slowConsumersClosed(a)) > closedBefore, { what: 'the node closing the stalled client as slow_consumer', timeout: 120_000 });
     (ws as any)._socket.resume();
     assert.equal(await closed, 4008);
-    const m = await (await fetch(`${a.internalUrl}/metrics`)).text();
-    assert.match(m, /switchboard_disconnects_total\{reason="slow_consumer"[^}]*\} [1-9]/);
+    await publishing;
+    await waitFor(() => got.length === 600, { what: 'the fast client got everything' });
+    assertExactlyOnceInOrder(got, 600, 'fast client');
   });
 
   test('volatile publications skip a client that stopped reading instead of closing it; reliable ones then close it', async () => {
     const [a] = nodes as [TestNode];
     const channel = 'orders:volatile';
+    const closedBefore = await slowConsumersClosed(a);
     const { ws, closed } = await stalledSubscriber(a, channel);
-    let closedCode: number | undefined;
-    void closed.then((c) => (closedCode = c));
     const fast = await open(a);
     const got = numbers(fast);
     await call(fast, 'subscribe', channel);
@@ -186,10 +198,17 @@ describe('delivery under faults', () => {
     }
     await waitFor(() => got.length === 600, { what: 'the fast client got every volatile publication' });
     assertExactlyOnceInOrder(got, 600, 'fast client');
-    assert.equal(closedCode, undefined, 'the slow client is not closed for volatile traffic');
+    // Every volatile publication has reached the fast client: the stalled one's buffer has stopped growing.
+    assert.equal(await slowConsumersClosed(a), closedBefore, 'the slow client is not closed for volatile traffic');
     const m = await (await fetch(`${a.internalUrl}/metrics`)).text();
     assert.match(m, /switchboard_dropped_messages_total\{reason="volatile"[^}]*\} [1-9]/);
-    for (let seq = 600; seq < 1200 && closedCode === undefined; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq, blob } });
+    // Reliable publications until the node gives up on it; the client reads again right then (see the test above).
+    let closedByNode = false;
+    for (let seq = 600; seq < 1200 && !closedByNode; seq++) {
+      assert.equal((await apiPublish(a.url, { channel, event: 'n', data: { seq, blob } })).status, 200);
+      closedByNode = (await slowConsumersClosed(a)) > closedBefore;
+    }
+    assert.ok(closedByNode, 'a reliable publication it cannot take closes it');
     (ws as any)._socket.resume();
     assert.equal(await closed, 4008, 'a reliable publication it cannot take closes it as slow_consumer');
   });
