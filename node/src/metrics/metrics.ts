@@ -4,6 +4,37 @@ import { ERROR_CODES } from '../core/errors.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/**
+ * Hot-path counts with their labels resolved once: `cell(...values).n += k` is a plain add, folded into the
+ * prom-client counter whenever it is collected (scrape, get()). prom-client hashes the label object on every
+ * inc() (it showed in the profile of every client event and every delivery).
+ */
+export class CounterCells<L extends string> {
+  private readonly cells = new Map<string, { labels: Partial<Record<L, string>>; n: number }>();
+
+  constructor(private readonly names: readonly L[]) {}
+
+  cell(...values: string[]): { n: number } {
+    const key = values.join('\0');
+    let c = this.cells.get(key);
+    if (!c) {
+      const labels: Partial<Record<L, string>> = {};
+      this.names.forEach((name, i) => (labels[name] = values[i]));
+      this.cells.set(key, (c = { labels, n: 0 }));
+    }
+    return c;
+  }
+
+  fold(counter: client.Counter<L>) {
+    for (const c of this.cells.values()) {
+      if (c.n === 0) continue;
+      const n = c.n;
+      c.n = 0;
+      counter.inc(c.labels, n);
+    }
+  }
+}
+
 export function createMetrics(nodeId: string) {
   const registry = new client.Registry();
   registry.setDefaultLabels({ node: nodeId });
@@ -12,9 +43,14 @@ export function createMetrics(nodeId: string) {
   /** Values read at scrape time, supplied by start() once the parts that know them exist. */
   const providers = { channels: () => 0, subscriptions: () => 0, pendingSessions: () => 0 };
 
+  const eventCells = new CounterCells(['event', 'outcome'] as const);
+  const deliveryCells = new CounterCells(['transport'] as const);
   const m = {
     registry,
     providers,
+    /** switchboard_client_events_total and switchboard_deliveries_total counted on the hot path (see CounterCells). */
+    eventCells,
+    deliveryCells,
     connections: new client.Gauge({ name: 'switchboard_connections', help: 'Open client connections by transport', labelNames: ['transport'] as const, registers: r }),
     handshakes: new client.Counter({ name: 'switchboard_handshakes_total', help: 'Client handshakes by outcome (ok, or the refusal reason)', labelNames: ['outcome'] as const, registers: r }),
     pendingSessions: new client.Gauge({
@@ -42,9 +78,13 @@ export function createMetrics(nodeId: string) {
         this.set(providers.channels());
       },
     }),
-    clientEvents: new client.Counter({ name: 'switchboard_client_events_total', help: 'Client events by type and outcome (ok or the error code)', labelNames: ['event', 'outcome'] as const, registers: r }),
+    clientEvents: new client.Counter({ name: 'switchboard_client_events_total', help: 'Client events by type and outcome (ok or the error code)', labelNames: ['event', 'outcome'] as const, registers: r, collect() {
+        eventCells.fold(this);
+      } }),
     publications: new client.Counter({ name: 'switchboard_publications_total', help: 'Publications accepted by source (client, http, grip, emitter)', labelNames: ['source'] as const, registers: r }),
-    deliveries: new client.Counter({ name: 'switchboard_deliveries_total', help: 'Messages handed to subscriber connections, by transport', labelNames: ['transport'] as const, registers: r }),
+    deliveries: new client.Counter({ name: 'switchboard_deliveries_total', help: 'Messages handed to subscriber connections, by transport', labelNames: ['transport'] as const, registers: r, collect() {
+        deliveryCells.fold(this);
+      } }),
     deliveryLatency: new client.Histogram({ name: 'switchboard_delivery_latency_seconds', help: 'End-to-end latency from publish to hand-off to local subscribers', buckets: LATENCY_BUCKETS, registers: r }),
     busLatency: new client.Histogram({ name: 'switchboard_bus_latency_seconds', help: 'Latency of publications crossing the Redis bus (publish to receipt on a node)', buckets: LATENCY_BUCKETS, registers: r }),
     busGaps: new client.Counter({ name: 'switchboard_bus_gaps_total', help: 'Publications missed by this node, detected by per-channel sequence gaps (each caught up from history)', registers: r }),

@@ -177,47 +177,69 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
   },
 });
 
+/** Outcome counters of one event label, resolved once (metrics/metrics.ts CounterCells). */
+function outcomes(d: ProtocolDeps, label: string) {
+  const cells = d.metrics.eventCells;
+  return (outcome: string) => cells.cell(label, outcome);
+}
+
 /**
  * Dispatches one client event: the rate check comes first, for every event, with an ack or without. An event without
  * an ack still does its work (`emit('subscribe', ch)`); its failure comes back as `switchboard:error { event, error }`.
- * Every outcome is counted; nothing a client sends throws out of here.
+ * Every outcome is counted; nothing a client sends throws out of here. One promise per event (the handler's own):
+ * the handler runs in the same tick as the event when the rate check is synchronous.
  */
 export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {
   const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : undefined;
   const handlers = d.handlers ?? HANDLERS;
   const handler = Object.hasOwn(handlers, event) ? handlers[event] : undefined;
   const label = handler ? event : 'unknown';
+  const count = outcomes(d, label);
   // Without an ack nobody awaits the answer; counted apart so a client that never asks for one shows in metrics.
-  if (!ack) d.metrics.clientEvents.inc({ event: label, outcome: 'no_ack' });
+  if (!ack) count('no_ack').n++;
   const fail = (err: unknown) => {
     const a = errorAck(err);
     if (a.error.code === 'internal' && !(err instanceof SbError)) d.log.error({ err, event: label }, 'event handler failed');
     if (ack) {
-      d.metrics.clientEvents.inc({ event: label, outcome: a.error.code });
+      count(a.error.code).n++;
       return ack(a);
     }
     // Told once per window: answering every event of a flood would only feed it.
     if (!(err instanceof RepeatedRateLimit) && socket.connected) socket.emit('switchboard:error', { event: String(event).slice(0, 100), error: a.error });
   };
+  const run = () => {
+    let result: Promise<Record<string, unknown>>;
+    try {
+      if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
+      result = handler(socket, args, d);
+    } catch (err) {
+      return fail(err);
+    }
+    result
+      .then((r) => {
+        // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
+        if (nestedDeeperThan(r, MAX_ANSWER_DEPTH)) return fail(new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`));
+        if (!ack) return;
+        count('ok').n++;
+        ack({ ok: true, ...r });
+      }, fail)
+      .catch((err: unknown) => d.log.warn({ err, event: label }, 'answering a client event failed'));
+  };
   let gate: void | Promise<void>;
   try {
     gate = d.checkRate(socket);
   } catch (err) {
-    return fail(err);
+    return safely(() => fail(err), d, label);
   }
-  Promise.resolve(gate)
-    .then(() => {
-      if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
-      return handler(socket, args, d).then((result) => {
-        // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
-        if (nestedDeeperThan(result, MAX_ANSWER_DEPTH)) throw new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`);
-        return result;
-      });
-    })
-    .then((result) => {
-      if (!ack) return;
-      d.metrics.clientEvents.inc({ event: label, outcome: 'ok' });
-      ack({ ok: true, ...result });
-    }, fail)
-    .catch((err: unknown) => d.log.warn({ err, event: label }, 'answering a client event failed'));
+  if (gate) gate.then(run, fail).catch((err: unknown) => d.log.warn({ err, event: label }, 'answering a client event failed'));
+  else safely(run, d, label);
+}
+
+/** An ack callback that throws (a broken transport) is logged, as the promise chain did, never thrown to Socket.IO. */
+function safely(fn: () => void, d: ProtocolDeps, label: string) {
+  try {
+    fn();
+  } catch (err) {
+    d.log.warn({ err, event: label }, 'answering a client event failed');
+  }
 }

@@ -17,7 +17,10 @@ export interface SocketIoSinkOptions {
 }
 
 export class SocketIoSink implements DeliverySink {
+  private readonly delivered: { n: number };
+
   constructor(private readonly o: SocketIoSinkOptions) {
+    this.delivered = o.metrics.deliveryCells.cell('socketio');
     const adapter = o.io.of('/').adapter;
     // A room goes when its last local member leaves (unsubscribe, disconnect): the node may stop receiving it.
     adapter.on('delete-room', (room: string) => {
@@ -47,7 +50,7 @@ export class SocketIoSink implements DeliverySink {
       this.o.rooms.emit(p.channel, room, p.event, [p.data, meta]);
       n = room.size;
     }
-    this.o.metrics.deliveries.inc({ transport: 'socketio' }, n);
+    this.delivered.n += n;
     return n;
   }
 

@@ -131,7 +131,7 @@ export class SseHub implements DeliverySink {
       else this.write(c, this.idLine(c, p) + body);
       n++;
     }
-    this.d.metrics.deliveries.inc({ transport: 'sse' }, n);
+    this.d.metrics.deliveryCells.cell('sse').n += n;
     return n;
   }
 
