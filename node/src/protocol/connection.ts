@@ -6,7 +6,7 @@ import type { ConnectionLimits } from '../limits/connections.js';
 import { SbError } from '../core/errors.js';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { dispatch, HANDLERS, RepeatedRateLimit, type Handler, type ProtocolDeps, type ProtocolOptions, type SocketState } from './handlers.js';
-import { applyClaims, type Admission, type Handshake } from './handshake.js';
+import { applyClaims, NOTHING_HELD, type Admission, type Handshake } from './handshake.js';
 
 /**
  * Per-connection bookkeeping. Not in socket.data: the Redis adapter serializes socket.data for cluster-wide
@@ -20,6 +20,7 @@ interface ConnState extends SocketState {
   count: number;
   strikes: number;
   strikeSecond: number;
+  /** The per-user slot (the per-address one is the admission's, on the Engine.IO request). */
   release: () => void;
   autoJoin?: string[];
 }
@@ -105,7 +106,8 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     const st = stateOf(socket);
     if (claims.user !== st.ctx.user) throw new SbError('forbidden', 'a refreshed token must be for the same user');
     st.tokenExp = applyClaims(st.ctx, claims);
-    st.expiry?.reset(st.tokenExp);
+    if (st.expiry) st.expiry.reset(st.tokenExp);
+    else if (st.tokenExp !== undefined) st.expiry = d.handshake.expiry(st.tokenExp, () => closeWith(socket, 'token_expired'));
     // A narrower token takes effect now: subscriptions it no longer allows end here.
     const dropped: string[] = [];
     for (const channel of [...socket.rooms]) {
@@ -140,15 +142,13 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
       const auth = (hs.auth ?? {}) as Record<string, unknown>;
       const ip = adm?.ip ?? d.handshake.clientIp(hs.address, hs.headers['x-forwarded-for'] as string | undefined);
       const id = await d.handshake.identify({ ip, connectionId: socket.id, headers: hs.headers, auth, token: auth.token ?? hs.query.token });
-      const release = () => {
-        id.release();
-        adm?.release();
-      };
       // A client gone while the handshake ran never gets 'disconnect' (Socket.IO drops it silently): release
       // on the transport's close as well (release is idempotent), or the count would leak for good.
-      if (socket.conn.readyState === 'open') socket.conn.once('close', id.release);
-      else id.release();
-      states.set(socket, { ctx: id.ctx, tokenExp: id.tokenExp, autoJoin: id.autoJoin, window: 0, count: 0, strikes: 0, strikeSecond: 0, release });
+      if (id.release !== NOTHING_HELD) {
+        if (socket.conn.readyState === 'open') socket.conn.once('close', id.release);
+        else id.release();
+      }
+      states.set(socket, { ctx: id.ctx, tokenExp: id.tokenExp, autoJoin: id.autoJoin, window: 0, count: 0, strikes: 0, strikeSecond: 0, release: id.release });
       socket.data = { ctx: id.ctx } satisfies SocketState;
       // The token has done its job; keep it out of what the adapter ships between nodes.
       if (typeof auth.token === 'string') auth.token = '[verified]';
@@ -164,16 +164,27 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     const st = stateOf(socket);
     let transport = socket.conn.transport.name;
     metrics.connections.inc({ transport });
-    socket.conn.on('upgrade', (t: { name: string }) => {
-      metrics.connections.dec({ transport });
-      transport = t.name;
-      metrics.connections.inc({ transport });
-    });
-    st.expiry = d.handshake.expiry(st.tokenExp, () => closeWith(socket, 'token_expired'));
+    // Only a polling session can upgrade; a WebSocket one keeps no listener for it.
+    if (transport !== 'websocket') {
+      socket.conn.on('upgrade', (t: { name: string }) => {
+        metrics.connections.dec({ transport });
+        transport = t.name;
+        metrics.connections.inc({ transport });
+      });
+    }
+    // Timer and closures only for a token that expires (auth:refresh starts one if a later token does).
+    if (st.tokenExp !== undefined) st.expiry = d.handshake.expiry(st.tokenExp, () => closeWith(socket, 'token_expired'));
+    // Memory per idle connection: the request headers Engine.IO and Socket.IO keep for the connection's life
+    // (socket.handshake.headers is the same object) are read by nothing after the handshake but a later CONNECT on
+    // this session, which reads only what retainedHeaders() keeps. The uWS response object of the upgrade is dead.
+    const req = socket.conn.request as unknown as { headers: Record<string, unknown>; res?: unknown };
+    req.headers = socket.handshake.headers = d.handshake.retainedHeaders(socket.handshake.headers) as typeof socket.handshake.headers;
+    if (transport === 'websocket') req.res = undefined;
     socket.onAny((event: string, ...args: unknown[]) => dispatch(socket, event, args, pd));
     socket.on('disconnect', (reason) => {
       st.expiry?.stop();
       st.release();
+      admissionOf(socket)?.release();
       metrics.connections.dec({ transport });
       const why = (socket.conn as unknown as { sbCloseReason?: string }).sbCloseReason ?? normalizeReason(reason);
       metrics.disconnects.inc({ reason: why });

@@ -66,11 +66,15 @@ const RPC_METHOD = /^[A-Za-z0-9_.:-]{1,100}$/;
 /** A method that is only dots would become a dot segment of `/rpc/{method}` and name another webhook. */
 const DOTS = /^\.+$/;
 
-/** Channels a socket is subscribing to right now (on the socket itself: per instance, gone with the socket). */
-const SUBSCRIBING = Symbol('switchboard.subscribing');
+/**
+ * Channels a socket is subscribing to right now. Only while a subscribe is in flight: an idle connection keeps no
+ * map (it was one Map per connection for good), and a WeakMap entry goes with the socket.
+ */
+const SUBSCRIBING = new WeakMap<Socket, Map<string, number>>();
 function subscribing(socket: Socket): Map<string, number> {
-  const s = socket as unknown as { [SUBSCRIBING]?: Map<string, number> };
-  return (s[SUBSCRIBING] ??= new Map());
+  let m = SUBSCRIBING.get(socket);
+  if (!m) SUBSCRIBING.set(socket, (m = new Map()));
+  return m;
 }
 
 /** RPC calls a socket has in flight (on the socket itself, like SUBSCRIBING). */
@@ -126,8 +130,8 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
       return await join(socket, channel, since, d);
     } finally {
       const n = (inFlight.get(channel) ?? 1) - 1;
-      if (n <= 0) inFlight.delete(channel);
-      else inFlight.set(channel, n);
+      if (n > 0) inFlight.set(channel, n);
+      else if (inFlight.delete(channel) && inFlight.size === 0) SUBSCRIBING.delete(socket);
     }
   },
 

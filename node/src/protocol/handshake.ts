@@ -54,6 +54,9 @@ export interface Credentials {
   token: unknown;
 }
 
+/** The release of an anonymous identity: nothing held, one shared function rather than a closure per connection. */
+export const NOTHING_HELD = () => {};
+
 export class Handshake {
   private readonly trusted: TrustedProxies;
   private readonly log: Logger;
@@ -100,11 +103,24 @@ export class Handshake {
         // Open mode (no JWT_SECRET, no BACKEND_URL): the client names itself; nothing is verified.
         ctx.user = c.auth.user.slice(0, 100);
       }
-      const release = ctx.user === undefined ? () => {} : await this.d.limits.acquire(undefined, ctx.user);
+      const release = ctx.user === undefined ? NOTHING_HELD : await this.d.limits.acquire(undefined, ctx.user);
       return { ctx, tokenExp, autoJoin, release };
     } catch (err) {
       throw this.refused(err);
     }
+  }
+
+  /**
+   * The request headers a later handshake on the same Engine.IO session reads (identify(): the client address
+   * and what `/connect` forwards); the rest can go once the connection is accepted.
+   */
+  retainedHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+    const kept: Record<string, string | string[]> = {};
+    for (const h of ['x-forwarded-for', 'cookie', ...this.d.options.webhookForwardHeaders]) {
+      const v = headers[h];
+      if (v !== undefined) kept[h] = v;
+    }
+    return kept;
   }
 
   /** Counts a refused handshake by its code and returns it as an SbError. */

@@ -159,7 +159,8 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
     const adm = (conn as unknown as { request: EngineRequest }).request.sbAdmission;
     if (adm) conn.on('close', adm.release);
     guard.watch(conn, conn.transport);
-    conn.on('upgrade', (t: EngineTransport) => guard.watch(conn, t));
+    // Only polling upgrades: a WebSocket session keeps no listener for it.
+    if (conn.transport.name !== 'websocket') conn.on('upgrade', (t: EngineTransport) => guard.watch(conn, t));
   });
   io.engine.on('close', () => guard.close());
   return io;
@@ -188,7 +189,8 @@ export const CLOSE_SLOW_CONSUMER = 4008;
  * - a frame over the payload limit (uWS closes with 1009) is counted as `too_large`.
  */
 export class TransportGuard {
-  private readonly open = new Set<{ conn: EngineSocket; t: EngineTransport }>();
+  /** Open WebSocket transports and their sessions (a Map: no entry object per connection). */
+  private readonly open = new Map<EngineTransport, EngineSocket>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -204,7 +206,7 @@ export class TransportGuard {
   }
 
   private sweep() {
-    for (const e of this.open) this.tooSlow(e.conn, e.t);
+    for (const [t, conn] of this.open) this.tooSlow(conn, t);
   }
 
   private tooSlow(conn: EngineSocket, t: EngineTransport): boolean {
@@ -220,23 +222,23 @@ export class TransportGuard {
 
   watch(conn: EngineSocket, t: EngineTransport) {
     if (t.name !== 'websocket') return;
-    const entry = { conn, t };
-    this.open.add(entry);
-    const send = t.send.bind(t);
+    this.open.set(t, conn);
+    // The prototype's methods, called on t: no bound function per connection.
+    const send = t.send;
     t.send = (packets) => {
       if (this.tooSlow(conn, t)) {
         this.metrics.dropped.inc({ reason: 'slow_consumer' }, packets.length);
         return;
       }
-      send(packets);
+      send.call(t, packets);
     };
-    const onClose = t.onClose.bind(t);
+    const onClose = t.onClose;
     t.onClose = (code, message) => {
-      this.open.delete(entry);
+      this.open.delete(t);
       const text = message && message.byteLength > 0 ? Buffer.from(message).toString() : '';
       // uWS reports an oversized frame as 1009, or as 1006 with "Received too big message".
       if (code === 1009 || /too big/i.test(text)) this.metrics.rejections.inc({ reason: 'too_large' });
-      onClose(code, message);
+      onClose.call(t, code, message);
     };
   }
 }
