@@ -129,10 +129,11 @@ export class Webhooks implements Backend {
 
   async rpc(ctx: ClientContext, method: string, params: unknown): Promise<unknown> {
     const path = `/rpc/${encodeURIComponent(method)}`;
-    return this.call('rpc', path, { user: ctx.user ?? null, params }, this.methodBreaker(method), (a) => {
+    const interpret = (a: Answer) => {
       if (ok(a)) return parseAnswer(path, a.text, rpcAnswer).result ?? null;
       throw refusal(path, a, a.status === 404 ? `the backend has no RPC method "${method}"` : `the backend refused ${method}`);
-    });
+    };
+    return this.call('rpc', path, { user: ctx.user ?? null, params }, interpret, this.methodBreaker(method));
   }
 
   disconnect(ctx: ClientContext, reason: string): void {
@@ -152,11 +153,8 @@ export class Webhooks implements Backend {
    * One signed POST. `interpret` turns a 2xx/4xx answer into the hook's result or an SbError; 5xx, timeouts
    * and network errors are failures of the backend (they count towards the hook's, or the RPC method's, breaker).
    */
-  private call<T>(hook: Hook, path: string, body: unknown, interpret: (a: Answer) => T): Promise<T>;
-  private call<T>(hook: Hook, path: string, body: unknown, breaker: CircuitBreaker, interpret: (a: Answer) => T): Promise<T>;
-  private async call<T>(hook: Hook, path: string, body: unknown, ...rest: [(a: Answer) => T] | [CircuitBreaker, (a: Answer) => T]): Promise<T> {
+  private async call<T>(hook: Hook, path: string, body: unknown, interpret: (a: Answer) => T, breaker = this.bulkheads[hook].breaker): Promise<T> {
     const bulkhead = this.bulkheads[hook];
-    const [breaker, interpret] = rest.length === 2 ? rest : [bulkhead.breaker, rest[0]];
     const raw = JSON.stringify(body);
     if (bulkhead.inflight >= this.opts.concurrency) {
       this.metrics.webhookRequests.inc({ hook, outcome: 'overloaded' });
