@@ -85,7 +85,7 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
       const idemKey = req.headers['idempotency-key'];
       if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
       const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.options.idempotencyWindowSeconds });
-      const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile)));
+      const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile, p.json)));
       const flags = { ...(rs.some((r) => r.local) ? { local: true } : {}), ...(rs.every((r) => r.duplicate) ? { duplicate: true } : {}) };
       reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
     }),

@@ -32,6 +32,8 @@ export interface PublishInput {
   once?: { key: string; ttlSeconds: number };
   /** See Publication.volatile. */
   volatile?: boolean;
+  /** `stringifyData(data)`, when the caller already made it (Publisher.validate): the bus splices it in, not encoding twice. */
+  dataJson?: string;
 }
 
 export interface PublishResult {

@@ -78,9 +78,13 @@ interface WirePayload {
   v?: 1; // volatile
 }
 
-/** The one place a payload is serialized for the bus. */
-function toWire(p: WirePayload): string {
-  return JSON.stringify(p);
+/**
+ * The one place a payload is serialized for the bus. With `dataJson` (`d` already encoded, by Publisher.validate) the
+ * same bytes as JSON.stringify(p), same key order, without serializing the data a second time.
+ */
+function toWire(p: WirePayload, dataJson?: string): string {
+  if (dataJson === undefined) return JSON.stringify(p);
+  return `{"c":${JSON.stringify(p.c)},"e":${JSON.stringify(p.e)},"d":${dataJson},"t":${JSON.stringify(p.t)},"o":${JSON.stringify(p.o)}${p.v ? ',"v":1' : ''}}`;
 }
 
 /** The one place a payload from the bus (live or history) is parsed; undefined when it is not ours. */
@@ -615,7 +619,10 @@ export class RedisBus implements Bus {
     const sh = this.shards.get(this.topo.ownerOf(k.slot));
     // One failed shard fails only its own channels, at once, until a replica has taken over.
     if (!sh?.verified) throw new SbError('unavailable', `the Redis shard of this channel is unavailable (${sh?.failure ?? 'failover in progress'}); retry`);
-    const payload = toWire({ c: input.channel, e: input.event, d: encodeData(input.data), t: input.ts, o: this.opts.nodeId, ...(input.volatile ? { v: 1 as const } : {}) });
+    const payload = toWire(
+      { c: input.channel, e: input.event, d: input.dataJson === undefined ? encodeData(input.data) : undefined, t: input.ts, o: this.opts.nodeId, ...(input.volatile ? { v: 1 as const } : {}) },
+      input.dataJson,
+    );
     try {
       // The stream keeps its last id even at MAXLEN 0, so ids stay increasing for channels without history.
       const [id, dup] = await this.scripts.sbPublish(

@@ -21,7 +21,7 @@ export class Publisher {
   constructor(private readonly d: PublisherDeps) {}
 
   /** Checks a publication without publishing it (for callers that authorize in between). */
-  validate(channel: unknown, event: unknown, data: unknown): { channel: string; event: string; data: unknown } {
+  validate(channel: unknown, event: unknown, data: unknown): { channel: string; event: string; data: unknown; json: string } {
     const c = assertChannel(channel);
     const e = assertEventName(event);
     const d = data === undefined ? null : data;
@@ -35,20 +35,30 @@ export class Publisher {
     }
     const size = Buffer.byteLength(json);
     if (size > this.d.maxPublishBytes) throw new SbError('too_large', `data is ${size} bytes; the limit is ${this.d.maxPublishBytes}`);
-    return { channel: c, event: e, data: d };
+    // The encoded form goes along: a caller that publishes `data` untouched passes it on (publish's `json`).
+    return { channel: c, event: e, data: d, json };
   }
 
   /**
    * Resolves with the id; `local: true` when only this node's subscribers could be reached; `duplicate: true`
    * when `once` had already published (the id is that publication's).
    */
-  async publish(channel: string, event: string, data: unknown, source: PublicationSource, once?: { key: string; ttlSeconds: number }, volatile = false): Promise<{ id: string; local?: true; duplicate?: true }> {
+  async publish(
+    channel: string,
+    event: string,
+    data: unknown,
+    source: PublicationSource,
+    once?: { key: string; ttlSeconds: number },
+    volatile = false,
+    /** validate()'s `json` of this very `data` (not touched since): the bus reuses it instead of encoding again. */
+    json?: string,
+  ): Promise<{ id: string; local?: true; duplicate?: true }> {
     const rule = this.d.rules.for(channel);
     // Volatile publications keep no history (MAXLEN 0 still gives them an id in order).
     const history = { size: volatile ? 0 : rule.historySize, ttlMs: rule.historyTtlMs };
     let r: Awaited<ReturnType<Bus['publish']>>;
     try {
-      r = await this.d.bus.publish({ channel, event, data, ts: Date.now(), history, once, volatile });
+      r = await this.d.bus.publish({ channel, event, data, ts: Date.now(), history, once, volatile, dataJson: json });
     } catch (err) {
       if (err instanceof HistoryFull) this.d.metrics.rejections.inc({ reason: err.reason });
       throw err;

@@ -206,7 +206,7 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
     uws,
     async publish(channel, event, data) {
       const p = publisher.validate(channel, event, data);
-      return (await publisher.publish(p.channel, p.event, p.data, 'http')).id;
+      return (await publisher.publish(p.channel, p.event, p.data, 'http', undefined, false, p.json)).id;
     },
     async listen() {
       // The internal port first: /healthz answers and /readyz says why not ready while Redis is verified.
