@@ -181,12 +181,6 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
   },
 });
 
-/** Outcome counters of one event label, resolved once (metrics/metrics.ts CounterCells). */
-function outcomes(d: ProtocolDeps, label: string) {
-  const cells = d.metrics.eventCells;
-  return (outcome: string) => cells.cell(label, outcome);
-}
-
 /**
  * Dispatches one client event: the rate check comes first, for every event, with an ack or without. An event without
  * an ack still does its work (`emit('subscribe', ch)`); its failure comes back as `switchboard:error { event, error }`.
@@ -198,14 +192,14 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
   const handlers = d.handlers ?? HANDLERS;
   const handler = Object.hasOwn(handlers, event) ? handlers[event] : undefined;
   const label = handler ? event : 'unknown';
-  const count = outcomes(d, label);
+  const cells = d.metrics.eventCells;
   // Without an ack nobody awaits the answer; counted apart so a client that never asks for one shows in metrics.
-  if (!ack) count('no_ack').n++;
+  if (!ack) cells.cell(label, 'no_ack').n++;
   const fail = (err: unknown) => {
     const a = errorAck(err);
     if (a.error.code === 'internal' && !(err instanceof SbError)) d.log.error({ err, event: label }, 'event handler failed');
     if (ack) {
-      count(a.error.code).n++;
+      cells.cell(label, a.error.code).n++;
       return ack(a);
     }
     // Told once per window: answering every event of a flood would only feed it.
@@ -224,7 +218,7 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
         // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
         if (nestedDeeperThan(r, MAX_ANSWER_DEPTH)) return fail(new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`));
         if (!ack) return;
-        count('ok').n++;
+        cells.cell(label, 'ok').n++;
         ack({ ok: true, ...r });
       }, fail)
       .catch((err: unknown) => d.log.warn({ err, event: label }, 'answering a client event failed'));
