@@ -479,6 +479,8 @@ export class RedisBus implements Bus {
   }
 
   private see(c: Chan, s: Seen) {
+    // Sequences restart with an epoch: the old epoch's pairs would read as a sequence reused.
+    if (c.seen && c.seen.epoch !== s.epoch) c.recent.length = 0;
     c.seen = s;
     c.recent.push([s.seq, s.id]);
     if (c.recent.length > RECENT) c.recent.shift();
@@ -501,7 +503,7 @@ export class RedisBus implements Bus {
   private async checkPositions(sh: Shard, chans: Chan[], by: 'subscribe' | 'resubscribe' | 'position_check'): Promise<boolean> {
     const client = this.topo.nodeClient(sh.master);
     if (!client || client.status !== 'ready' || sh.sub.status !== 'ready') return false;
-    const before = chans.map((c) => c.seen?.seq);
+    const before = chans.map((c) => c.seen);
     let rows: ([Error | null, unknown] | undefined)[];
     try {
       rows = await this.fenced(sh, client, (p) => {
@@ -523,7 +525,12 @@ export class RedisBus implements Bus {
     return !moved;
   }
 
-  private compare(c: Chan, at: Seen, seqAtRead: number | undefined, by: string) {
+  /**
+   * `at` is the channel's state in Redis when the read ran; `atRead` what this node had received by then. Publications
+   * published after the read may arrive before its fence, so `c.seen` can be newer than `at`: a read older than what
+   * was received since shows nothing (an epoch that changed since was checked by track() as it arrived).
+   */
+  private compare(c: Chan, at: Seen, atRead: Seen | undefined, by: string) {
     const s = c.seen;
     const deferred = c.deferred;
     c.deferred = false;
@@ -533,12 +540,14 @@ export class RedisBus implements Bus {
       return;
     }
     if (at.epoch !== s.epoch && s.epoch !== '') {
+      // E.g. the read found no state yet, and the channel's first publication arrived before the fence.
+      if (s.epoch !== (atRead?.epoch ?? '')) return;
       this.resync(c, 'reset', at.epoch === '' ? 'state lost' : 'epoch changed');
       this.see(c, at);
     } else if (at.seq > s.seq) {
       this.resync(c, 'gap', by);
       this.see(c, at);
-    } else if (seqAtRead !== undefined && at.seq < seqAtRead) {
+    } else if (atRead !== undefined && atRead.epoch === at.epoch && at.seq < atRead.seq) {
       // This node had received a sequence before sending the read that Redis no longer has: writes were lost.
       this.resync(c, 'reset', 'sequence rolled back');
       this.see(c, at);

@@ -126,7 +126,7 @@ for (const mode of ['redis', 'cluster'] as const) {
       assert.equal((await metricValue(a.internalUrl, 'switchboard_bus_catchup_reads_total')) - reads0, 1, 'one history read');
       const gapLines = a.output().split('\n').filter((l) => l.includes('bus gap on a channel') && l.includes(':gap-'));
       assert.deepEqual(gapLines.map((l) => JSON.parse(l).channel), [x], `the read was for x\n${a.output().split('\n').filter((l) => /gap|resync|topology|rebuild/.test(l)).join('\n')}`);
-      assert.deepEqual(lost, []);
+      assert.deepEqual(lost, [], `no loss announced\n${a.output().split('\n').filter((l) => /gap|resync|lost|catch-up|canary|position/.test(l)).join('\n')}`);
     });
 
     test('a publication whose message was lost on a channel that then goes quiet is found by the position check', async () => {
