@@ -93,7 +93,7 @@ process.env.SB_BENCH_NODE_ARGS = `${process.env.SB_BENCH_NODE_ARGS ?? ''} --heap
 const registry = new Processes();
 process.on('exit', () => registry.killAll());
 const progress = new Progress(process.stderr);
-const clusters = new Clusters({ nodes: 1, apiKey: `heap-${randomBytes(4).toString('hex')}`, switchboardEnv: {}, registry }, true);
+const clusters = new Clusters({ nodes: 1, apiKey: `heap-${randomBytes(8).toString('hex')}`, switchboardEnv: {}, registry }, true);
 const pool = await WorkerPool.start(Number(values.workers), registry);
 try {
   const ctx: Ctx = { pool, clusters, registry, addresses: new Addresses(), progress, signal: new AbortController().signal, apiKey: 'unused', runId: randomBytes(3).toString('hex'), smoke: false };
