@@ -155,6 +155,14 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
     log.debug({ code: err.code, message: err.message }, 'engine connection error');
   });
   const guard = new TransportGuard(config, metrics);
+  // Buffers grow only by sends. Transport sends are checked as they happen; what uWS pub/sub publishes (our room
+  // fan-out, Socket.IO's broadcasts) is not, so the sweep follows publishes: an idle node no longer asks every
+  // WebSocket for its buffered amount ten times a second (the idle scenario's CPU gap to plain Socket.IO).
+  const publish = app.publish.bind(app);
+  (app as { publish: unknown }).publish = (...a: Parameters<TemplatedApp['publish']>) => {
+    guard.published();
+    return publish(...a);
+  };
   io.engine.on('connection', (conn: EngineSocket) => {
     const adm = (conn as unknown as { request: EngineRequest }).request.sbAdmission;
     if (adm) conn.on('close', adm.release);
@@ -205,8 +213,26 @@ export class TransportGuard {
     clearInterval(this.timer);
   }
 
+  /** Full sweeps still due since the last uWS publish: two, as uWS may write a publish out after the next timer ran. */
+  private due = 0;
+  /** Transports sent to directly since the last sweep (a ping every PING_INTERVAL_MS each): checked alone. */
+  private readonly sent = new Set<EngineTransport>();
+
+  published() {
+    this.due = 2;
+  }
+
   private sweep() {
-    for (const [t, conn] of this.open) this.tooSlow(conn, t);
+    if (this.due > 0) {
+      this.due--;
+      for (const [t, conn] of this.open) this.tooSlow(conn, t);
+    } else {
+      for (const t of this.sent) {
+        const conn = this.open.get(t);
+        if (conn) this.tooSlow(conn, t);
+      }
+    }
+    this.sent.clear();
   }
 
   private tooSlow(conn: EngineSocket, t: EngineTransport): boolean {
@@ -231,10 +257,13 @@ export class TransportGuard {
         return;
       }
       send.call(t, packets);
+      // This send may have taken the buffer past the limit and no later send may come: the next sweep looks at it.
+      this.sent.add(t);
     };
     const onClose = t.onClose;
     t.onClose = (code, message) => {
       this.open.delete(t);
+      this.sent.delete(t);
       const text = message && message.byteLength > 0 ? Buffer.from(message).toString() : '';
       // uWS reports an oversized frame as 1009, or as 1006 with "Received too big message".
       if (code === 1009 || /too big/i.test(text)) this.metrics.rejections.inc({ reason: 'too_large' });
