@@ -49,9 +49,22 @@ await ensurePrereqs(PREREQS.filter((p) => p.tiers.some((t) => tiers.has(t)) && !
 // --test-force-exit: a failed test must not leave a file hanging on a client that keeps reconnecting.
 const groups = [...TIERS, undefined].map((t) => [t ?? 'other', files.filter((f) => tierOf(f) === t)]).filter(([, fs]) => fs.length > 0);
 const results = [];
+// Formatting is part of the unit tier: one style everywhere, checked where every change is checked (`npm run format` fixes it).
+if (tiers.has('unit')) {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [join(root, 'node_modules/prettier/bin/prettier.cjs'), '--check', '--log-level', 'warn', '.'], {
+    stdio: 'inherit',
+    cwd: root,
+  });
+  if (r.status !== 0) console.error('npm test: files are not formatted; run `npm run format`');
+  results.push({ tier: 'format', files: 0, ok: r.status === 0, s: ((Date.now() - t0) / 1000).toFixed(1) });
+}
 for (const [tier, fs] of groups) {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...fs], { stdio: 'inherit', cwd: root });
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...fs], {
+    stdio: 'inherit',
+    cwd: root,
+  });
   results.push({ tier, files: fs.length, ok: r.status === 0, s: ((Date.now() - t0) / 1000).toFixed(1) });
 }
 console.log(`npm test: ${results.map((r) => `${r.tier} ${r.ok ? 'passed' : 'FAILED'} (${r.files} files, ${r.s} s)`).join('; ')}`);
@@ -71,8 +84,14 @@ async function ensurePrereqs(missing) {
   }
   for (const p of missing) {
     const how = installCommand(p);
-    if (p.optional) console.log(`npm test: ${p.name} is not installed; the tests that use it ${process.env.CI === 'true' ? 'fail (CI=true)' : 'skip'}. Install it with: ${how}`);
-    else console.error(`npm test: the selected tests need ${p.name}, which is not installed${canInstall ? ' and apt-get could not install' : ''}. Install it with: ${how}`);
+    if (p.optional)
+      console.log(
+        `npm test: ${p.name} is not installed; the tests that use it ${process.env.CI === 'true' ? 'fail (CI=true)' : 'skip'}. Install it with: ${how}`,
+      );
+    else
+      console.error(
+        `npm test: the selected tests need ${p.name}, which is not installed${canInstall ? ' and apt-get could not install' : ''}. Install it with: ${how}`,
+      );
   }
   if (missing.some((p) => !p.optional)) process.exit(1);
 }
@@ -86,7 +105,8 @@ function aptInstall(prereqs) {
     writeFileSync(policy, '#!/bin/sh\n# Written by switchboard scripts/run-tests.mjs while it installs test prerequisites.\nexit 101\n');
     chmodSync(policy, 0o755);
   }
-  const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  const apt = (args) =>
+    spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
   // Ctrl-C during the install (apt-get gets it too) must not kill this process before it removes the policy:
   // with a handler installed, Node defers the signal instead of exiting at once.
   let signal;
@@ -97,9 +117,7 @@ function aptInstall(prereqs) {
     apt(['install', '-y', '-q', '--no-install-recommends', ...prereqs.map((p) => p.packages[0])]);
     for (const p of prereqs.filter((q) => !q.present())) {
       // Alternatives in turn (kubectl, then kubernetes-client); recommends only where a package fails without them.
-      p.packages.some(
-        (pkg) => apt(['install', '-y', '-q', '--no-install-recommends', pkg]) || apt(['install', '-y', '-q', pkg]),
-      );
+      p.packages.some((pkg) => apt(['install', '-y', '-q', '--no-install-recommends', pkg]) || apt(['install', '-y', '-q', pkg]));
     }
   } finally {
     if (ownPolicy) rmSync(policy, { force: true });
