@@ -29,7 +29,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): BaselineConfig
     internalPort: int('INTERNAL_PORT', 9090),
     redisUrl,
     nodeId: env.NODE_ID ?? `baseline-${process.pid}`,
-    apiKeys: new Set((env.API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean)),
+    apiKeys: new Set(
+      (env.API_KEYS ?? '')
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    ),
     backendUrl: env.BACKEND_URL?.replace(/\/+$/, '') || undefined,
   };
 }
@@ -60,8 +65,10 @@ export interface PublishRequest {
 
 /** Validates `{ channel, event, data }` from the HTTP API or a client's publish. */
 export function checkPublish(channel: unknown, event: unknown): ErrorAck | undefined {
-  if (typeof channel !== 'string' || !CHANNEL_RE.test(channel)) return fail('invalid_channel', 'channel: 1-200 of A-Z a-z 0-9 _ : . - @ / = ,');
-  if (typeof event !== 'string' || event.length === 0 || RESERVED_EVENTS.has(event)) return fail('bad_request', 'event: a non-reserved event name');
+  if (typeof channel !== 'string' || !CHANNEL_RE.test(channel))
+    return fail('invalid_channel', 'channel: 1-200 of A-Z a-z 0-9 _ : . - @ / = ,');
+  if (typeof event !== 'string' || event.length === 0 || RESERVED_EVENTS.has(event))
+    return fail('bad_request', 'event: a non-reserved event name');
   return undefined;
 }
 
@@ -77,13 +84,19 @@ export function webhookCaller(backendUrl: string): (method: string, params: unkn
       const body = JSON.stringify({ user: null, params });
       const req = httpRequest(
         `${backendUrl}/rpc/${encodeURIComponent(method)}`,
-        { method: 'POST', agent, timeout: 5000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          method: 'POST',
+          agent,
+          timeout: 5000,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (text += c));
           res.on('end', () => {
-            if (res.statusCode !== 200) return resolve(fail(res.statusCode === 404 ? 'not_found' : 'internal', `backend answered ${res.statusCode}`));
+            if (res.statusCode !== 200)
+              return resolve(fail(res.statusCode === 404 ? 'not_found' : 'internal', `backend answered ${res.statusCode}`));
             try {
               resolve({ ok: true, result: (JSON.parse(text) as { result?: unknown }).result });
             } catch {

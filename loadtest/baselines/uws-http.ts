@@ -8,7 +8,9 @@ export type Uws = typeof import('@trufflesuite/uws-js-unofficial');
 /** Switchboard's own loader when it is built (same binary the node uses), else the package directly. */
 export async function loadUws(): Promise<{ uws: Uws; name: string }> {
   try {
-    const loader = (await import(new URL('../../node/src/transport/uws.js', import.meta.url).href)) as { loadUws?: () => { uws: Uws; name: string } };
+    const loader = (await import(new URL('../../node/src/transport/uws.js', import.meta.url).href)) as {
+      loadUws?: () => { uws: Uws; name: string };
+    };
     if (typeof loader.loadUws === 'function') return loader.loadUws();
   } catch {
     // not built yet: fall through
@@ -24,7 +26,11 @@ function json(res: HttpResponse, status: string, body: unknown): void {
 }
 
 /** `POST /api/publish` `{ channel, event, data }` with a Bearer key from API_KEYS → `{ ok, id }`. */
-export function publishRoute(app: TemplatedApp, cfg: BaselineConfig, publish: (channel: string, event: string, data: unknown) => string): void {
+export function publishRoute(
+  app: TemplatedApp,
+  cfg: BaselineConfig,
+  publish: (channel: string, event: string, data: unknown) => string,
+): void {
   app.post('/api/publish', (res, req) => {
     const auth = req.getHeader('authorization');
     let aborted = false;

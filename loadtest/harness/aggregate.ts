@@ -41,7 +41,10 @@ export function emptyWindow(): MergedWindow {
   return mergeWindows([]);
 }
 
-export const counter = (count: number, seconds: number): CounterSummary => ({ count, rate: seconds > 0 ? Math.round((count / seconds) * 100) / 100 : 0 });
+export const counter = (count: number, seconds: number): CounterSummary => ({
+  count,
+  rate: seconds > 0 ? Math.round((count / seconds) * 100) / 100 : 0,
+});
 
 /** The metrics of a pub/sub window in the k6 names (trends in ms). */
 export function pubsubMetrics(w: MergedWindow, seconds: number, extra: { lost: number; connectErrors: number }): MetricsSummary {

@@ -63,7 +63,12 @@ function paramsFor<S extends Scenario>(s: S, opts: Pick<BenchOptions, 'smoke' | 
   const profile = opts.smoke ? 'smoke' : 'local';
   const over = opts.overrides?.[s.name];
   // Overrides go in as the last profile layer so they are validated like any profile.
-  const layered = over ? ({ ...s, profiles: { ...s.profiles, [profile]: deepMerge(profile === 'smoke' ? (s.profiles.smoke ?? {}) : (s.profiles.local ?? {}), over) } } as S) : s;
+  const layered = over
+    ? ({
+        ...s,
+        profiles: { ...s.profiles, [profile]: deepMerge(profile === 'smoke' ? (s.profiles.smoke ?? {}) : (s.profiles.local ?? {}), over) },
+      } as S)
+    : s;
   const p = resolveParams(layered, profile);
   if (opts.rounds === undefined && !opts.quick) return p;
   const out: Record<string, unknown> = { ...p };
@@ -73,7 +78,8 @@ function paramsFor<S extends Scenario>(s: S, opts: Pick<BenchOptions, 'smoke' | 
   out.durationSeconds = perRound * (out.rounds as number);
   if (opts.quick) {
     out.warmupSeconds = Math.min(p.warmupSeconds, 1);
-    if ('maxRate' in p) out.maxRate = { ...p.maxRate, probeSeconds: Math.min(p.maxRate.probeSeconds, 3), holdSeconds: Math.min(p.maxRate.holdSeconds, 10) };
+    if ('maxRate' in p)
+      out.maxRate = { ...p.maxRate, probeSeconds: Math.min(p.maxRate.probeSeconds, 3), holdSeconds: Math.min(p.maxRate.holdSeconds, 10) };
     if (s.name === 'connect-storm') out.holdSeconds = Math.min((p as { holdSeconds: number }).holdSeconds, 2);
   }
   return resolveParams({ ...s, params: out, profiles: {} } as S, 'base', `${s.name} (--rounds/--quick)`);
@@ -81,7 +87,8 @@ function paramsFor<S extends Scenario>(s: S, opts: Pick<BenchOptions, 'smoke' | 
 
 /** The selected systems that a scenario applies to: Socket.IO ones, the SSE ones for sse-fanout, Switchboard alone for bus-capacity. */
 export function systemsFor(scenario: ScenarioName, systems: readonly SystemName[]): SystemName[] {
-  const applies: readonly SystemName[] = scenario === 'sse-fanout' ? SSE_SYSTEMS : scenario === 'bus-capacity' ? ['switchboard'] : SOCKETIO_SYSTEMS;
+  const applies: readonly SystemName[] =
+    scenario === 'sse-fanout' ? SSE_SYSTEMS : scenario === 'bus-capacity' ? ['switchboard'] : SOCKETIO_SYSTEMS;
   return systems.filter((s) => applies.includes(s));
 }
 
@@ -117,11 +124,15 @@ async function uwsName(): Promise<string | undefined> {
 }
 
 function stamp(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  return d
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
 }
 
 export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise<BenchOutput> {
-  if (!hasBinary('redis-server')) throw new Error('the benchmark needs `redis-server`, which is not installed. Install it with: apt-get install -y redis-server');
+  if (!hasBinary('redis-server'))
+    throw new Error('the benchmark needs `redis-server`, which is not installed. Install it with: apt-get install -y redis-server');
   const scenarios = loadScenarios(opts.scenarioDir)
     .filter((s) => opts.scenarios.includes(s.name))
     .sort((a, b) => SCENARIO_NAMES.indexOf(a.name) - SCENARIO_NAMES.indexOf(b.name));
@@ -157,7 +168,9 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
       runId: randomBytes(3).toString('hex'),
       smoke: opts.smoke,
     };
-    progress.log(`bench ${opts.smoke ? 'smoke ' : ''}run: ${systems.join(', ')} × ${scenarios.map((s) => s.name).join(', ')}; ${opts.nodes} node(s) each, ${opts.workers} client workers`);
+    progress.log(
+      `bench ${opts.smoke ? 'smoke ' : ''}run: ${systems.join(', ')} × ${scenarios.map((s) => s.name).join(', ')}; ${opts.nodes} node(s) each, ${opts.workers} client workers`,
+    );
     for (const s of scenarios) {
       const t0 = Date.now();
       progress.log(`— ${s.name}: ${s.description}`);
@@ -209,7 +222,15 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
       kernel: os.release(),
       ...(await uwsName().then((uws) => (uws ? { uws } : {}))),
     },
-    options: { nodes: opts.nodes, workers: opts.workers, systems, scenarios: scenarios.map((s) => s.name), reuseClusters: opts.reuseClusters, quick: Boolean(opts.quick), ...(opts.rounds ? { rounds: opts.rounds } : {}) },
+    options: {
+      nodes: opts.nodes,
+      workers: opts.workers,
+      systems,
+      scenarios: scenarios.map((s) => s.name),
+      reuseClusters: opts.reuseClusters,
+      quick: Boolean(opts.quick),
+      ...(opts.rounds ? { rounds: opts.rounds } : {}),
+    },
     scenarios: results,
     figures,
     ratios: ratios(figures),

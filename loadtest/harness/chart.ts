@@ -4,7 +4,13 @@ import type { SystemName } from './cluster.js';
 import type { BenchResult } from './results.js';
 import { fmt } from './report.js';
 
-const COLORS: Record<SystemName, string> = { switchboard: '#2563eb', plain: '#7c3aed', stock: '#d97706', ceiling: '#059669', pushpin: '#db2777' };
+const COLORS: Record<SystemName, string> = {
+  switchboard: '#2563eb',
+  plain: '#7c3aed',
+  stock: '#d97706',
+  ceiling: '#059669',
+  pushpin: '#db2777',
+};
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 interface Panel {
@@ -49,7 +55,9 @@ function panel(p: Panel, systems: SystemName[], x0: number, y0: number, w: numbe
     out.push(`<line x1="${left}" x2="${right}" y1="${y.toFixed(1)}" y2="${y.toFixed(1)}" class="grid"/>`);
     out.push(`<text x="${left - 6}" y="${(y + 4).toFixed(1)}" text-anchor="end" class="tick">${esc(fmt(t))}</text>`);
   }
-  out.push(`<text x="${x0 + 12}" y="${(top + bottom) / 2}" transform="rotate(-90 ${x0 + 12} ${(top + bottom) / 2})" text-anchor="middle" class="tick">${esc(p.unit)}</text>`);
+  out.push(
+    `<text x="${x0 + 12}" y="${(top + bottom) / 2}" transform="rotate(-90 ${x0 + 12} ${(top + bottom) / 2})" text-anchor="middle" class="tick">${esc(p.unit)}</text>`,
+  );
   const gw = (right - left) / p.groups.length;
   const bw = Math.min(40, (gw * 0.8) / systems.length);
   p.groups.forEach((g, gi) => {
@@ -62,8 +70,12 @@ function panel(p: Panel, systems: SystemName[], x0: number, y0: number, w: numbe
         return;
       }
       const y = scale(v);
-      out.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 3).toFixed(1)}" height="${Math.max(0.5, bottom - y).toFixed(1)}" fill="${COLORS[s]}"><title>${esc(`${s} ${g}: ${fmt(v)} ${p.unit}`)}</title></rect>`);
-      out.push(`<text x="${(x + (bw - 3) / 2).toFixed(1)}" y="${(y - 4).toFixed(1)}" text-anchor="middle" class="val">${esc(fmt(v))}</text>`);
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 3).toFixed(1)}" height="${Math.max(0.5, bottom - y).toFixed(1)}" fill="${COLORS[s]}"><title>${esc(`${s} ${g}: ${fmt(v)} ${p.unit}`)}</title></rect>`,
+      );
+      out.push(
+        `<text x="${(x + (bw - 3) / 2).toFixed(1)}" y="${(y - 4).toFixed(1)}" text-anchor="middle" class="val">${esc(fmt(v))}</text>`,
+      );
     });
     out.push(`<text x="${(left + gi * gw + gw / 2).toFixed(1)}" y="${bottom + 16}" text-anchor="middle" class="tick">${esc(g)}</text>`);
   });
@@ -107,7 +119,10 @@ export function chart(result: BenchResult): string {
     return s;
   });
   const legend = systems
-    .map((s, i) => `<rect x="${20 + i * 150}" y="${H - 22}" width="12" height="12" fill="${COLORS[s]}"/><text x="${38 + i * 150}" y="${H - 12}" class="tick">${esc(s)}</text>`)
+    .map(
+      (s, i) =>
+        `<rect x="${20 + i * 150}" y="${H - 22}" width="12" height="12" fill="${COLORS[s]}"/><text x="${38 + i * 150}" y="${H - 12}" class="tick">${esc(s)}</text>`,
+    )
     .join('\n');
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,

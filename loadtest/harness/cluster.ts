@@ -106,12 +106,24 @@ function ping(port: number): Promise<boolean> {
 
 async function startRedis(opts: ClusterOptions, tag: string) {
   const port = await freePort();
-  const managed = opts.registry.spawn(`redis ${tag}`, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning']);
+  const managed = opts.registry.spawn(`redis ${tag}`, 'redis-server', [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--loglevel',
+    'warning',
+  ]);
   let dead = false;
   void managed.exited.then(() => (dead = true));
   await waitFor(
     async () => {
-      if (dead) throw new FatalError(`redis-server exited: ${managed.output() || 'is redis-server installed? apt-get install -y redis-server'}`);
+      if (dead)
+        throw new FatalError(`redis-server exited: ${managed.output() || 'is redis-server installed? apt-get install -y redis-server'}`);
       return ping(port);
     },
     `redis-server on ${port}`,
@@ -121,7 +133,14 @@ async function startRedis(opts: ClusterOptions, tag: string) {
   return { port, pid: managed.proc.pid!, managed };
 }
 
-async function startNode(system: Exclude<SystemName, 'pushpin'>, variant: Variant, index: number, redisPort: number, backendUrl: string | undefined, opts: ClusterOptions): Promise<ServerNode> {
+async function startNode(
+  system: Exclude<SystemName, 'pushpin'>,
+  variant: Variant,
+  index: number,
+  redisPort: number,
+  backendUrl: string | undefined,
+  opts: ClusterOptions,
+): Promise<ServerNode> {
   const port = await freePort();
   const internalPort = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -149,7 +168,12 @@ async function startNode(system: Exclude<SystemName, 'pushpin'>, variant: Varian
   const nodeArgs = (process.env.SB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // A profiled node writes its profile on the way out: give it time before SIGKILL.
   const stopGraceMs = nodeArgs.some((a) => a.startsWith('--cpu-prof') || a.startsWith('--heap-prof')) ? 60_000 : 3000;
-  const managed = opts.registry.spawn(`${system} node ${index + 1}`, process.execPath, [...nodeArgs, SERVER_JS[system], ...SERVER_ARGS[system]], { env, stopGraceMs });
+  const managed = opts.registry.spawn(
+    `${system} node ${index + 1}`,
+    process.execPath,
+    [...nodeArgs, SERVER_JS[system], ...SERVER_ARGS[system]],
+    { env, stopGraceMs },
+  );
   let dead = false;
   void managed.exited.then(() => (dead = true));
   try {
@@ -174,7 +198,12 @@ async function startNode(system: Exclude<SystemName, 'pushpin'>, variant: Varian
 const nodeCpu = (n: ServerNode) => [n.pid, ...(n.extraPids ?? [])].reduce((a, p) => a + cpuSeconds(p), 0);
 const nodeRss = (n: ServerNode) => [n.pid, ...(n.extraPids ?? [])].reduce((a, p) => a + rssKiB(p), 0);
 
-export async function startCluster(system: SystemName, variant: Variant, backendUrl: string | undefined, opts: ClusterOptions): Promise<Cluster> {
+export async function startCluster(
+  system: SystemName,
+  variant: Variant,
+  backendUrl: string | undefined,
+  opts: ClusterOptions,
+): Promise<Cluster> {
   const missing = systemMissing(system);
   if (missing) throw new Error(missing);
   if (system === 'pushpin') return startPushpin(opts);
@@ -186,7 +215,8 @@ export async function startCluster(system: SystemName, variant: Variant, backend
   };
   try {
     // One at a time: on two cores a parallel start only makes each slower to become ready.
-    for (let i = 0; i < opts.nodes; i++) nodes.push(await startNode(system as Exclude<SystemName, 'pushpin'>, variant, i, redis.port, backendUrl, opts));
+    for (let i = 0; i < opts.nodes; i++)
+      nodes.push(await startNode(system as Exclude<SystemName, 'pushpin'>, variant, i, redis.port, backendUrl, opts));
   } catch (err) {
     await stop();
     throw err;
@@ -218,7 +248,9 @@ async function startPushpin(opts: ClusterOptions): Promise<Cluster> {
   const ports: number[] = [];
   for (let i = 0; i < 6; i++) ports.push(await freePort());
   const [httpPort, publishPort, pushIn, pushInSub, command, backendPort] = ports as [number, number, number, number, number, number];
-  const backend = opts.registry.spawn('pushpin backend', process.execPath, [BACKEND_JS], { env: { PATH: process.env.PATH, PORT: String(backendPort) } });
+  const backend = opts.registry.spawn('pushpin backend', process.execPath, [BACKEND_JS], {
+    env: { PATH: process.env.PATH, PORT: String(backendPort) },
+  });
   writeFileSync(join(dir, 'routes'), `* 127.0.0.1:${backendPort}\n`);
   writeFileSync(
     join(dir, 'pushpin.conf'),
@@ -261,7 +293,10 @@ async function startPushpin(opts: ClusterOptions): Promise<Cluster> {
       '',
     ].join('\n'),
   );
-  const managed = opts.registry.spawn('pushpin', 'pushpin', ['--config', join(dir, 'pushpin.conf'), '--merge-output'], { group: true, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  const managed = opts.registry.spawn('pushpin', 'pushpin', ['--config', join(dir, 'pushpin.conf'), '--merge-output'], {
+    group: true,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
   const stop = async () => {
     await managed.stop();
     await backend.stop();
@@ -277,7 +312,17 @@ async function startPushpin(opts: ClusterOptions): Promise<Cluster> {
   };
   try {
     await waitFor(() => ok(`http://127.0.0.1:${httpPort}/healthz`), 'pushpin proxying to the backend', 30_000, opts.signal);
-    await waitFor(() => ok(`http://127.0.0.1:${publishPort}/publish/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"items":[]}' }), 'pushpin publish port', 30_000, opts.signal);
+    await waitFor(
+      () =>
+        ok(`http://127.0.0.1:${publishPort}/publish/`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"items":[]}',
+        }),
+      'pushpin publish port',
+      30_000,
+      opts.signal,
+    );
   } catch (err) {
     await stop();
     throw err;

@@ -26,7 +26,13 @@ export const HEADLINES: readonly Headline[] = [
   { scenario: 'sse-fanout', figure: 'cpuSecondsPer1kDeliveries', label: 'sse-fanout: server CPU s / 1k deliveries', better: 'lower' },
   { scenario: 'sse-fanout', figure: 'latencyP99Ms', label: 'sse-fanout: p99 ms', better: 'lower' },
   { scenario: 'sse-fanout', figure: 'rssKiBPerStream', label: 'sse-fanout: RSS KiB per stream', better: 'lower' },
-  { scenario: 'sse-fanout', figure: 'maxDeliveryRatePerSecond', label: 'sse-fanout: highest delivery rate held /s', better: 'higher', once: true },
+  {
+    scenario: 'sse-fanout',
+    figure: 'maxDeliveryRatePerSecond',
+    label: 'sse-fanout: highest delivery rate held /s',
+    better: 'higher',
+    once: true,
+  },
 ];
 
 export function spread(values: ReadonlyArray<number | null | undefined>): Spread | null {
@@ -38,7 +44,9 @@ export function spread(values: ReadonlyArray<number | null | undefined>): Spread
 }
 
 function runOf(scenarios: readonly ScenarioResult[], h: Headline, system: SystemName): SystemRun | undefined {
-  return scenarios.find((s) => s.name === h.scenario)?.runs.find((r) => r.system === system && (h.variant === undefined || r.variant === h.variant));
+  return scenarios
+    .find((s) => s.name === h.scenario)
+    ?.runs.find((r) => r.system === system && (h.variant === undefined || r.variant === h.variant));
 }
 
 /** The per-round values of a figure (the one value when it is measured once, or the run has no rounds). */

@@ -9,7 +9,9 @@ export const SCENARIO_DIR = fileURLToPath(new URL('../../../loadtest/scenarios/'
 
 /** Reads and validates every scenario file (`*.json` but `*.schema.json`) in `dir`. */
 export function loadScenarios(dir: string = SCENARIO_DIR): Scenario[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.endsWith('.schema.json')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json') && !f.endsWith('.schema.json'))
+    .sort();
   const out = files.map((f) => {
     const path = join(dir, f);
     let json: unknown;
@@ -25,4 +27,3 @@ export function loadScenarios(dir: string = SCENARIO_DIR): Scenario[] {
   for (const name of SCENARIO_NAMES) if (!out.some((s) => s.name === name)) throw new Error(`${dir}: missing ${name}.json`);
   return out;
 }
-

@@ -94,10 +94,17 @@ if (values.readme) {
   }
 }
 
-const list = (v: string[] | undefined) => (v ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+const list = (v: string[] | undefined) =>
+  (v ?? [])
+    .flatMap((s) => s.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
 const only = list(values.only);
-for (const o of only) if (!(SYSTEMS as readonly string[]).includes(o) && !(SCENARIO_NAMES as readonly string[]).includes(o)) fail(`--only: unknown system or scenario "${o}"`);
-for (const o of list(values.scenarios)) if (!(SCENARIO_NAMES as readonly string[]).includes(o)) fail(`--scenarios: unknown scenario "${o}"`);
+for (const o of only)
+  if (!(SYSTEMS as readonly string[]).includes(o) && !(SCENARIO_NAMES as readonly string[]).includes(o))
+    fail(`--only: unknown system or scenario "${o}"`);
+for (const o of list(values.scenarios))
+  if (!(SCENARIO_NAMES as readonly string[]).includes(o)) fail(`--scenarios: unknown scenario "${o}"`);
 for (const o of list(values.systems)) if (!(SYSTEMS as readonly string[]).includes(o)) fail(`--systems: unknown system "${o}"`);
 only.push(...list(values.scenarios), ...list(values.systems));
 const onlySystems = only.filter((o): o is SystemName => (SYSTEMS as readonly string[]).includes(o));

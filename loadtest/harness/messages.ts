@@ -58,7 +58,16 @@ export type Request =
     }
   | { op: 'subscribe'; group: string; plan: ChannelPlan; offset: number; concurrency: number }
   /** SSE streams, one channel each (client g takes the first of channelsOf(plan, g)), from urls[g % urls.length]. */
-  | { op: 'sseConnect'; group: string; urls: string[]; plan: ChannelPlan; offset: number; count: number; concurrency: number; localAddress: string }
+  | {
+      op: 'sseConnect';
+      group: string;
+      urls: string[];
+      plan: ChannelPlan;
+      offset: number;
+      count: number;
+      concurrency: number;
+      localAddress: string;
+    }
   /** How many of the group's SSE streams have seen a fence event. */
   | { op: 'sseLive'; group: string }
   | PublishStart

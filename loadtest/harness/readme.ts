@@ -30,7 +30,9 @@ export function writeReadmeTable(resultJson: string, readme = README): string {
   // The README speaks for the whole bench: only a full run of every scenario may fill it.
   const missing = SCENARIO_NAMES.filter((n) => !r.scenarios.some((s) => s.name === n && s.runs.length > 0));
   if (r.mode !== 'full' || r.options.quick || missing.length) {
-    throw new Error(`${resultJson}: not a full run of every scenario (${r.mode}${missing.length ? `; missing ${missing.join(', ')}` : ''}): run \`npm run bench\` first`);
+    throw new Error(
+      `${resultJson}: not a full run of every scenario (${r.mode}${missing.length ? `; missing ${missing.join(', ')}` : ''}): run \`npm run bench\` first`,
+    );
   }
   const text = readFileSync(readme, 'utf8');
   const a = text.indexOf(BEGIN);

@@ -38,7 +38,8 @@ export function flatFigures(f: Figures | undefined): Record<string, number | nul
   };
 }
 
-const spreadText = (x: Spread | null | undefined, withRange: boolean) => (x ? (withRange && x.n > 1 ? `${fmt(x.median)} (${fmt(x.min)}–${fmt(x.max)})` : fmt(x.median)) : '–');
+const spreadText = (x: Spread | null | undefined, withRange: boolean) =>
+  x ? (withRange && x.n > 1 ? `${fmt(x.median)} (${fmt(x.min)}–${fmt(x.max)})` : fmt(x.median)) : '–';
 
 /**
  * Every scenario's headline figures: each system's median over its rounds, Switchboard ÷ each other system as the
@@ -46,7 +47,10 @@ const spreadText = (x: Spread | null | undefined, withRange: boolean) => (x ? (w
  */
 export function spreadTable(result: Pick<BenchResult, 'headlines' | 'options'>): string {
   const systems = result.options.systems.filter((s) => result.headlines.some((h) => h.values[s] !== undefined));
-  const others = systems.filter((s) => s !== 'switchboard').map((s) => `switchboard/${s}`).filter((k) => result.headlines.some((h) => h.ratios[k] !== undefined));
+  const others = systems
+    .filter((s) => s !== 'switchboard')
+    .map((s) => `switchboard/${s}`)
+    .filter((k) => result.headlines.some((h) => h.ratios[k] !== undefined));
   const short = (k: string) => k.replace('switchboard/', 'sb/');
   const lines = [
     `| scenario: figure | ${systems.join(' | ')} | ${others.map(short).join(' | ')} | better | lost |`,
@@ -65,7 +69,7 @@ export function spreadTable(result: Pick<BenchResult, 'headlines' | 'options'>):
 }
 
 export const SPREAD_NOTE =
-  'Values are each system\'s median over its rounds; ratios are Switchboard ÷ the other system per round (systems alternate within a round), shown as median (min–max). ' +
+  "Values are each system's median over its rounds; ratios are Switchboard ÷ the other system per round (systems alternate within a round), shown as median (min–max). " +
   '¹ measured once per system (one rate search), so no spread. "lost": deliveries lost (pub/sub) or calls failed (rpc) over the scenario.';
 
 export function ratios(figures: BenchResult['figures']): BenchResult['ratios'] {
@@ -149,9 +153,24 @@ function scenarioSection(s: ScenarioResult): string {
   out.push('');
   const steps = s.runs.filter((r) => (r.details as { maxRate?: unknown[] } | undefined)?.maxRate?.length);
   if (steps.length) {
-    out.push('Rate steps (deliveries per second offered → achieved, p99; [client-bound]: the client workers used ≥ 60 % of the machine, so a miss may be theirs):', '');
+    out.push(
+      'Rate steps (deliveries per second offered → achieved, p99; [client-bound]: the client workers used ≥ 60 % of the machine, so a miss may be theirs):',
+      '',
+    );
     for (const r of steps) {
-      const list = (r.details as { maxRate: Array<{ kind: string; offeredDeliveryRate: number; achievedDeliveryRate: number; p99Ms: number; pass: boolean; why?: string; clientBound?: boolean }> }).maxRate;
+      const list = (
+        r.details as {
+          maxRate: Array<{
+            kind: string;
+            offeredDeliveryRate: number;
+            achievedDeliveryRate: number;
+            p99Ms: number;
+            pass: boolean;
+            why?: string;
+            clientBound?: boolean;
+          }>;
+        }
+      ).maxRate;
       out.push(
         `- ${runName(r)}: ${list.map((x) => `${x.kind} ${fmt(x.offeredDeliveryRate)} → ${fmt(x.achievedDeliveryRate)}, ${fmt(x.p99Ms)} ms ${x.pass ? '✓' : `✗ (${x.why})`}${x.clientBound ? ' [client-bound]' : ''}`).join('; ')}`,
       );
@@ -186,7 +205,10 @@ export function markdown(result: BenchResult, svgFile?: string): string {
     SPREAD_NOTE,
     '',
   ];
-  if (headlineTable(result).split('\n').length > 2 && result.options.systems.some((s) => Object.values(flatFigures(result.figures[s])).some((v) => v !== null))) {
+  if (
+    headlineTable(result).split('\n').length > 2 &&
+    result.options.systems.some((s) => Object.values(flatFigures(result.figures[s])).some((v) => v !== null))
+  ) {
     lines.push(
       '## Summary figures (fanout and connect-storm)',
       '',

@@ -73,7 +73,15 @@ export interface BenchResult {
   /** False when the run was interrupted or a scenario failed to run. */
   complete: boolean;
   machine: { cpus: number; model: string; memoryGiB: number; node: string; kernel: string; uws?: string };
-  options: { nodes: number; workers: number; systems: SystemName[]; scenarios: ScenarioName[]; reuseClusters: boolean; quick?: boolean; rounds?: number };
+  options: {
+    nodes: number;
+    workers: number;
+    systems: SystemName[];
+    scenarios: ScenarioName[];
+    reuseClusters: boolean;
+    quick?: boolean;
+    rounds?: number;
+  };
   scenarios: ScenarioResult[];
   figures: Partial<Record<SystemName, Figures>>;
   /** `switchboard/<other>`: each summary figure divided (latency per percentile). */

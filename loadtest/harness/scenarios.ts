@@ -216,7 +216,16 @@ export type Thresholds = z.infer<typeof Thresholds>;
 export type Profile = 'base' | 'local' | 'smoke';
 
 /** The order the harness runs them in. */
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['connect-storm', 'idle', 'fanout', 'many-channels', 'rpc', 'soak', 'sse-fanout', 'bus-capacity'];
+export const SCENARIO_NAMES: readonly ScenarioName[] = [
+  'connect-storm',
+  'idle',
+  'fanout',
+  'many-channels',
+  'rpc',
+  'soak',
+  'sse-fanout',
+  'bus-capacity',
+];
 
 /**
  * Scenarios only the local harness runs: k6 has no SSE client, Pushpin is started by the harness, idle cost is read

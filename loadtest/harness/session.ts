@@ -6,7 +6,19 @@ import { nowUs, sleep } from './clock.js';
 import type { Cluster, Clusters } from './cluster.js';
 import { mergeEncoded } from './histogram.js';
 import { mergeWindows, type MergedWindow, type PhaseResult } from './aggregate.js';
-import { channelName, publishBody, type ChannelPlan, type SseConnectResult, type ConnectResult, type Peek, type PublishTotals, type PublishVia, type SubscribeResult, type Totals, type WindowStats } from './messages.js';
+import {
+  channelName,
+  publishBody,
+  type ChannelPlan,
+  type SseConnectResult,
+  type ConnectResult,
+  type Peek,
+  type PublishTotals,
+  type PublishVia,
+  type SubscribeResult,
+  type Totals,
+  type WindowStats,
+} from './messages.js';
 import type { Progress } from './progress.js';
 import { split, type Addresses, type WorkerPool } from './workers.js';
 
@@ -58,7 +70,14 @@ export function rateSampler(ctx: Ctx): () => Promise<string> {
 }
 
 /** Connects `total` clients spread over the workers (client g → urls[g % urls.length]). */
-export async function connectClients(ctx: Ctx, group: string, total: number, urls: string[], concurrency: number, strictSeq = false): Promise<ConnectResult[]> {
+export async function connectClients(
+  ctx: Ctx,
+  group: string,
+  total: number,
+  urls: string[],
+  concurrency: number,
+  strictSeq = false,
+): Promise<ConnectResult[]> {
   const parts = split(total, ctx.pool.size);
   const per = Math.max(1, Math.ceil(concurrency / ctx.pool.size));
   return ctx.pool.all<ConnectResult>((i) => {
@@ -157,7 +176,16 @@ export class PubSubSession {
     }
     if (setup.publishVia === 'socket') {
       const pubUrl = engineUrl(setup.cluster.nodes[setup.publisherNode]!.url);
-      const rs = await ctx.pool.all<ConnectResult>(() => ({ op: 'connect', group: this.pubGroup, urls: [pubUrl], offset: 0, count: 1, concurrency: 1, localAddress: ctx.addresses.next(), strictSeq: false }));
+      const rs = await ctx.pool.all<ConnectResult>(() => ({
+        op: 'connect',
+        group: this.pubGroup,
+        urls: [pubUrl],
+        offset: 0,
+        count: 1,
+        concurrency: 1,
+        localAddress: ctx.addresses.next(),
+        strictSeq: false,
+      }));
       const pc = sumConnect(rs);
       this.connectErrors += pc.failed;
       this.errors.push(...pc.errors);
@@ -185,7 +213,18 @@ export class PubSubSession {
     const rs = await ctx.pool.all<SseConnectResult>((i) => {
       const [count, offset] = parts[i]!;
       const concurrency = Math.max(1, Math.ceil((ctx.smoke ? 50 : 400) / ctx.pool.size));
-      return count ? { op: 'sseConnect', group: this.subsGroup, urls, plan: setup.plan, offset, count, concurrency, localAddress: ctx.addresses.next() } : undefined;
+      return count
+        ? {
+            op: 'sseConnect',
+            group: this.subsGroup,
+            urls,
+            plan: setup.plan,
+            offset,
+            count,
+            concurrency,
+            localAddress: ctx.addresses.next(),
+          }
+        : undefined;
     });
     for (const r of rs) {
       this.connectErrors += r.failed;
@@ -232,7 +271,13 @@ export class PubSubSession {
     );
     if (o.churn) {
       const churn = o.churn;
-      await ctx.pool.all(() => ({ op: 'churnStart', group: this.subsGroup, intervalMs: churn.intervalSeconds * 1000, fraction: churn.fraction, localAddress: ctx.addresses.next() }));
+      await ctx.pool.all(() => ({
+        op: 'churnStart',
+        group: this.subsGroup,
+        intervalMs: churn.intervalSeconds * 1000,
+        fraction: churn.fraction,
+        localAddress: ctx.addresses.next(),
+      }));
     }
     const sampler = rateSampler(ctx);
     const windows: MergedWindow[] = [];
@@ -275,7 +320,8 @@ export class PubSubSession {
     // expectation, so give in-flight deliveries and replays a fixed moment.
     const received = async () => (await ctx.pool.all<Totals>(() => ({ op: 'totals', reset: false }))).reduce((a, t) => a + t.received, 0);
     let receivedTotal = 0;
-    const tailLost = async () => (await ctx.pool.all<{ lost: number }>(() => ({ op: 'tail', group: this.subsGroup, finals }))).reduce((a, t) => a + t.lost, 0);
+    const tailLost = async () =>
+      (await ctx.pool.all<{ lost: number }>(() => ({ op: 'tail', group: this.subsGroup, finals }))).reduce((a, t) => a + t.lost, 0);
     if (o.churn) {
       // No exact count with churn: wait until every stream's tail has arrived (resubscribes replay late), or the
       // shortfall stops shrinking for a while, bounded like the exact case.
@@ -325,14 +371,22 @@ export class PubSubSession {
       measured.disconnects += w.disconnects;
       measured.pubFailed += w.pubFailed;
     }
-    const published = { sent: pubs.reduce((a, p) => a + p.sent, 0), acked: pubs.reduce((a, p) => a + p.acked, 0), failed: pubs.reduce((a, p) => a + p.failed, 0) };
+    const published = {
+      sent: pubs.reduce((a, p) => a + p.sent, 0),
+      acked: pubs.reduce((a, p) => a + p.acked, 0),
+      failed: pubs.reduce((a, p) => a + p.failed, 0),
+    };
     const errors = [...new Set([...pubs.flatMap((p) => p.errors), ...windows.flatMap((w) => w.errors)])].slice(0, 10);
     return {
       window: measured,
       seconds,
       window0Us: t0,
       window1Us: t1,
-      cpu: { nodes: cpu1.nodes - cpu0.nodes, perNode: cpu1.perNode.map((c, i) => c - (cpu0.perNode[i] ?? 0)), redis: cpu1.redis - cpu0.redis },
+      cpu: {
+        nodes: cpu1.nodes - cpu0.nodes,
+        perNode: cpu1.perNode.map((c, i) => c - (cpu0.perNode[i] ?? 0)),
+        redis: cpu1.redis - cpu0.redis,
+      },
       expected,
       receivedTotal,
       lost,
@@ -350,7 +404,14 @@ export class PubSubSession {
 }
 
 /** One publication from the harness itself (fences), by the system's publish path. */
-export async function publishOnce(via: PublishVia, baseUrl: string, apiKey: string, channel: string, event: string, data: unknown): Promise<void> {
+export async function publishOnce(
+  via: PublishVia,
+  baseUrl: string,
+  apiKey: string,
+  channel: string,
+  event: string,
+  data: unknown,
+): Promise<void> {
   if (via === 'socket') throw new Error('publishOnce speaks HTTP only');
   const res = await fetch(new URL(via === 'grip' ? '/publish/' : '/api/publish', baseUrl), {
     method: 'POST',
@@ -365,4 +426,3 @@ export async function publishOnce(via: PublishVia, baseUrl: string, apiKey: stri
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
-

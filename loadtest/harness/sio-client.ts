@@ -45,7 +45,12 @@ export class SioClient {
         } else resolve(nowUs() - t0);
       };
       const timer = setTimeout(() => settle(new Error(`handshake timed out after ${timeoutMs} ms`)), timeoutMs);
-      const ws = new WebSocket(this.url, { localAddress: this.localAddress, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: timeoutMs });
+      const ws = new WebSocket(this.url, {
+        localAddress: this.localAddress,
+        perMessageDeflate: false,
+        skipUTF8Validation: true,
+        handshakeTimeout: timeoutMs,
+      });
       this.ws = ws;
       ws.on('error', (err) => settle(err));
       ws.on('close', (code, reason) => {

@@ -7,7 +7,13 @@ import { percentileMs, type TrendSummary } from './histogram.js';
 /** Histograms (µs) behind the trend metrics, for percentiles the summary does not hold (e.g. p(99.99)). */
 export type TrendSources = Partial<Record<MetricName, Histogram>>;
 
-function aggregate(metric: MetricName, agg: string, pct: number | undefined, summary: MetricsSummary, sources: TrendSources): number | null {
+function aggregate(
+  metric: MetricName,
+  agg: string,
+  pct: number | undefined,
+  summary: MetricsSummary,
+  sources: TrendSources,
+): number | null {
   const m = summary[metric];
   if (!m) return null;
   if (METRICS[metric] === 'counter') {

@@ -5,10 +5,20 @@
 
   const $ = (id) => document.getElementById(id);
   const ui = {
-    status: $('status'), transport: $('transport'), node: $('node'), joined: $('joined'),
-    joinForm: $('join-form'), channel: $('channel'), name: $('name'),
-    presence: $('presence'), presenceCount: $('presence-count'),
-    messages: $('messages'), sendForm: $('send-form'), message: $('message'), send: $('send'), error: $('error'),
+    status: $('status'),
+    transport: $('transport'),
+    node: $('node'),
+    joined: $('joined'),
+    joinForm: $('join-form'),
+    channel: $('channel'),
+    name: $('name'),
+    presence: $('presence'),
+    presenceCount: $('presence-count'),
+    messages: $('messages'),
+    sendForm: $('send-form'),
+    message: $('message'),
+    send: $('send'),
+    error: $('error'),
   };
   const ACK_TIMEOUT_MS = 5000;
   const PRESENCE_EVERY_MS = 4000;

@@ -19,7 +19,8 @@ export class SwitchboardClient {
     this.recoverHandlers = [];
     this.connectedOnce = socket.connected;
     socket.onAny((_event, _data, meta) => {
-      if (meta && typeof meta === 'object' && typeof meta.id === 'string' && this.channels.has(meta.channel)) this.channels.set(meta.channel, meta.id);
+      if (meta && typeof meta === 'object' && typeof meta.id === 'string' && this.channels.has(meta.channel))
+        this.channels.set(meta.channel, meta.id);
     });
     socket.on('connect', () => {
       if (this.connectedOnce) for (const channel of this.channels.keys()) this.resubscribe(channel);

@@ -33,7 +33,8 @@ async function main(argv: string[]) {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof UwsLoadError) console.error(`switchboard: ${err.message}`);
-  else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') console.error(`switchboard: ${(err as Error).message}\n${USAGE}`);
+  else if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+    console.error(`switchboard: ${(err as Error).message}\n${USAGE}`);
   else console.error('switchboard: failed to start:', err);
   process.exit(1);
 });

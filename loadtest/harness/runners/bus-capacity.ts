@@ -33,7 +33,14 @@ interface Topology {
 }
 
 async function ping(port: number): Promise<boolean> {
-  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 500, retryStrategy: () => null });
+  const r = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 500,
+    retryStrategy: () => null,
+  });
   r.on('error', () => {});
   try {
     await r.connect();
@@ -44,14 +51,31 @@ async function ping(port: number): Promise<boolean> {
 }
 
 function spawnRedis(ctx: Ctx, port: number, args: string[]): Managed {
-  return ctx.registry.spawn(`redis ${port}`, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...args]);
+  return ctx.registry.spawn(`redis ${port}`, 'redis-server', [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--loglevel',
+    'warning',
+    ...args,
+  ]);
 }
 
 async function oneRedis(ctx: Ctx): Promise<Topology> {
   const port = await freePort();
   const m = spawnRedis(ctx, port, []);
   await waitFor(() => ping(port), `redis-server on ${port}`, 10_000, ctx.signal);
-  return { masters: [{ port, pid: m.proc.pid! }], ownerOfSlot: () => port, env: { REDIS_URL: `redis://127.0.0.1:${port}` }, stop: () => m.stop() };
+  return {
+    masters: [{ port, pid: m.proc.pid! }],
+    ownerOfSlot: () => port,
+    env: { REDIS_URL: `redis://127.0.0.1:${port}` },
+    stop: () => m.stop(),
+  };
 }
 
 /** A port whose cluster-bus port (+10000) is free too. */
@@ -60,7 +84,10 @@ async function clusterPort(taken: Set<number>): Promise<number> {
     const p = await freePort();
     if (p > 55_000 || taken.has(p)) continue;
     const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer().once('error', () => resolve(false)).listen(p + 10_000, '127.0.0.1', () => s.close(() => resolve(true)));
+      const s = net
+        .createServer()
+        .once('error', () => resolve(false))
+        .listen(p + 10_000, '127.0.0.1', () => s.close(() => resolve(true)));
     });
     if (free) {
       taken.add(p);
@@ -81,10 +108,31 @@ async function redisCluster(ctx: Ctx): Promise<Topology> {
     for (let i = 0; i < 6; i++) {
       const port = await clusterPort(taken);
       mkdirSync(join(dir, String(port)));
-      procs.set(port, spawnRedis(ctx, port, ['--dir', join(dir, String(port)), '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no']));
+      procs.set(
+        port,
+        spawnRedis(ctx, port, [
+          '--dir',
+          join(dir, String(port)),
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-node-timeout',
+          '2000',
+          '--cluster-require-full-coverage',
+          'no',
+        ]),
+      );
     }
     for (const port of procs.keys()) await waitFor(() => ping(port), `cluster node ${port}`, 10_000, ctx.signal);
-    await promisify(execFile)('redis-cli', ['--cluster', 'create', ...[...procs.keys()].map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
+    await promisify(execFile)('redis-cli', [
+      '--cluster',
+      'create',
+      ...[...procs.keys()].map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas',
+      '1',
+      '--cluster-yes',
+    ]);
     const first = [...procs.keys()][0]!;
     const owners = new Array<number>(16384).fill(0);
     await waitFor(
@@ -107,13 +155,20 @@ async function redisCluster(ctx: Ctx): Promise<Topology> {
     );
     const r = new Redis({ port: first });
     try {
-      for (const [from, to, [, port]] of (await r.cluster('SLOTS')) as unknown as [number, number, [string, number]][]) for (let s = from; s <= to; s++) owners[s] = port;
+      for (const [from, to, [, port]] of (await r.cluster('SLOTS')) as unknown as [number, number, [string, number]][])
+        for (let s = from; s <= to; s++) owners[s] = port;
     } finally {
       r.disconnect();
     }
     const masters = [...new Set(owners)].sort((a, b) => a - b).map((port) => ({ port, pid: procs.get(port)!.proc.pid! }));
-    if (masters.length !== 3 || owners.includes(0)) throw new Error(`expected 3 masters covering every slot, got ${masters.map((m) => m.port).join(',')}`);
-    return { masters, ownerOfSlot: (s) => owners[s]!, env: { REDIS_CLUSTER_NODES: [...procs.keys()].map((p) => `redis://127.0.0.1:${p}`).join(',') }, stop };
+    if (masters.length !== 3 || owners.includes(0))
+      throw new Error(`expected 3 masters covering every slot, got ${masters.map((m) => m.port).join(',')}`);
+    return {
+      masters,
+      ownerOfSlot: (s) => owners[s]!,
+      env: { REDIS_CLUSTER_NODES: [...procs.keys()].map((p) => `redis://127.0.0.1:${p}`).join(',') },
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
@@ -143,7 +198,19 @@ async function startNode(ctx: Ctx, name: string, env: Record<string, string>): P
   const port = await freePort();
   const internalPort = await freePort();
   const managed = ctx.registry.spawn(`switchboard ${name}`, process.execPath, [MAIN_JS, 'listen'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), HOST: '127.0.0.1', INTERNAL_PORT: String(internalPort), NODE_ID: `bench-bus-${name}`, API_KEYS: ctx.apiKey, LOG_LEVEL: 'warn', NODE_ENV: 'production', ...SWITCHBOARD_BENCH_ENV, ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      INTERNAL_PORT: String(internalPort),
+      NODE_ID: `bench-bus-${name}`,
+      API_KEYS: ctx.apiKey,
+      LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+      ...SWITCHBOARD_BENCH_ENV,
+      ...env,
+    },
   });
   let dead = false;
   void managed.exited.then(() => (dead = true));
@@ -190,9 +257,16 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
   const sockets: Socket[] = [];
   try {
     ctx.progress.phase(`${label} · starting nodes`);
-    nodes.push(...(await Promise.all(['a', 'b', 'c'].map((name) => startNode(ctx, name, { ...topo.env, MAX_SUBSCRIPTIONS: String(p.channelsPerConnection) })))));
+    nodes.push(
+      ...(await Promise.all(
+        ['a', 'b', 'c'].map((name) => startNode(ctx, name, { ...topo.env, MAX_SUBSCRIPTIONS: String(p.channelsPerConnection) })),
+      )),
+    );
     const [a, b, c] = nodes as [Node, Node, Node];
-    const channels = Array.from({ length: p.channels }, (_, i) => `${p.channelPrefix}:${ctx.runId}:bus${r}${mode === 'cluster' ? 'c' : 's'}:${i}`);
+    const channels = Array.from(
+      { length: p.channels },
+      (_, i) => `${p.channelPrefix}:${ctx.runId}:bus${r}${mode === 'cluster' ? 'c' : 's'}:${i}`,
+    );
     const shardOf = channels.map((ch) => topo.masters.findIndex((m) => m.port === topo.ownerOfSlot(channelSlot(ch))));
     let delivered = 0;
     ctx.progress.phase(`${label} · subscribing ${p.channels} channels`);
@@ -203,7 +277,11 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
         sockets.push(s);
         s.on(p.event, () => delivered++);
         await new Promise<void>((resolve, reject) => s.once('connect', () => resolve()).once('connect_error', reject));
-        const acks = await Promise.all(mine.slice(i, i + p.channelsPerConnection).map((ch) => s.timeout(30_000).emitWithAck('subscribe', ch) as Promise<{ ok: boolean; error?: { message: string } }>));
+        const acks = await Promise.all(
+          mine
+            .slice(i, i + p.channelsPerConnection)
+            .map((ch) => s.timeout(30_000).emitWithAck('subscribe', ch) as Promise<{ ok: boolean; error?: { message: string } }>),
+        );
         const bad = acks.find((x) => !x.ok);
         if (bad) throw new Error(`subscribe refused: ${bad.error?.message}`);
       }
@@ -229,7 +307,11 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
           const idx = Array.from({ length: p.batch }, () => cursor++ % channels.length);
           inflight++;
           const via = k++ % 2 ? b : a;
-          fetch(`${via.url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ctx.apiKey}` }, body: JSON.stringify({ channels: idx.map((i) => channels[i]), event: p.event, data }) })
+          fetch(`${via.url}/api/publish`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${ctx.apiKey}` },
+            body: JSON.stringify({ channels: idx.map((i) => channels[i]), event: p.event, data }),
+          })
             .then(async (res) => {
               await res.arrayBuffer();
               if (!count) return void (res.status === 200 && (warmed += idx.length));
@@ -292,7 +374,9 @@ async function measure(ctx: Ctx, mode: Mode, p: Parameters<Runner<'bus-capacity'
     sums.idleNodeReceived += recv1[2]! - recv0[2]!;
     sums.subscriberNodesCpu += cpu1[0]! - cpu0[0]! + cpu1[1]! - cpu0[1]!;
     sums.subscriberNodesReceived += recv1[0]! - recv0[0]! + recv1[1]! - recv0[1]!;
-    ctx.progress.log(`${label}: ${Math.round(published / dt)} publications/s, Redis ${((sums.redisCpu / sums.published) * 1e6).toFixed(1)} µs/publication, node C received ${recv1[2]! - recv0[2]!}, lost ${Math.max(0, published - (delivered - delivered0))}`);
+    ctx.progress.log(
+      `${label}: ${Math.round(published / dt)} publications/s, Redis ${((sums.redisCpu / sums.published) * 1e6).toFixed(1)} µs/publication, node C received ${recv1[2]! - recv0[2]!}, lost ${Math.max(0, published - (delivered - delivered0))}`,
+    );
   } finally {
     for (const s of sockets) s.disconnect();
     await Promise.all(nodes.map((n) => n.managed.stop()));
@@ -305,7 +389,19 @@ export const runBusCapacity: Runner<'bus-capacity'> = async ({ ctx, scenario, pa
   const sums = new Map<Mode, Sums>();
   const failures = await eachRound(ctx, ['switchboard'], p.rounds, async (_system, r) => {
     for (const mode of r % 2 ? [...p.modes].reverse() : p.modes) {
-      const s = sums.get(mode) ?? { seconds: 0, published: 0, errors: 0, lost: 0, redisCpu: 0, redisIdleCpu: 0, perShard: [], idleNodeCpu: 0, idleNodeReceived: 0, subscriberNodesCpu: 0, subscriberNodesReceived: 0 };
+      const s = sums.get(mode) ?? {
+        seconds: 0,
+        published: 0,
+        errors: 0,
+        lost: 0,
+        redisCpu: 0,
+        redisIdleCpu: 0,
+        perShard: [],
+        idleNodeCpu: 0,
+        idleNodeReceived: 0,
+        subscriberNodesCpu: 0,
+        subscriberNodesReceived: 0,
+      };
       sums.set(mode, s);
       await measure(ctx, mode, p, r, s);
     }
@@ -348,5 +444,14 @@ export const runBusCapacity: Runner<'bus-capacity'> = async ({ ctx, scenario, pa
     sb_connect_errors: { count: 0, rate: 0 },
   };
   figures.lost = lost;
-  return [finish({ system: 'switchboard', seconds: round(seconds, 2), metrics, figures, thresholds: evaluate(scenario.thresholds, metrics), errors: [] })];
+  return [
+    finish({
+      system: 'switchboard',
+      seconds: round(seconds, 2),
+      metrics,
+      figures,
+      thresholds: evaluate(scenario.thresholds, metrics),
+      errors: [],
+    }),
+  ];
 };

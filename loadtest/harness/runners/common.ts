@@ -21,7 +21,16 @@ export type Runner<N extends ScenarioName> = (input: RunnerInput<N>) => Promise<
 
 /** A SystemRun that only says what went wrong. */
 export function failedRun(system: SystemName, err: unknown, variant?: Variant): SystemRun {
-  return { system, ...(variant ? { variant } : {}), seconds: 0, metrics: {}, figures: {}, thresholds: [], ok: false, errors: [errorText(err)] };
+  return {
+    system,
+    ...(variant ? { variant } : {}),
+    seconds: 0,
+    metrics: {},
+    figures: {},
+    thresholds: [],
+    ok: false,
+    errors: [errorText(err)],
+  };
 }
 
 /** Runs `fn`; an abort (Ctrl-C, time limit) propagates, anything else is recorded against the system. */
@@ -51,7 +60,11 @@ export async function eachRound(
   for (let r = 0; r < rounds; r++) {
     for (const system of roundOrder(systems, r)) {
       if (failures.has(system)) continue;
-      await guarded(ctx, () => fn(system, r), (err) => failures.set(system, failedRun(system, err, o.variant)));
+      await guarded(
+        ctx,
+        () => fn(system, r),
+        (err) => failures.set(system, failedRun(system, err, o.variant)),
+      );
     }
     await o.afterRound?.();
   }
@@ -59,12 +72,23 @@ export async function eachRound(
 }
 
 /** A session with its subscribers spread over every node of `cluster` and publications entering at node 1. */
-export function spreadSession(ctx: Ctx, cluster: Cluster, label: string, o: { subscribers: number; plan: ChannelPlan; publishVia: PublishVia; event: string; payloadBytes: number; strictSeq: boolean }): PubSubSession {
+export function spreadSession(
+  ctx: Ctx,
+  cluster: Cluster,
+  label: string,
+  o: { subscribers: number; plan: ChannelPlan; publishVia: PublishVia; event: string; payloadBytes: number; strictSeq: boolean },
+): PubSubSession {
   return new PubSubSession(ctx, { label, cluster, subscriberNodes: cluster.nodes.map((n) => n.index), publisherNode: 0, ...o });
 }
 
 /** One fixed-rate pub/sub round: open the session, measure one phase into the system's aggregate, log, close. */
-export async function pubsubRound(ctx: Ctx, aggs: Map<SystemName, PubSubAgg>, system: SystemName, s: PubSubSession, o: PhaseOptions): Promise<PhaseResult> {
+export async function pubsubRound(
+  ctx: Ctx,
+  aggs: Map<SystemName, PubSubAgg>,
+  system: SystemName,
+  s: PubSubSession,
+  o: PhaseOptions,
+): Promise<PhaseResult> {
   ctx.progress.phase(`${o.status} · setting up`);
   try {
     await s.open();
@@ -88,7 +112,13 @@ export function finish(run: Omit<SystemRun, 'ok'>): SystemRun {
 }
 
 /** A pub/sub scenario's SystemRun: k6-named metrics, thresholds, and the common figures. */
-export function pubsubRun(system: SystemName, scenario: ScenarioOf<ScenarioName>, agg: PubSubAgg, extraFigures: Record<string, number | null> = {}, details?: unknown): SystemRun {
+export function pubsubRun(
+  system: SystemName,
+  scenario: ScenarioOf<ScenarioName>,
+  agg: PubSubAgg,
+  extraFigures: Record<string, number | null> = {},
+  details?: unknown,
+): SystemRun {
   const metrics = pubsubMetrics(agg.window, agg.seconds, { lost: agg.lost, connectErrors: agg.connectErrors });
   const lat = summarize(agg.window.latency);
   return finish({

@@ -11,7 +11,22 @@ import { sleep } from '../clock.js';
 import { eachRound, failedRun, finish, type Runner } from './common.js';
 
 export const runConnectStorm: Runner<'connect-storm'> = async ({ ctx, scenario, params: p, systems }) => {
-  const acc = new Map<string, { hist: ReturnType<typeof newHistogram>; ok: number; failed: number; seconds: number; cpu: number; rssPerConn: number[]; held: number; disconnects: number; rss: Array<[number, number]>; errors: string[]; rounds: RoundFigures[] }>();
+  const acc = new Map<
+    string,
+    {
+      hist: ReturnType<typeof newHistogram>;
+      ok: number;
+      failed: number;
+      seconds: number;
+      cpu: number;
+      rssPerConn: number[];
+      held: number;
+      disconnects: number;
+      rss: Array<[number, number]>;
+      errors: string[];
+      rounds: RoundFigures[];
+    }
+  >();
   const failures = await eachRound(
     ctx,
     systems,
@@ -19,7 +34,19 @@ export const runConnectStorm: Runner<'connect-storm'> = async ({ ctx, scenario, 
     async (system, r) => {
       const cluster = await ctx.clusters.get(system);
       const node = cluster.nodes[0]!;
-      const a = acc.get(system) ?? { hist: newHistogram(), ok: 0, failed: 0, seconds: 0, cpu: 0, rssPerConn: [], held: 0, disconnects: 0, rss: [], errors: [], rounds: [] };
+      const a = acc.get(system) ?? {
+        hist: newHistogram(),
+        ok: 0,
+        failed: 0,
+        seconds: 0,
+        cpu: 0,
+        rssPerConn: [],
+        held: 0,
+        disconnects: 0,
+        rss: [],
+        errors: [],
+        rounds: [],
+      };
       acc.set(system, a);
       const group = nextId('storm');
       ctx.progress.phase(`connect-storm · ${system}${p.rounds > 1 ? ` · round ${r + 1}/${p.rounds}` : ''} · ${p.connections} connections`);
@@ -48,7 +75,8 @@ export const runConnectStorm: Runner<'connect-storm'> = async ({ ctx, scenario, 
       ctx.progress.status('closing');
       await closeGroup(ctx, group);
       const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline && (await ctx.pool.all<Peek>(() => ({ op: 'peek' }))).some((x) => x.connected > 0)) await sleep(100, ctx.signal);
+      while (Date.now() < deadline && (await ctx.pool.all<Peek>(() => ({ op: 'peek' }))).some((x) => x.connected > 0))
+        await sleep(100, ctx.signal);
       a.hist.add(c.hist);
       a.ok += c.ok;
       a.failed += c.failed;

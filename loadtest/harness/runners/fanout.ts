@@ -28,7 +28,12 @@ export const runFanout: Runner<'fanout'> = async ({ ctx, scenario, params: p, sy
   const failures = await eachRound(ctx, systems, p.rounds, async (system, r) => {
     const cluster = await ctx.clusters.get(system);
     const status = `fanout · ${system} · round ${r + 1}/${p.rounds} · ${p.publishRate} pub/s`;
-    await pubsubRound(ctx, aggs, system, session(ctx, system, p, nodes, `r${r}`, cluster), { rate: p.publishRate, warmupSeconds: p.warmupSeconds, measureSeconds: p.durationSeconds / p.rounds, status });
+    await pubsubRound(ctx, aggs, system, session(ctx, system, p, nodes, `r${r}`, cluster), {
+      rate: p.publishRate,
+      warmupSeconds: p.warmupSeconds,
+      measureSeconds: p.durationSeconds / p.rounds,
+      status,
+    });
   });
   const order = roundOrder(systems, p.rounds).filter((s) => !failures.has(s));
   const rates = await maxRates(ctx, order, async (system) => {

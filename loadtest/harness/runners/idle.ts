@@ -70,7 +70,9 @@ export const runIdle: Runner<'idle'> = async ({ ctx, scenario, params: p, system
         a.seconds += seconds;
         a.failed += s.connectErrors + s.subscribeErrors;
         for (const e of s.errors) if (a.errors.length < 10 && !a.errors.includes(e)) a.errors.push(e);
-        ctx.progress.log(`${label}: RSS +${round_.rssKiBPerIdleSubscribedConnection} KiB/connection, CPU ${round_.cpuPercentPer10kIdleConnections} % of a core per 10k idle connections, ${held} held`);
+        ctx.progress.log(
+          `${label}: RSS +${round_.rssKiBPerIdleSubscribedConnection} KiB/connection, CPU ${round_.cpuPercentPer10kIdleConnections} % of a core per 10k idle connections, ${held} held`,
+        );
       } finally {
         await s.close();
       }

@@ -18,7 +18,12 @@ export const runManyChannels: Runner<'many-channels'> = async ({ ctx, scenario, 
       strictSeq: false,
     });
     const status = `many-channels · ${system} · round ${r + 1}/${p.rounds} · ${p.publishRate} pub/s over ${p.channels} channels`;
-    await pubsubRound(ctx, aggs, system, s, { rate: p.publishRate, warmupSeconds: p.warmupSeconds, measureSeconds: p.durationSeconds / p.rounds, status });
+    await pubsubRound(ctx, aggs, system, s, {
+      rate: p.publishRate,
+      warmupSeconds: p.warmupSeconds,
+      measureSeconds: p.durationSeconds / p.rounds,
+      status,
+    });
   });
   await ctx.clusters.release();
   return systems.map((system) => {

@@ -41,10 +41,12 @@ function judge(kind: Step['kind'], offered: number, pubRate: number, fanout: num
   if (r.lost > 0) why.push(`lost ${r.lost}`);
   if (r.published.failed > 0) why.push(`${r.published.failed} publishes failed`);
   if (lat.p99 >= m.p99Ms) why.push(`p99 ${lat.p99} ms`);
-  if (r.window.pubSent < pubRate * r.seconds * 0.95 - 2) why.push(`publishers fell behind (${Math.round(r.window.pubSent / r.seconds)}/${Math.round(pubRate)} pub/s)`);
+  if (r.window.pubSent < pubRate * r.seconds * 0.95 - 2)
+    why.push(`publishers fell behind (${Math.round(r.window.pubSent / r.seconds)}/${Math.round(pubRate)} pub/s)`);
   // Deliveries must keep pace within the window, or a backlog is growing that a short step would not show as loss.
   const due = r.window.pubAcked * fanout;
-  if (due > 0 && r.window.received < due * 0.95) why.push(`deliveries falling behind (${Math.round((r.window.received / due) * 100)}% of due)`);
+  if (due > 0 && r.window.received < due * 0.95)
+    why.push(`deliveries falling behind (${Math.round((r.window.received / due) * 100)}% of due)`);
   const clientCpu = r.seconds > 0 ? round((r.window.cpuUs / 1e6 / r.seconds) * 100, 1) : 0;
   return {
     kind,
@@ -64,7 +66,12 @@ function judge(kind: Step['kind'], offered: number, pubRate: number, fanout: num
 }
 
 /** Steps the delivery rate up, then holds the best passing rate (the next lower passing ones, up to three, if a hold misses). */
-export async function maxRate(ctx: Ctx, label: string, s: PubSubSession, m: MaxRateParams): Promise<{ held: number | null; steps: Step[] }> {
+export async function maxRate(
+  ctx: Ctx,
+  label: string,
+  s: PubSubSession,
+  m: MaxRateParams,
+): Promise<{ held: number | null; steps: Step[] }> {
   const steps: Step[] = [];
   try {
     ctx.progress.phase(`${label} · max rate · setting up`);
@@ -73,19 +80,33 @@ export async function maxRate(ctx: Ctx, label: string, s: PubSubSession, m: MaxR
     const passing: number[] = [];
     let rate = m.startDeliveryRate;
     for (let i = 0; i < m.maxSteps; i++) {
-      const r = await s.phase({ rate: rate / s.fanout, warmupSeconds: 0, measureSeconds: m.probeSeconds, status: `${label} · probe ${Math.round(rate)} deliveries/s` });
+      const r = await s.phase({
+        rate: rate / s.fanout,
+        warmupSeconds: 0,
+        measureSeconds: m.probeSeconds,
+        status: `${label} · probe ${Math.round(rate)} deliveries/s`,
+      });
       const step = judge('probe', rate, rate / s.fanout, s.fanout, r, m);
       steps.push(step);
-      ctx.progress.log(`${label} · probe ${step.offeredDeliveryRate}/s → ${step.pass ? 'ok' : `miss (${step.why})`}, p99 ${step.p99Ms} ms${step.clientBound ? ' (client-bound)' : ''}`);
+      ctx.progress.log(
+        `${label} · probe ${step.offeredDeliveryRate}/s → ${step.pass ? 'ok' : `miss (${step.why})`}, p99 ${step.p99Ms} ms${step.clientBound ? ' (client-bound)' : ''}`,
+      );
       if (!step.pass) break;
       passing.push(rate);
       rate *= m.factor;
     }
     for (const candidate of passing.reverse().slice(0, 3)) {
-      const r = await s.phase({ rate: candidate / s.fanout, warmupSeconds: 0, measureSeconds: m.holdSeconds, status: `${label} · hold ${Math.round(candidate)} deliveries/s` });
+      const r = await s.phase({
+        rate: candidate / s.fanout,
+        warmupSeconds: 0,
+        measureSeconds: m.holdSeconds,
+        status: `${label} · hold ${Math.round(candidate)} deliveries/s`,
+      });
       const step = judge('hold', candidate, candidate / s.fanout, s.fanout, r, m);
       steps.push(step);
-      ctx.progress.log(`${label} · hold ${step.offeredDeliveryRate}/s for ${step.seconds} s → ${step.pass ? 'held' : `miss (${step.why})`}, p99 ${step.p99Ms} ms${step.clientBound ? ' (client-bound)' : ''}`);
+      ctx.progress.log(
+        `${label} · hold ${step.offeredDeliveryRate}/s for ${step.seconds} s → ${step.pass ? 'held' : `miss (${step.why})`}, p99 ${step.p99Ms} ms${step.clientBound ? ' (client-bound)' : ''}`,
+      );
       if (step.pass) return { held: step.achievedDeliveryRate, steps };
     }
     return { held: null, steps };
@@ -95,7 +116,11 @@ export async function maxRate(ctx: Ctx, label: string, s: PubSubSession, m: MaxR
 }
 
 /** Runs the max-rate search for each system (in `order`); a failure is recorded as an error, an abort propagates. */
-export async function maxRates(ctx: Ctx, order: readonly string[], run: (system: string) => Promise<{ held: number | null; steps: Step[] }>): Promise<Map<string, { held: number | null; steps: Step[]; error?: string }>> {
+export async function maxRates(
+  ctx: Ctx,
+  order: readonly string[],
+  run: (system: string) => Promise<{ held: number | null; steps: Step[] }>,
+): Promise<Map<string, { held: number | null; steps: Step[]; error?: string }>> {
   const rates = new Map<string, { held: number | null; steps: Step[]; error?: string }>();
   for (const system of order) {
     try {

@@ -14,7 +14,19 @@ import { eachRound, failedRun, finish, type Runner } from './common.js';
 export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems }) => {
   const runs: SystemRun[] = [];
   for (const mode of p.modes as Variant[]) {
-    const acc = new Map<SystemName, { w: ReturnType<typeof emptyWindow>; seconds: number; cpu: number; calls: number; failed: number; connectErrors: number; errors: string[]; rounds: RoundFigures[] }>();
+    const acc = new Map<
+      SystemName,
+      {
+        w: ReturnType<typeof emptyWindow>;
+        seconds: number;
+        cpu: number;
+        calls: number;
+        failed: number;
+        connectErrors: number;
+        errors: string[];
+        rounds: RoundFigures[];
+      }
+    >();
     const failures = await eachRound(
       ctx,
       systems,
@@ -25,10 +37,24 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
         const label = `rpc · ${mode} · ${system}${p.rounds > 1 ? ` · round ${r + 1}/${p.rounds}` : ''} · ${p.callRate} calls/s`;
         ctx.progress.phase(`${label} · connecting ${p.clients}`);
         try {
-          const c = sumConnect(await connectClients(ctx, group, p.clients, cluster.nodes.map((n) => engineUrl(n.url)), 200));
+          const c = sumConnect(
+            await connectClients(
+              ctx,
+              group,
+              p.clients,
+              cluster.nodes.map((n) => engineUrl(n.url)),
+              200,
+            ),
+          );
           if (c.ok === 0) throw new Error(`no client connected: ${c.errors.join('; ')}`);
           await ctx.pool.all(() => ({ op: 'stats', reset: true }));
-          await ctx.pool.all(() => ({ op: 'rpcStart', group, rate: p.callRate / ctx.pool.size, method: p.method, payloadBytes: p.payloadBytes }));
+          await ctx.pool.all(() => ({
+            op: 'rpcStart',
+            group,
+            rate: p.callRate / ctx.pool.size,
+            method: p.method,
+            payloadBytes: p.payloadBytes,
+          }));
           const sampler = rateSampler(ctx);
           if (p.warmupSeconds > 0) {
             ctx.progress.phase(`${label} · warm-up`);
@@ -44,7 +70,16 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
           const seconds = (Date.now() - t0) / 1000;
           const cpu = cluster.cpu().nodes - cpu0;
           const totals = await ctx.pool.all<RpcTotals>(() => ({ op: 'rpcStop', group }));
-          const a = acc.get(system) ?? { w: emptyWindow(), seconds: 0, cpu: 0, calls: 0, failed: 0, connectErrors: 0, errors: [], rounds: [] };
+          const a = acc.get(system) ?? {
+            w: emptyWindow(),
+            seconds: 0,
+            cpu: 0,
+            calls: 0,
+            failed: 0,
+            connectErrors: 0,
+            errors: [],
+            rounds: [],
+          };
           acc.set(system, a);
           addWindow(a.w, w);
           a.seconds += seconds;
@@ -52,7 +87,8 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
           a.calls += totals.reduce((n, t) => n + t.calls, 0);
           a.failed += totals.reduce((n, t) => n + t.failed, 0);
           a.connectErrors += c.failed;
-          for (const e of [...c.errors, ...totals.flatMap((t) => t.errors)]) if (a.errors.length < 10 && !a.errors.includes(e)) a.errors.push(e);
+          for (const e of [...c.errors, ...totals.flatMap((t) => t.errors)])
+            if (a.errors.length < 10 && !a.errors.includes(e)) a.errors.push(e);
           const lat = summarize(w.ackLatency);
           a.rounds.push({
             seconds: round(seconds, 2),

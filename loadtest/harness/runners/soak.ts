@@ -23,7 +23,14 @@ export const runSoak: Runner<'soak'> = async ({ ctx, scenario, params: p, system
     let res: PhaseResult;
     try {
       await s.open();
-      res = await s.phase({ rate: p.publishRate, warmupSeconds: p.warmupSeconds, measureSeconds: p.durationSeconds / p.rounds, churn: p.churn, rssSampleSeconds: p.sampleSeconds, status: label });
+      res = await s.phase({
+        rate: p.publishRate,
+        warmupSeconds: p.warmupSeconds,
+        measureSeconds: p.durationSeconds / p.rounds,
+        churn: p.churn,
+        rssSampleSeconds: p.sampleSeconds,
+        status: label,
+      });
     } finally {
       await s.close();
     }

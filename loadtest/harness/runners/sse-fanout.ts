@@ -35,7 +35,13 @@ export const runSseFanout: Runner<'sse-fanout'> = async ({ ctx, scenario, params
     const status = `sse-fanout · ${system} · round ${r + 1}/${p.rounds} · ${p.publishRate} pub/s`;
     const measureSeconds = p.durationSeconds / p.rounds;
     const s = session(ctx, system, p, `r${r}`, cluster);
-    const res = await pubsubRound(ctx, aggs, system, s, { rate: p.publishRate, warmupSeconds: p.warmupSeconds, measureSeconds, rssSampleSeconds: measureSeconds, status });
+    const res = await pubsubRound(ctx, aggs, system, s, {
+      rate: p.publishRate,
+      warmupSeconds: p.warmupSeconds,
+      measureSeconds,
+      rssSampleSeconds: measureSeconds,
+      status,
+    });
     const last = res.rssSamples.at(-1)?.kib[0];
     const streams = Object.values(s.subsByChannel).reduce((a, b) => a + b, 0);
     if (last !== undefined && streams > 0) {
@@ -62,7 +68,10 @@ export const runSseFanout: Runner<'sse-fanout'> = async ({ ctx, scenario, params
       system,
       scenario,
       agg,
-      { maxDeliveryRatePerSecond: rate?.held ?? null, rssKiBPerStream: rss.length ? round(rss.reduce((a, b) => a + b, 0) / rss.length, 3) : null },
+      {
+        maxDeliveryRatePerSecond: rate?.held ?? null,
+        rssKiBPerStream: rss.length ? round(rss.reduce((a, b) => a + b, 0) / rss.length, 3) : null,
+      },
       { maxRate: rate?.steps ?? [] },
     );
     if (rate?.error) run.errors.push(`max rate: ${rate.error}`);

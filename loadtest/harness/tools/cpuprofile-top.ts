@@ -40,13 +40,27 @@ export function placeOf(url: string, fn: string): string {
 /** Suspects named in issue 16, matched on place and function name. */
 const SUSPECTS: Array<{ name: string; match: (place: string, fn: string) => boolean }> = [
   { name: 'rate limiter (rate-limiter-flexible)', match: (p) => p === 'rate-limiter-flexible' },
-  { name: 'promises / microtasks', match: (p, fn) => /^\(native\) (Promise|then|resolve|runMicrotasks)|processTicksAndRejections/.test(`${p} ${fn}`) || p === 'node:internal' && /Promise|Microtask|processTicks/.test(fn) },
+  {
+    name: 'promises / microtasks',
+    match: (p, fn) =>
+      /^\(native\) (Promise|then|resolve|runMicrotasks)|processTicksAndRejections/.test(`${p} ${fn}`) ||
+      (p === 'node:internal' && /Promise|Microtask|processTicks/.test(fn)),
+  },
   { name: 'prom-client', match: (p) => p === 'prom-client' },
   { name: 'zod', match: (p) => p === 'zod' },
-  { name: 'JSON.stringify / JSON.parse', match: (_p, fn) => fn === 'stringify' || fn === 'parse' || fn === 'JSONStringify' || fn === 'JSONParse' },
-  { name: 'ioredis (client work)', match: (p) => p === 'ioredis' || p === 'redis-parser' || p === 'standard-as-callback' || p === 'cluster-key-slot' },
+  {
+    name: 'JSON.stringify / JSON.parse',
+    match: (_p, fn) => fn === 'stringify' || fn === 'parse' || fn === 'JSONStringify' || fn === 'JSONParse',
+  },
+  {
+    name: 'ioredis (client work)',
+    match: (p) => p === 'ioredis' || p === 'redis-parser' || p === 'standard-as-callback' || p === 'cluster-key-slot',
+  },
   { name: 'redis-adapter', match: (p) => p === '@socket.io/redis-adapter' },
-  { name: 'socket.io / engine.io / parser', match: (p) => ['socket.io', 'engine.io', 'socket.io-parser', 'socket.io-adapter', 'engine.io-parser'].includes(p) },
+  {
+    name: 'socket.io / engine.io / parser',
+    match: (p) => ['socket.io', 'engine.io', 'socket.io-parser', 'socket.io-adapter', 'engine.io-parser'].includes(p),
+  },
   { name: 'pino', match: (p) => p.startsWith('pino') || p === 'sonic-boom' },
   { name: 'garbage collector', match: (p) => p === '(garbage collector)' },
 ];
@@ -69,11 +83,15 @@ function selfTimes(p: Profile, windows?: Windows): Map<number, number> {
 
 /** The measured windows of `system` in a bench result (every scenario, every round). */
 export function windowsOf(resultJson: string, system = 'switchboard'): Windows {
-  const r = JSON.parse(readFileSync(resultJson, 'utf8')) as { scenarios: Array<{ runs: Array<{ system: string; rounds?: Array<Record<string, number | null>> }> }> };
+  const r = JSON.parse(readFileSync(resultJson, 'utf8')) as {
+    scenarios: Array<{ runs: Array<{ system: string; rounds?: Array<Record<string, number | null>> }> }>;
+  };
   const out: Windows = [];
   for (const s of r.scenarios)
     for (const run of s.runs)
-      if (run.system === system) for (const x of run.rounds ?? []) if (typeof x.window0Us === 'number' && typeof x.window1Us === 'number') out.push([x.window0Us, x.window1Us]);
+      if (run.system === system)
+        for (const x of run.rounds ?? [])
+          if (typeof x.window0Us === 'number' && typeof x.window1Us === 'number') out.push([x.window0Us, x.window1Us]);
   return out;
 }
 
@@ -149,13 +167,23 @@ export function summarise(files: string[], top = 30, windows?: Windows): string 
 
 const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!);
 if (isMain) {
-  const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '30' }, windows: { type: 'string' }, system: { type: 'string', default: 'switchboard' } }, allowPositionals: true });
-  const files = positionals.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(p, f)) : [p]));
+  const { values, positionals } = parseArgs({
+    options: { top: { type: 'string', default: '30' }, windows: { type: 'string' }, system: { type: 'string', default: 'switchboard' } },
+    allowPositionals: true,
+  });
+  const files = positionals.flatMap((p) =>
+    statSync(p).isDirectory()
+      ? readdirSync(p)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .map((f) => join(p, f))
+      : [p],
+  );
   if (files.length === 0) {
     process.stderr.write('usage: cpuprofile-top DIR-or-FILES… [--top N]\n');
     process.exit(2);
   }
   const windows = values.windows ? windowsOf(values.windows, values.system) : undefined;
-  if (windows && windows.length === 0) throw new Error(`${values.windows}: no measured windows of ${values.system} (rounds without window0Us/window1Us)`);
+  if (windows && windows.length === 0)
+    throw new Error(`${values.windows}: no measured windows of ${values.system} (rounds without window0Us/window1Us)`);
   process.stdout.write(`${summarise(files, Number(values.top), windows)}\n`);
 }

@@ -96,7 +96,17 @@ const progress = new Progress(process.stderr);
 const clusters = new Clusters({ nodes: 1, apiKey: `heap-${randomBytes(8).toString('hex')}`, switchboardEnv: {}, registry }, true);
 const pool = await WorkerPool.start(Number(values.workers), registry);
 try {
-  const ctx: Ctx = { pool, clusters, registry, addresses: new Addresses(), progress, signal: new AbortController().signal, apiKey: 'unused', runId: randomBytes(3).toString('hex'), smoke: false };
+  const ctx: Ctx = {
+    pool,
+    clusters,
+    registry,
+    addresses: new Addresses(),
+    progress,
+    signal: new AbortController().signal,
+    apiKey: 'unused',
+    runId: randomBytes(3).toString('hex'),
+    smoke: false,
+  };
   const cluster = await clusters.get(system, 'embedded', 1);
   const node = cluster.nodes[0]!;
   // The internal port answers for the three Socket.IO systems; any HTTP answer shows the main thread is free again.
@@ -115,7 +125,8 @@ try {
       strictSeq: false,
     });
     await s.open();
-    if (s.connectErrors || s.subscribeErrors) throw new Error(`${tag}: ${s.connectErrors} connect and ${s.subscribeErrors} subscribe errors: ${s.errors.join('; ')}`);
+    if (s.connectErrors || s.subscribeErrors)
+      throw new Error(`${tag}: ${s.connectErrors} connect and ${s.subscribeErrors} subscribe errors: ${s.errors.join('; ')}`);
     return s;
   };
   progress.phase(`${system}: ${from} connections`);
@@ -150,7 +161,9 @@ try {
   for (const r of rows.slice(0, top)) {
     const name = r.key.replace(/^\((closure|native|hidden|object shape)\) /, '');
     const origin = tags.get(name) ?? (r.key.startsWith('(') ? '' : 'node/other');
-    out.push(`| ${r.key.replace(/\|/g, '\\|')} | ${origin} | ${r.countPer.toFixed(2)} | ${r.bytesPer.toFixed(0)} | ${((r.bytes / heapGrowth) * 100).toFixed(1)} % |`);
+    out.push(
+      `| ${r.key.replace(/\|/g, '\\|')} | ${origin} | ${r.countPer.toFixed(2)} | ${r.bytesPer.toFixed(0)} | ${((r.bytes / heapGrowth) * 100).toFixed(1)} % |`,
+    );
   }
   out.push('', 'What holds them (first strong retainer, `Owner.property`; `[]` an element), per connection:', '');
   for (const r of rows.slice(0, 12)) {
@@ -163,7 +176,9 @@ try {
   const byOrigin = new Map<string, number>();
   for (const r of rows) {
     const name = r.key.replace(/^\((closure|native|hidden|object shape)\) /, '');
-    const o = tags.get(name) ?? (r.key.startsWith('(closure)') ? 'closures' : r.key.startsWith('(') ? r.key.replace(/\) .*/, ')') : 'other objects');
+    const o =
+      tags.get(name) ??
+      (r.key.startsWith('(closure)') ? 'closures' : r.key.startsWith('(') ? r.key.replace(/\) .*/, ')') : 'other objects');
     byOrigin.set(o, (byOrigin.get(o) ?? 0) + r.bytes);
   }
   out.push('', '| origin (constructors defined there; closures, strings, arrays by type) | bytes per connection |', '|---|---:|');

@@ -80,7 +80,11 @@ export function readSnapshot(file: string): Snapshot {
     // The meta block is small and comes first.
     const metaEnd = seek(fd, '"nodes":[', 0, size);
     const metaText = readRange(fd, 0, metaEnd - '"nodes":['.length).replace(/,\s*$/, '') + '}';
-    const meta = (JSON.parse(metaText) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]]; edge_fields: string[]; edge_types: [string[]] } } }).snapshot.meta;
+    const meta = (
+      JSON.parse(metaText) as {
+        snapshot: { meta: { node_fields: string[]; node_types: [string[]]; edge_fields: string[]; edge_types: [string[]] } };
+      }
+    ).snapshot.meta;
     const { values: nodes, end } = readInts(fd, metaEnd);
     const edgesAt = seek(fd, '"edges":[', end, size);
     const { values: edges, end: edgesEnd } = readInts(fd, edgesAt);
@@ -155,7 +159,13 @@ export function retainerDiff(a: Snapshot, b: Snapshot, key: string, per: number)
   const out: Array<Group & { countPer: number; bytesPer: number }> = [];
   for (const [k, gb] of b.retainers.get(key) ?? []) {
     const ga = ra.get(k) ?? { count: 0, bytes: 0 };
-    out.push({ key: k, count: gb.count - ga.count, bytes: gb.bytes - ga.bytes, countPer: (gb.count - ga.count) / per, bytesPer: (gb.bytes - ga.bytes) / per });
+    out.push({
+      key: k,
+      count: gb.count - ga.count,
+      bytes: gb.bytes - ga.bytes,
+      countPer: (gb.count - ga.count) / per,
+      bytesPer: (gb.bytes - ga.bytes) / per,
+    });
   }
   return out.sort((x, y) => y.bytes - x.bytes);
 }

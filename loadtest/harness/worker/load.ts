@@ -51,7 +51,12 @@ function httpPoster(baseUrl: string, path: string, apiKey: string, localAddress:
       return new Promise((resolve, reject) => {
         const req = http.request(
           target,
-          { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}`, 'content-length': Buffer.byteLength(body) }, timeout: 10_000 },
+          {
+            method: 'POST',
+            agent,
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}`, 'content-length': Buffer.byteLength(body) },
+            timeout: 10_000,
+          },
           (res) => {
             let text = '';
             res.setEncoding('utf8');
@@ -77,7 +82,8 @@ export function startPublishing(rec: Recorder, o: PublishOptions): Running<Publi
   if (o.via === 'socket' && !o.client) throw new Error('no connected client to publish from');
   const totals: PublishTotals = { sent: 0, acked: 0, failed: 0, ackedByChannel: {}, finalSeq: {}, stream: o.stream, errors: [] };
   const padding = pad(o.payloadBytes);
-  const poster = o.via === 'socket' ? undefined : httpPoster(o.httpUrl, o.via === 'grip' ? '/publish/' : '/api/publish', o.apiKey, o.localAddress);
+  const poster =
+    o.via === 'socket' ? undefined : httpPoster(o.httpUrl, o.via === 'grip' ? '/publish/' : '/api/publish', o.apiKey, o.localAddress);
   let rr = 0;
   let inFlight = 0;
   const fire = () => {
@@ -131,7 +137,11 @@ export function startPublishing(rec: Recorder, o: PublishOptions): Running<Publi
 }
 
 /** Calls `rpc(method, { n, pad })` round-robin over the clients; an answer must echo `n`. */
-export function startCalling(rec: Recorder, clients: SioClient[], o: { rate: number; method: string; payloadBytes: number }): Running<RpcTotals> {
+export function startCalling(
+  rec: Recorder,
+  clients: SioClient[],
+  o: { rate: number; method: string; payloadBytes: number },
+): Running<RpcTotals> {
   if (clients.length === 0) throw new Error('no connected client to call from');
   const totals: RpcTotals = { calls: 0, ok: 0, failed: 0, errors: [] };
   const padding = pad(o.payloadBytes);

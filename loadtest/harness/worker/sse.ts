@@ -30,22 +30,26 @@ export class SseStream {
     return new Promise((resolve, reject) => {
       const u = new URL(this.url);
       u.searchParams.append('channel', this.channel);
-      const req = http.get(u, { agent: false, localAddress: this.localAddress, headers: { accept: 'text/event-stream' }, timeout: timeoutMs }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          req.destroy();
-          return reject(new Error(`SSE ${res.statusCode}`));
-        }
-        req.setTimeout(0);
-        this.connected = true;
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => this.onData(chunk));
-        res.on('close', () => {
-          if (this.connected && !this.closing) this.rec.win.disconnects++;
-          this.connected = false;
-        });
-        resolve(nowUs() - t0);
-      });
+      const req = http.get(
+        u,
+        { agent: false, localAddress: this.localAddress, headers: { accept: 'text/event-stream' }, timeout: timeoutMs },
+        (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            req.destroy();
+            return reject(new Error(`SSE ${res.statusCode}`));
+          }
+          req.setTimeout(0);
+          this.connected = true;
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => this.onData(chunk));
+          res.on('close', () => {
+            if (this.connected && !this.closing) this.rec.win.disconnects++;
+            this.connected = false;
+          });
+          resolve(nowUs() - t0);
+        },
+      );
       this.req = req;
       req.on('timeout', () => req.destroy(new Error(`SSE connect timed out after ${timeoutMs} ms`)));
       req.on('error', reject);
@@ -81,7 +85,11 @@ export class SseStream {
 }
 
 /** Opens `count` streams (client i is number `offset + i`, channels by `plan`), at most `concurrency` at once. */
-export async function connectStreams(into: SseStream[], rec: Recorder, o: { urls: string[]; plan: ChannelPlan; offset: number; count: number; concurrency: number; localAddress: string }): Promise<SseConnectResult> {
+export async function connectStreams(
+  into: SseStream[],
+  rec: Recorder,
+  o: { urls: string[]; plan: ChannelPlan; offset: number; count: number; concurrency: number; localAddress: string },
+): Promise<SseConnectResult> {
   const hist = newHistogram();
   const res: SseConnectResult = { ok: 0, failed: 0, handshake: '', t0: nowUs(), t1: 0, errors: [], byChannel: {} };
   await inPool(o.count, o.concurrency, async (i) => {

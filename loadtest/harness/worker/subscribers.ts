@@ -60,13 +60,24 @@ export class Subscribers {
   }
 
   /** Connects `count` clients into `into`; client i is number `offset + i` across all workers. */
-  async connect(into: Sub[], o: { urls: string[]; offset: number; count: number; concurrency: number; localAddress: string; strictSeq: boolean }): Promise<ConnectResult> {
+  async connect(
+    into: Sub[],
+    o: { urls: string[]; offset: number; count: number; concurrency: number; localAddress: string; strictSeq: boolean },
+  ): Promise<ConnectResult> {
     const hist = newHistogram();
     const res: ConnectResult = { ok: 0, failed: 0, handshake: '', t0: nowUs(), t1: 0, errors: [] };
     const base = into.length;
     await inPool(o.count, o.concurrency, async (i) => {
       const url = o.urls[(o.offset + i) % o.urls.length]!;
-      const sub: Sub = { client: undefined as unknown as SioClient, url, channels: [], seq: new SeqTracker(o.strictSeq), lastId: new Map(), resetChannels: new Set(), down: true };
+      const sub: Sub = {
+        client: undefined as unknown as SioClient,
+        url,
+        channels: [],
+        seq: new SeqTracker(o.strictSeq),
+        lastId: new Map(),
+        resetChannels: new Set(),
+        down: true,
+      };
       sub.client = this.newClient(sub, url, o.localAddress);
       into[base + i] = sub;
       try {
@@ -133,7 +144,8 @@ export class Subscribers {
       const lost0 = sub.seq.lost;
       const gaps0 = sub.seq.gaps;
       try {
-        const ack = (await sub.client.call('subscribe', [channel, since ? { since } : {}])) as { ok?: boolean; recovered?: boolean; replayed?: number } | undefined;
+        const ack = (await sub.client.call('subscribe', [channel, since ? { since } : {}])) as
+          { ok?: boolean; recovered?: boolean; replayed?: number } | undefined;
         if (ack?.ok !== true) throw new Error(describe(ack));
         win.replayed += ack.replayed ?? 0;
         if (ack.recovered !== true) {

@@ -26,7 +26,14 @@ export function publishHttp(channel: string, event: string, payloadBytes: number
 }
 
 /** A Socket.IO publisher: `rate` publications per second round-robin over `channels` until `until` (epoch ms). */
-export function publishSocket(o: { url: string; channels: string[]; event: string; payloadBytes: number; rate: number; until: number }): void {
+export function publishSocket(o: {
+  url: string;
+  channels: string[];
+  event: string;
+  payloadBytes: number;
+  rate: number;
+  until: number;
+}): void {
   const sock = new SocketIO({
     url: o.url,
     auth: auth(),

@@ -41,7 +41,12 @@ const SHAPES: { [N in PubSubName]: (p: ParamsOf<N>) => Shape } = {
   'many-channels': (p) => {
     if (p.channelsPerConnection > p.channels) throw new Error('channelsPerConnection must not exceed channels');
     const k = p.channelsPerConnection;
-    return { sockets: p.connections, channelsOf: (g) => Array.from({ length: k }, (_, i) => (g * k + i) % p.channels), subscribeRate: 2000, slackSeconds: 30 };
+    return {
+      sockets: p.connections,
+      channelsOf: (g) => Array.from({ length: k }, (_, i) => (g * k + i) % p.channels),
+      subscribeRate: 2000,
+      slackSeconds: 30,
+    };
   },
   soak: (p) => ({
     sockets: p.subscribers,
@@ -73,11 +78,33 @@ export function pubsub<N extends PubSubName>(name: N) {
     insecureSkipTLSVerify: env.insecure,
     thresholds: thresholds(scenario),
     scenarios: {
-      subscribers: { executor: 'per-vu-iterations', vus, iterations: 1, maxDuration: dur(pubStart + pubSeconds + drainSeconds + shape.slackSeconds), exec: 'subscribers' },
+      subscribers: {
+        executor: 'per-vu-iterations',
+        vus,
+        iterations: 1,
+        maxDuration: dur(pubStart + pubSeconds + drainSeconds + shape.slackSeconds),
+        exec: 'subscribers',
+      },
       publisher:
         p.publishVia === 'http'
-          ? { executor: 'constant-arrival-rate', rate: p.publishRate, timeUnit: '1s', duration: dur(pubSeconds), preAllocatedVUs: Math.ceil(p.publishRate / 20) + 2, maxVUs: Math.ceil(p.publishRate / 2) + 10, startTime: dur(pubStart), exec: 'publishOne' }
-          : { executor: 'per-vu-iterations', vus: 1, iterations: 1, startTime: dur(pubStart), maxDuration: dur(pubSeconds + shape.slackSeconds), exec: 'publisher' },
+          ? {
+              executor: 'constant-arrival-rate',
+              rate: p.publishRate,
+              timeUnit: '1s',
+              duration: dur(pubSeconds),
+              preAllocatedVUs: Math.ceil(p.publishRate / 20) + 2,
+              maxVUs: Math.ceil(p.publishRate / 2) + 10,
+              startTime: dur(pubStart),
+              exec: 'publishOne',
+            }
+          : {
+              executor: 'per-vu-iterations',
+              vus: 1,
+              iterations: 1,
+              startTime: dur(pubStart),
+              maxDuration: dur(pubSeconds + shape.slackSeconds),
+              exec: 'publisher',
+            },
     },
   };
 
@@ -106,7 +133,14 @@ export function pubsub<N extends PubSubName>(name: N) {
       publishHttp(channel(p.channelPrefix, d.run, exec.scenario.iterationInTest % p.channels), p.event, p.payloadBytes);
     },
     publisher(d: Setup): void {
-      publishSocket({ url: env.pubUrl, channels: allChannels(d.run), event: p.event, payloadBytes: p.payloadBytes, rate: p.publishRate, until: Date.now() + pubSeconds * 1000 });
+      publishSocket({
+        url: env.pubUrl,
+        channels: allChannels(d.run),
+        event: p.event,
+        payloadBytes: p.payloadBytes,
+        rate: p.publishRate,
+        until: Date.now() + pubSeconds * 1000,
+      });
     },
   };
 }

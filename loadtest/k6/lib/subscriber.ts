@@ -2,7 +2,17 @@
 // latency, delivery, loss and gap metrics; optionally drop and resubscribe with `since` now and then (soak).
 import { SeqTracker, isBenchData, isMeta } from './protocol.ts';
 import { SocketIO, after } from './socketio.ts';
-import { ackLatency, connectErrors, deliveries, e2eLatency, handshakeDuration, messagesLost, reconnects, seqGaps, unrecovered } from './metrics.ts';
+import {
+  ackLatency,
+  connectErrors,
+  deliveries,
+  e2eLatency,
+  handshakeDuration,
+  messagesLost,
+  reconnects,
+  seqGaps,
+  unrecovered,
+} from './metrics.ts';
 import { auth } from './config.ts';
 
 export interface SubscriberOptions {

@@ -63,13 +63,17 @@ export function mountAdminUi(io: Server, app: TemplatedApp, opts: AdminUiOptions
   }
   files.set('/admin/', files.get('/admin/index.html')!);
 
-  app.get('/admin', route(log, (_req, reply) => reply.send(308, '', { location: '/admin/' })));
+  app.get(
+    '/admin',
+    route(log, (_req, reply) => reply.send(308, '', { location: '/admin/' })),
+  );
   serveFiles(app, log, {
     pattern: '/admin/*',
     files,
     headers: {
       'x-frame-options': 'DENY',
-      'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; font-src 'self' data:; frame-ancestors 'none'",
+      'content-security-policy':
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; font-src 'self' data:; frame-ancestors 'none'",
     },
   });
   log.info({ mode: opts.mode, readonly: opts.readonly, files: files.size }, 'Socket.IO Admin UI at /admin/ (namespace /admin)');

@@ -67,7 +67,11 @@ export function mountGrip(app: TemplatedApp | PostRoutes, d: GripDeps, opts: Gri
     // the check is synchronous, and a refused request is answered and hung up on without reading a byte of it.
     try {
       // GRIP_URL-style `?key=` (what pushpin-publish sends): a key in a URL ends up in logs and histories.
-      if (!opts.keyless && req.query.has('key')) throw new SbError('unauthorized', 'a key in the URL is never accepted: send Authorization: Bearer <key>, or publish on the internal port (INTERNAL_GRIP_PUBLISH)');
+      if (!opts.keyless && req.query.has('key'))
+        throw new SbError(
+          'unauthorized',
+          'a key in the URL is never accepted: send Authorization: Bearer <key>, or publish on the internal port (INTERNAL_GRIP_PUBLISH)',
+        );
       if (!opts.keyless) authorize(d.options.apiKeys, req.headers);
     } catch (err) {
       reply.closeAfter = true;

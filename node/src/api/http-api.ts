@@ -83,9 +83,13 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
       // Validate everything before publishing anything: a bad request publishes nothing.
       const items = channels.map((c) => d.publisher.validate(c, body.data.event, decodeData(body.data.data)));
       const idemKey = req.headers['idempotency-key'];
-      if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey)) throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
-      const once = (channel: string) => (idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.options.idempotencyWindowSeconds });
-      const rs = await Promise.all(items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile, p.json)));
+      if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey))
+        throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
+      const once = (channel: string) =>
+        idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.options.idempotencyWindowSeconds };
+      const rs = await Promise.all(
+        items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile, p.json)),
+      );
       const flags = { ...(rs.some((r) => r.local) ? { local: true } : {}), ...(rs.every((r) => r.duplicate) ? { duplicate: true } : {}) };
       reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
     }),
@@ -118,13 +122,19 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
   );
 
   // Which node serves this client: the demo page shows it. No secrets, no auth.
-  app.get('/api/node', route(log, (req, reply) => {
-    assertOrigin(d.origins, req, d.metrics);
-    reply.json(200, { id: d.options.nodeId, mode: d.bus.mode }, d.origins.corsHeaders(req.headers));
-  }));
+  app.get(
+    '/api/node',
+    route(log, (req, reply) => {
+      assertOrigin(d.origins, req, d.metrics);
+      reply.json(200, { id: d.options.nodeId, mode: d.bus.mode }, d.origins.corsHeaders(req.headers));
+    }),
+  );
   app.options('/api/*', preflight(log, d.origins, d.metrics));
 
-  app.any('/api/*', route(log, (req) => {
-    throw new SbError('not_found', `no API route ${req.method} ${req.path}`);
-  }));
+  app.any(
+    '/api/*',
+    route(log, (req) => {
+      throw new SbError('not_found', `no API route ${req.method} ${req.path}`);
+    }),
+  );
 }

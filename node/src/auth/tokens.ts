@@ -1,7 +1,15 @@
 // Client tokens (JWT) verified with jose: HS256 with JWT_SECRET, RS256/ES256 with a public key or a JWKS file.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { z } from 'zod';
 import { SbError } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
@@ -88,12 +96,17 @@ export async function createTokenVerifier(keys: TokenKeys): Promise<TokenVerifie
       }
       // Only keys for the token's own algorithm: the error then says why this token failed, not why another key did.
       const candidates = getters.filter((g) => alg !== undefined && g.alg.includes(alg));
-      if (candidates.length === 0) throw new SbError('unauthorized', `invalid token: algorithm ${alg ?? 'none'} is not accepted (${getters.flatMap((g) => g.alg).join(', ')})`);
+      if (candidates.length === 0)
+        throw new SbError(
+          'unauthorized',
+          `invalid token: algorithm ${alg ?? 'none'} is not accepted (${getters.flatMap((g) => g.alg).join(', ')})`,
+        );
       let payload: JWTPayload | undefined;
       let lastErr: unknown;
       for (const g of candidates) {
         try {
-          payload = (await jwtVerify(token, g.key as Uint8Array, { algorithms: g.alg, audience: keys.audience, issuer: keys.issuer })).payload;
+          payload = (await jwtVerify(token, g.key as Uint8Array, { algorithms: g.alg, audience: keys.audience, issuer: keys.issuer }))
+            .payload;
           break;
         } catch (err) {
           if (!(lastErr instanceof errors.JWTExpired)) lastErr = err;
@@ -101,7 +114,8 @@ export async function createTokenVerifier(keys: TokenKeys): Promise<TokenVerifie
       }
       if (!payload) {
         if (lastErr instanceof errors.JWTExpired) throw new SbError('unauthorized', 'token expired');
-        if (lastErr instanceof errors.JWSSignatureVerificationFailed) throw new SbError('unauthorized', 'invalid token: signature verification failed');
+        if (lastErr instanceof errors.JWSSignatureVerificationFailed)
+          throw new SbError('unauthorized', 'invalid token: signature verification failed');
         throw new SbError('unauthorized', `invalid token: ${(lastErr as Error)?.message ?? 'unknown'}`);
       }
       const c = claimsSchema.safeParse(payload);

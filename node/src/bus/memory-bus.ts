@@ -3,7 +3,6 @@ import type { Bus, BusHealth, ChannelPosition, HistoryRead, NodeInfo, Publicatio
 import { IdGenerator } from '../core/ids.js';
 import { MemoryHistory, type MemoryHistoryOptions } from './memory-history.js';
 
-
 export class MemoryBus implements Bus {
   readonly mode = 'memory' as const;
   // One generator for every channel: ids unique and increasing per channel (and globally).
@@ -29,7 +28,14 @@ export class MemoryBus implements Bus {
       const prev = this.once.get(input.once.key);
       if (prev && prev.until > now) return { id: prev.id, duplicate: true };
     }
-    const p: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id: '', ...(input.volatile ? { volatile: true } : {}) };
+    const p: Publication = {
+      channel: input.channel,
+      event: input.event,
+      data: input.data,
+      ts: input.ts,
+      id: '',
+      ...(input.volatile ? { volatile: true } : {}),
+    };
     // Refused (HistoryFull) before it gets an id or reaches anyone: a publication is stored, or not published.
     const cost = p.volatile ? 0 : this.store.admit(p, input.history.size);
     p.id = this.ids.next();

@@ -72,7 +72,10 @@ export class MemoryHistory {
     if (!h && this.channels.size >= this.opts.maxChannels) {
       this.sweepSoon();
       if (this.channels.size >= this.opts.maxChannels)
-        throw new HistoryFull('history_channels', `history is full: ${this.opts.maxChannels} channels with history on this node (HISTORY_MAX_CHANNELS)`);
+        throw new HistoryFull(
+          'history_channels',
+          `history is full: ${this.opts.maxChannels} channels with history on this node (HISTORY_MAX_CHANNELS)`,
+        );
     }
     // What this channel gives back to make room for the publication counts: it only trims itself.
     const freed = h ? Math.max(0, h.bytes + cost - this.opts.maxChannelBytes) : 0;

@@ -3,7 +3,17 @@
 // (interest-based routing), and every publish is one atomic script on the shard that owns the channel's slot.
 import { createAdapter } from '@socket.io/redis-adapter';
 import type { Cluster, Redis } from 'ioredis';
-import type { Bus, BusHealth, ChannelPosition, HistoryRead, NodeInfo, Publication, PublishInput, PublishResult, ResyncKind } from './bus.js';
+import type {
+  Bus,
+  BusHealth,
+  ChannelPosition,
+  HistoryRead,
+  NodeInfo,
+  Publication,
+  PublishInput,
+  PublishResult,
+  ResyncKind,
+} from './bus.js';
 import { IdGenerator, parseId } from '../core/ids.js';
 import { decodeParsed, encodeData } from '../core/codec.js';
 import type { Logger } from '../log/logger.js';
@@ -99,7 +109,17 @@ function fromWire(raw: string): (WirePayload & { data: unknown }) | undefined {
 }
 
 type ScriptClient = {
-  sbPublish(stream: string, meta: string, once: string, chan: string, payload: string, maxlen: string, ttl: string, onceTtl: string, metaTtl: string): Promise<[string, number]>;
+  sbPublish(
+    stream: string,
+    meta: string,
+    once: string,
+    chan: string,
+    payload: string,
+    maxlen: string,
+    ttl: string,
+    onceTtl: string,
+    metaTtl: string,
+  ): Promise<[string, number]>;
 };
 
 /** What this node last received of a channel: its epoch, sequence and id. */
@@ -180,7 +200,9 @@ export class RedisBus implements Bus {
     this.topo.commands.defineCommand('sbPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
     this.scripts = this.topo.commands as unknown as ScriptClient;
     const cmd = this.topo.commands as Redis;
-    cmd.on('error', (err: Error) => this.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role: 'publisher' }, 'redis error'));
+    cmd.on('error', (err: Error) =>
+      this.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role: 'publisher' }, 'redis error'),
+    );
     cmd.on('ready', () => {
       this.metrics.redisUp.set({ role: 'publisher' }, 1);
       this.log.info({ role: 'publisher', clustered: this.topo.clustered }, 'redis connected');
@@ -212,7 +234,13 @@ export class RedisBus implements Bus {
   private keysOf(channel: string) {
     const slot = channelSlot(channel);
     const tag = `{${slotTag(slot)}}`;
-    return { slot, tag, stream: `${this.opts.prefix}:${tag}:h:${channel}`, meta: `${this.opts.prefix}:${tag}:m:${channel}`, shardChannel: `${this.opts.prefix}:${tag}:c:${channel}` };
+    return {
+      slot,
+      tag,
+      stream: `${this.opts.prefix}:${tag}:h:${channel}`,
+      meta: `${this.opts.prefix}:${tag}:m:${channel}`,
+      shardChannel: `${this.opts.prefix}:${tag}:c:${channel}`,
+    };
   }
 
   // ---- shards: one subscriber connection per master, a fence channel and a canary on each ----
@@ -255,7 +283,16 @@ export class RedisBus implements Bus {
     const sub = this.topo.subscriber(master, { role: 'subscriber', failFast: false });
     // Resubscribing is ours (shardReady), so a reconnect also checks each channel's position for gaps.
     (sub.options as { autoResubscribe: boolean }).autoResubscribe = false;
-    const sh: Shard = { master, slot, fence: this.fenceOf(slot), sub, channels: new Set(), verified: false, closed: false, needsCheck: false };
+    const sh: Shard = {
+      master,
+      slot,
+      fence: this.fenceOf(slot),
+      sub,
+      channels: new Set(),
+      verified: false,
+      closed: false,
+      needsCheck: false,
+    };
     this.shards.set(master, sh);
     sub.on('smessage', (chan: string, msg: string) => this.onMessage(sh, chan, msg));
     sub.on('ready', () => {
@@ -379,7 +416,17 @@ export class RedisBus implements Bus {
       return existing.ready ?? Promise.resolve(this.positionOf(existing));
     }
     const k = this.keysOf(channel);
-    const c: Chan = { name: channel, slot: k.slot, stream: k.stream, meta: k.meta, shardChannel: k.shardChannel, master: '', recent: [], deferred: false, lastRx: 0 };
+    const c: Chan = {
+      name: channel,
+      slot: k.slot,
+      stream: k.stream,
+      meta: k.meta,
+      shardChannel: k.shardChannel,
+      master: '',
+      recent: [],
+      deferred: false,
+      lastRx: 0,
+    };
     this.chans.set(channel, c);
     this.byShardChannel.set(c.shardChannel, c);
     c.ready = this.attach(c).finally(() => (c.ready = undefined));
@@ -491,7 +538,12 @@ export class RedisBus implements Bus {
       this.metrics.channelGaps.inc({ detected_by: why });
       if (missed > 0) this.metrics.busGaps.inc(missed);
     } else this.metrics.epochResets.inc({ reason: why.replace(/ /g, '_') });
-    this.log.warn({ channel: c.name, kind, why, missed }, kind === 'gap' ? 'bus gap on a channel: catching it up from history' : 'channel state lost or diverged on Redis: subscribers are told');
+    this.log.warn(
+      { channel: c.name, kind, why, missed },
+      kind === 'gap'
+        ? 'bus gap on a channel: catching it up from history'
+        : 'channel state lost or diverged on Redis: subscribers are told',
+    );
     for (const fn of this.resyncListeners) fn(c.name, kind);
   }
 
@@ -627,9 +679,17 @@ export class RedisBus implements Bus {
     const k = this.keysOf(input.channel);
     const sh = this.shards.get(this.topo.ownerOf(k.slot));
     // One failed shard fails only its own channels, at once, until a replica has taken over.
-    if (!sh?.verified) throw new SbError('unavailable', `the Redis shard of this channel is unavailable (${sh?.failure ?? 'failover in progress'}); retry`);
+    if (!sh?.verified)
+      throw new SbError('unavailable', `the Redis shard of this channel is unavailable (${sh?.failure ?? 'failover in progress'}); retry`);
     const payload = toWire(
-      { c: input.channel, e: input.event, d: input.dataJson === undefined ? encodeData(input.data) : undefined, t: input.ts, o: this.opts.nodeId, ...(input.volatile ? { v: 1 as const } : {}) },
+      {
+        c: input.channel,
+        e: input.event,
+        d: input.dataJson === undefined ? encodeData(input.data) : undefined,
+        t: input.ts,
+        o: this.opts.nodeId,
+        ...(input.volatile ? { v: 1 as const } : {}),
+      },
       input.dataJson,
     );
     try {
@@ -662,7 +722,15 @@ export class RedisBus implements Bus {
   private publishLocal(input: PublishInput): PublishResult {
     this.metrics.localOnly.inc();
     const id = this.localIds.next(Math.max(Date.now(), this.lastRedisMs));
-    const pub: Publication = { channel: input.channel, event: input.event, data: input.data, ts: input.ts, id, localOnly: true, volatile: input.volatile };
+    const pub: Publication = {
+      channel: input.channel,
+      event: input.event,
+      data: input.data,
+      ts: input.ts,
+      id,
+      localOnly: true,
+      volatile: input.volatile,
+    };
     if (this.chans.has(input.channel)) for (const fn of this.listeners) fn(pub);
     return { id, localOnly: true };
   }
@@ -684,7 +752,9 @@ export class RedisBus implements Bus {
       const sh = this.shards.get(master);
       const client = this.topo.nodeClient(master);
       if (!sh || !client || sh.sub.status !== 'ready') throw new Error('the shard of this channel is not connected');
-      const [at, after] = await this.fenced(sh, client, (p) => p.xrange(k.stream, since, since).xrange(k.stream, `(${since}`, '+', 'COUNT', limit));
+      const [at, after] = await this.fenced(sh, client, (p) =>
+        p.xrange(k.stream, since, since).xrange(k.stream, `(${since}`, '+', 'COUNT', limit),
+      );
       if (at?.[0] || after?.[0]) {
         if (/MOVED/.test(String(at?.[0] ?? after?.[0]))) this.topo.refresh();
         throw at?.[0] ?? after?.[0];
@@ -739,7 +809,17 @@ export class RedisBus implements Bus {
     const key = `${this.opts.prefix}:${tag}:k:${this.opts.nodeId}`;
     const payload = toWire({ c: '', e: token, d: null, t: now, o: this.opts.nodeId });
     this.scripts
-      .sbPublish(key, `${key}:m`, key, sh.fence, payload, '0', String(this.opts.canaryTimeoutMs * 10), '', String(this.opts.canaryTimeoutMs * 10))
+      .sbPublish(
+        key,
+        `${key}:m`,
+        key,
+        sh.fence,
+        payload,
+        '0',
+        String(this.opts.canaryTimeoutMs * 10),
+        '',
+        String(this.opts.canaryTimeoutMs * 10),
+      )
       .catch((err: Error) => this.log.debug({ err: { message: err.message }, master: sh.master }, 'canary publish failed'));
   }
 
@@ -765,7 +845,13 @@ export class RedisBus implements Bus {
     let next: BusHealth;
     if (this.topo.commands.status !== 'ready') next = { ready: false, reason: 'redis publisher not connected' };
     else if (shards.length === 0) next = { ready: false, reason: 'no redis shard known yet' };
-    else if (good === 0) next = { ready: false, reason: shards.find((s) => s.failure)?.failure ?? (shards.some((s) => s.sub.status !== 'ready') ? 'redis subscriber not connected' : 'bus not verified yet (canary pending)') };
+    else if (good === 0)
+      next = {
+        ready: false,
+        reason:
+          shards.find((s) => s.failure)?.failure ??
+          (shards.some((s) => s.sub.status !== 'ready') ? 'redis subscriber not connected' : 'bus not verified yet (canary pending)'),
+      };
     else next = { ready: true };
     const changed = next.ready !== this.current.ready || next.reason !== this.current.reason;
     this.current = next;
@@ -828,7 +914,9 @@ export class RedisBus implements Bus {
   /** On the canary timer: this node's connection count, so /api/stats on any node sees every live node. */
   private heartbeat() {
     const self = this.self();
-    this.topo.commands.hset(`${this.opts.prefix}:nodes:all`, self.id, JSON.stringify({ c: self.connections, t: Date.now() })).catch(() => {});
+    this.topo.commands
+      .hset(`${this.opts.prefix}:nodes:all`, self.id, JSON.stringify({ c: self.connections, t: Date.now() }))
+      .catch(() => {});
   }
 
   async close() {

@@ -103,12 +103,22 @@ export function redisConnectOptions(cfg: RedisConfig): RedisConnectOptions | und
 }
 
 /** For the start-up log: the mode and addresses, never a password. */
-export function describeRedis(o: RedisConnectOptions): { mode: RedisTarget['mode']; addresses: string[]; group?: string; ignored?: string[] } {
+export function describeRedis(o: RedisConnectOptions): {
+  mode: RedisTarget['mode'];
+  addresses: string[];
+  group?: string;
+  ignored?: string[];
+} {
   const t = o.target;
   const extra = o.ignored.length ? { ignored: o.ignored } : {};
   if (t.mode === 'single') return { mode: t.mode, addresses: [redactUrl(t.url)], ...extra };
   if (t.mode === 'cluster') return { mode: t.mode, addresses: t.nodes.map(redactUrl), ...extra };
-  return { mode: t.mode, addresses: t.sentinels.map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)), group: t.name, ...extra };
+  return {
+    mode: t.mode,
+    addresses: t.sentinels.map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)),
+    group: t.name,
+    ...extra,
+  };
 }
 
 // Errors a data node answers while it is not (yet) a usable master: after a failover the old master turns
@@ -361,7 +371,12 @@ export class SentinelFailoverGate {
     for (;;) {
       if (this.closed || round !== this.settling) return;
       const named = await Promise.all(
-        this.askers.map((a) => a.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.target.name).then((r: unknown) => (Array.isArray(r) ? `${r[0]}:${r[1]}` : undefined), () => undefined)),
+        this.askers.map((a) =>
+          a.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.target.name).then(
+            (r: unknown) => (Array.isArray(r) ? `${r[0]}:${r[1]}` : undefined),
+            () => undefined,
+          ),
+        ),
       );
       const answered = named.filter((x): x is string => x !== undefined);
       if ((answered.length > 0 && answered.every((x) => x === master)) || Date.now() > deadline) break;

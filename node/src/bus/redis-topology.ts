@@ -1,7 +1,13 @@
 // Which Redis master serves which slot, and the clients to reach them: one Redis (URL or Sentinel) is a cluster
 // of one shard that owns every slot; a Redis Cluster is read from ioredis's slot map, refreshed on a timer.
 import type { Cluster, Redis } from 'ioredis';
-import { createClusterNodeClient, createRedisClient, createRedisCluster, type ClientRole, type RedisConnectOptions } from './redis-connect.js';
+import {
+  createClusterNodeClient,
+  createRedisClient,
+  createRedisCluster,
+  type ClientRole,
+  type RedisConnectOptions,
+} from './redis-connect.js';
 
 export interface RedisTopology {
   readonly clustered: boolean;
@@ -116,5 +122,7 @@ class ClusterTopology implements RedisTopology {
 }
 
 export function createTopology(o: RedisConnectOptions, opts: { commandTimeoutMs: number; slotsRefreshMs: number }): RedisTopology {
-  return o.target.mode === 'cluster' ? new ClusterTopology(o, opts.commandTimeoutMs, opts.slotsRefreshMs) : new SingleTopology(o, opts.commandTimeoutMs);
+  return o.target.mode === 'cluster'
+    ? new ClusterTopology(o, opts.commandTimeoutMs, opts.slotsRefreshMs)
+    : new SingleTopology(o, opts.commandTimeoutMs);
 }

@@ -43,7 +43,8 @@ export class Authorizer {
     if (rule.publish === 'nobody') throw new SbError('forbidden', `clients may not publish to ${channel}`);
     if (matchesAny(ctx.publish, channel)) return;
     if (this.d.app.authorizePublish) {
-      if (await callApp(this.d.metrics, this.d.log, 'authorizePublish', () => this.d.app.authorizePublish!(ctx, channel, event, data))) return;
+      if (await callApp(this.d.metrics, this.d.log, 'authorizePublish', () => this.d.app.authorizePublish!(ctx, channel, event, data)))
+        return;
       throw new SbError('forbidden', `not allowed to publish to ${channel}`);
     }
     if (this.d.backend) {

@@ -197,7 +197,13 @@ export class Delivery {
    * after `since` to `send`, then everything published meanwhile, de-duplicated by id, then calls `join` — all
    * of the last part synchronously, so no live publication falls in between.
    */
-  async joinWithHistory(channel: string, since: string | undefined, send: (p: Publication) => void, join: () => void, stillWanted: () => boolean): Promise<JoinResult> {
+  async joinWithHistory(
+    channel: string,
+    since: string | undefined,
+    send: (p: Publication) => void,
+    join: () => void,
+    stillWanted: () => boolean,
+  ): Promise<JoinResult> {
     await this.hold(channel);
     try {
       if (since === undefined) {
@@ -210,7 +216,13 @@ export class Delivery {
     }
   }
 
-  private async replayThenJoin(channel: string, since: string, send: (p: Publication) => void, join: () => void, stillWanted: () => boolean): Promise<JoinResult> {
+  private async replayThenJoin(
+    channel: string,
+    since: string,
+    send: (p: Publication) => void,
+    join: () => void,
+    stillWanted: () => boolean,
+  ): Promise<JoinResult> {
     const buffer: Publication[] = [];
     let set = this.joining.get(channel);
     if (!set) this.joining.set(channel, (set = new Set()));

@@ -13,7 +13,18 @@ export function assertChannel(name: unknown): string {
 }
 
 /** Socket.IO's reserved event names, and our own `switchboard:` namespace for system events. */
-const RESERVED = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener', 'error', 'ping', 'pong', 'message_ack']);
+const RESERVED = new Set([
+  'connect',
+  'connect_error',
+  'disconnect',
+  'disconnecting',
+  'newListener',
+  'removeListener',
+  'error',
+  'ping',
+  'pong',
+  'message_ack',
+]);
 export const SYSTEM_EVENT_PREFIX = 'switchboard:';
 
 /** Control characters (C0, DEL, C1) and Unicode line/paragraph separators: nothing that can end or bend a line. */
@@ -27,7 +38,6 @@ export function assertEventName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > 100)
     throw new SbError('bad_request', 'event must be a string of 1-100 characters');
   if (UNSAFE_IN_EVENT.test(name)) throw new SbError('bad_request', 'event name must not contain control characters or line breaks');
-  if (RESERVED.has(name) || name.startsWith(SYSTEM_EVENT_PREFIX))
-    throw new SbError('bad_request', `event name "${name}" is reserved`);
+  if (RESERVED.has(name) || name.startsWith(SYSTEM_EVENT_PREFIX)) throw new SbError('bad_request', `event name "${name}" is reserved`);
   return name;
 }

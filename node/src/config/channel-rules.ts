@@ -15,7 +15,10 @@ const ruleSchema = z
     /** Track members: `presence()` answers with users, `GET /api/channels/{c}` with `members`. */
     presence: z.boolean().default(false),
     /** History bounds for these channels (default: HISTORY_SIZE and HISTORY_TTL_S). */
-    history: z.object({ size: z.number().int().min(0).max(1_000_000), ttlSeconds: z.number().int().min(1) }).partial().optional(),
+    history: z
+      .object({ size: z.number().int().min(0).max(1_000_000), ttlSeconds: z.number().int().min(1) })
+      .partial()
+      .optional(),
   })
   .strict();
 

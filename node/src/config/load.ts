@@ -30,11 +30,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (problems.length === 0) {
     if (c.port !== 0 && c.port === c.internalPort) problems.push(`INTERNAL_PORT=${c.internalPort}: must differ from PORT`);
     if (c.pingIntervalMs + c.pingTimeoutMs >= c.idleTimeoutSeconds * 1000)
-      problems.push(`WS_IDLE_TIMEOUT_S=${c.idleTimeoutSeconds}: must exceed PING_INTERVAL_MS + PING_TIMEOUT_MS (${c.pingIntervalMs + c.pingTimeoutMs} ms)`);
-    if (c.canaryTimeoutMs < c.canaryIntervalMs) problems.push(`CANARY_TIMEOUT_MS=${c.canaryTimeoutMs}: must be at least CANARY_INTERVAL_MS (${c.canaryIntervalMs})`);
+      problems.push(
+        `WS_IDLE_TIMEOUT_S=${c.idleTimeoutSeconds}: must exceed PING_INTERVAL_MS + PING_TIMEOUT_MS (${c.pingIntervalMs + c.pingTimeoutMs} ms)`,
+      );
+    if (c.canaryTimeoutMs < c.canaryIntervalMs)
+      problems.push(`CANARY_TIMEOUT_MS=${c.canaryTimeoutMs}: must be at least CANARY_INTERVAL_MS (${c.canaryIntervalMs})`);
     problems.push(...redisProblems(c));
-    if (c.adminUi && (!c.adminUiUsername || !c.adminUiPasswordHash)) problems.push('ADMIN_UI: needs ADMIN_UI_USERNAME and ADMIN_UI_PASSWORD_HASH (the admin view is never open without credentials)');
-    if (c.webhookSecret === undefined && c.backendUrl !== undefined) problems.push('WEBHOOK_SECRET: required when BACKEND_URL is set (the backend must be able to verify calls)');
+    if (c.adminUi && (!c.adminUiUsername || !c.adminUiPasswordHash))
+      problems.push('ADMIN_UI: needs ADMIN_UI_USERNAME and ADMIN_UI_PASSWORD_HASH (the admin view is never open without credentials)');
+    if (c.webhookSecret === undefined && c.backendUrl !== undefined)
+      problems.push('WEBHOOK_SECRET: required when BACKEND_URL is set (the backend must be able to verify calls)');
   }
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze(c);
@@ -43,18 +48,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 /** Settings that only make sense together; a stray one is refused rather than silently ignored. */
 function redisProblems(c: Config): string[] {
   const out: string[] = [];
-  if (c.redisSentinels && !c.redisSentinelName) out.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master group the sentinels watch)');
+  if (c.redisSentinels && !c.redisSentinelName)
+    out.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master group the sentinels watch)');
   if (!c.redisSentinels) {
-    for (const [env, v] of [['REDIS_SENTINEL_NAME', c.redisSentinelName], ['REDIS_SENTINEL_USERNAME', c.redisSentinelUsername], ['REDIS_SENTINEL_PASSWORD', c.redisSentinelPassword], ['REDIS_SENTINEL_TLS', c.redisSentinelTls || undefined]] as const)
+    for (const [env, v] of [
+      ['REDIS_SENTINEL_NAME', c.redisSentinelName],
+      ['REDIS_SENTINEL_USERNAME', c.redisSentinelUsername],
+      ['REDIS_SENTINEL_PASSWORD', c.redisSentinelPassword],
+      ['REDIS_SENTINEL_TLS', c.redisSentinelTls || undefined],
+    ] as const)
       if (v !== undefined) out.push(`${env}: has no effect without REDIS_SENTINELS`);
   }
   if (c.redisSentinelUsername && !c.redisSentinelPassword) out.push('REDIS_SENTINEL_USERNAME: needs REDIS_SENTINEL_PASSWORD');
   if (c.redisUsername && !c.redisPassword) out.push('REDIS_USERNAME: needs REDIS_PASSWORD');
   const anyRedis = c.redisUrl || c.redisSentinels || c.redisClusterNodes;
-  if (!anyRedis && (c.redisPassword || c.redisUsername)) out.push('REDIS_PASSWORD/REDIS_USERNAME: have no effect without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES');
+  if (!anyRedis && (c.redisPassword || c.redisUsername))
+    out.push('REDIS_PASSWORD/REDIS_USERNAME: have no effect without REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES');
   // Two sources of credentials for the same connection: which one wins would be a guess.
   if (c.redisPassword || c.redisUsername) {
-    const inUrl = [c.redisClusterNodes ? undefined : c.redisSentinels ? undefined : c.redisUrl, ...(c.redisClusterNodes ?? [])].filter((u): u is string => !!u && urlHasCredentials(u));
+    const inUrl = [c.redisClusterNodes ? undefined : c.redisSentinels ? undefined : c.redisUrl, ...(c.redisClusterNodes ?? [])].filter(
+      (u): u is string => !!u && urlHasCredentials(u),
+    );
     if (inUrl.length) out.push('REDIS_PASSWORD/REDIS_USERNAME: the Redis URL carries credentials too; set them in one place');
   }
   for (const u of [c.redisUrl, ...(c.redisClusterNodes ?? [])]) {
@@ -91,6 +105,12 @@ export function redactUrl(u: string): string {
 /** Secrets never reach an error message (it ends up in logs): passwords hidden, URLs redacted. */
 function shown(env: string, raw: unknown): string {
   if (/PASSWORD|SECRET|API_KEYS/.test(env)) return '(hidden)';
-  if (typeof raw === 'string' && /rediss?:\/\//.test(raw)) return JSON.stringify(raw.split(',').map((u) => redactUrl(u.trim())).join(','));
+  if (typeof raw === 'string' && /rediss?:\/\//.test(raw))
+    return JSON.stringify(
+      raw
+        .split(',')
+        .map((u) => redactUrl(u.trim()))
+        .join(','),
+    );
   return JSON.stringify(raw);
 }

@@ -3,7 +3,19 @@
 import { FIELDS } from './schema.js';
 
 /** Prefixes only Switchboard's settings use; any other name under them is probably a mistake. */
-const OUR_PREFIXES = ['SWITCHBOARD_', 'REDIS_', 'WEBHOOK_', 'JWT_', 'CANARY_', 'DRAIN_', 'HISTORY_', 'SSE_', 'CONNECTIONS_', 'HANDSHAKES_', 'IDEMPOTENCY_'];
+const OUR_PREFIXES = [
+  'SWITCHBOARD_',
+  'REDIS_',
+  'WEBHOOK_',
+  'JWT_',
+  'CANARY_',
+  'DRAIN_',
+  'HISTORY_',
+  'SSE_',
+  'CONNECTIONS_',
+  'HANDSHAKES_',
+  'IDEMPOTENCY_',
+];
 
 // Kubernetes' service links (REDIS_SERVICE_HOST, REDIS_PORT_6379_TCP_ADDR, REDIS_PORT=tcp://…) are set for
 // every service in the namespace unless enableServiceLinks is false; they are nobody's typo.
@@ -20,7 +32,8 @@ export function unknownEnv(env: NodeJS.ProcessEnv, known: readonly string[] = Ob
   const knownSet = new Set(known);
   const out: UnknownEnv[] = [];
   for (const [name, value] of Object.entries(env)) {
-    if (knownSet.has(name) || SERVICE_LINK.test(name) || (/^[A-Z0-9_]+_PORT$/.test(name) && /^(tcp|udp|sctp):\/\//.test(value ?? ''))) continue;
+    if (knownSet.has(name) || SERVICE_LINK.test(name) || (/^[A-Z0-9_]+_PORT$/.test(name) && /^(tcp|udp|sctp):\/\//.test(value ?? '')))
+      continue;
     const like = closest(name, known);
     if (like !== undefined || OUR_PREFIXES.some((p) => name.startsWith(p))) out.push(like === undefined ? { name } : { name, like });
   }

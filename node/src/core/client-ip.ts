@@ -41,7 +41,10 @@ export function clientIp(peer: string, forwardedFor: string | undefined, trusted
   const remote = normalize(peer);
   if (!forwardedFor || !trusted.has(remote)) return remote;
   // Walk from the right: the first hop that is not one of our proxies is the client.
-  const hops = forwardedFor.split(',').map((h) => normalize(h.trim())).filter(Boolean);
+  const hops = forwardedFor
+    .split(',')
+    .map((h) => normalize(h.trim()))
+    .filter(Boolean);
   for (let i = hops.length - 1; i >= 0; i--) if (!trusted.has(hops[i]!)) return hops[i]!;
   return hops[0] ?? remote;
 }

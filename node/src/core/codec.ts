@@ -55,7 +55,8 @@ function dec(v: unknown): unknown {
   const o = v as Record<string, unknown>;
   if (Object.hasOwn(o, MARK)) {
     if (o[MARK] === 'bin' && typeof o.b64 === 'string') return Buffer.from(o.b64, 'base64');
-    if (o[MARK] === 'esc' && o.v !== null && typeof o.v === 'object' && !Array.isArray(o.v)) return decFields(o.v as Record<string, unknown>);
+    if (o[MARK] === 'esc' && o.v !== null && typeof o.v === 'object' && !Array.isArray(o.v))
+      return decFields(o.v as Record<string, unknown>);
   }
   return decFields(o);
 }

@@ -1,5 +1,16 @@
 // Typed errors with the contract's stable codes, and the ack shapes they become.
-export const ERROR_CODES = ['bad_request', 'unauthorized', 'forbidden', 'not_found', 'invalid_channel', 'rate_limited', 'too_large', 'unavailable', 'timeout', 'internal'] as const;
+export const ERROR_CODES = [
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'invalid_channel',
+  'rate_limited',
+  'too_large',
+  'unavailable',
+  'timeout',
+  'internal',
+] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 const HTTP: Record<ErrorCode, number> = {

@@ -7,7 +7,10 @@ import { SbError } from '../core/errors.js';
 import type { Readiness } from './readiness.js';
 
 export function mountInternal(app: NodeHttpApp, readiness: Readiness, metrics: Metrics, log: Logger) {
-  app.get('/healthz', route(log, (_req, reply) => reply.json(200, { ok: true })));
+  app.get(
+    '/healthz',
+    route(log, (_req, reply) => reply.json(200, { ok: true })),
+  );
   app.get(
     '/readyz',
     route(log, (_req, reply) => {
@@ -22,7 +25,10 @@ export function mountInternal(app: NodeHttpApp, readiness: Readiness, metrics: M
       reply.send(200, body, { 'content-type': metrics.registry.contentType });
     }),
   );
-  app.any('/*', route(log, (req) => {
-    throw new SbError('not_found', `nothing at ${req.path}; try /healthz, /readyz or /metrics`);
-  }));
+  app.any(
+    '/*',
+    route(log, (req) => {
+      throw new SbError('not_found', `nothing at ${req.path}; try /healthz, /readyz or /metrics`);
+    }),
+  );
 }

@@ -79,11 +79,14 @@ export class RetryQueue<T> {
     if (e.attempt >= this.opts.retries) return this.events.dropped(e.job, 'retries_exhausted', err);
     e.attempt++;
     const base = this.opts.backoffMs * 2 ** Math.min(e.attempt - 1, 6);
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      this.ready.push(e);
-      this.pump();
-    }, base * (0.8 + Math.random() * 0.4));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        this.ready.push(e);
+        this.pump();
+      },
+      base * (0.8 + Math.random() * 0.4),
+    );
     // Pending retries must not keep a finished process alive.
     t.unref();
     this.timers.add(t);

@@ -51,7 +51,14 @@ const errorAnswer = z.object({
   error: z.union([z.string(), z.object({ code: z.string().optional(), message: z.string().optional() })]),
 });
 
-const STATUS_CODES: Record<number, ErrorCode> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 413: 'too_large', 429: 'rate_limited' };
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  413: 'too_large',
+  429: 'rate_limited',
+};
 
 /** A 2xx or 4xx answer that is not what the contract says: the backend is broken, not the client. */
 class InvalidAnswer extends SbError {
@@ -94,12 +101,22 @@ export class Webhooks implements Backend {
     // (thousands of sockets and 250 ms p99 at 2,000 RPC/s in `npm run bench`); a pool of reused ones doesn't.
     // Room for every hook's budget at once: a pool smaller than their sum would queue /connect behind hung /rpc calls.
     const hooks: Hook[] = ['connect', 'subscribe', 'publish', 'rpc', 'disconnect'];
-    const agentOptions = { keepAlive: true, maxSockets: opts.concurrency * hooks.length, maxFreeSockets: Math.min(64, opts.concurrency), scheduling: 'lifo' as const };
+    const agentOptions = {
+      keepAlive: true,
+      maxSockets: opts.concurrency * hooks.length,
+      maxFreeSockets: Math.min(64, opts.concurrency),
+      scheduling: 'lifo' as const,
+    };
     this.agent = this.base.startsWith('https:') ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.bulkheads = Object.fromEntries(hooks.map((h) => [h, { inflight: 0, breaker: this.newBreaker(h) }])) as Record<Hook, Bulkhead>;
     this.disconnects = new RetryQueue(
       // A few at a time: a mass disconnect (a drain) must not take every slot from /connect and /rpc.
-      { capacity: opts.disconnectQueue, parallel: Math.max(1, Math.min(16, Math.floor(opts.concurrency / 4))), retries: opts.disconnectRetries, backoffMs: opts.retryBackoffMs },
+      {
+        capacity: opts.disconnectQueue,
+        parallel: Math.max(1, Math.min(16, Math.floor(opts.concurrency / 4))),
+        retries: opts.disconnectRetries,
+        backoffMs: opts.retryBackoffMs,
+      },
       async (body) => {
         await this.call('disconnect', '/disconnect', body, () => undefined);
       },
@@ -153,19 +170,33 @@ export class Webhooks implements Backend {
    * One signed POST. `interpret` turns a 2xx/4xx answer into the hook's result or an SbError; 5xx, timeouts
    * and network errors are failures of the backend (they count towards the hook's, or the RPC method's, breaker).
    */
-  private async call<T>(hook: Hook, path: string, body: unknown, interpret: (a: Answer) => T, breaker = this.bulkheads[hook].breaker): Promise<T> {
+  private async call<T>(
+    hook: Hook,
+    path: string,
+    body: unknown,
+    interpret: (a: Answer) => T,
+    breaker = this.bulkheads[hook].breaker,
+  ): Promise<T> {
     const bulkhead = this.bulkheads[hook];
     const raw = JSON.stringify(body);
     if (bulkhead.inflight >= this.opts.concurrency) {
       this.metrics.webhookRequests.inc({ hook, outcome: 'overloaded' });
-      throw new SbError('unavailable', `more than ${this.opts.concurrency} backend calls in flight to /${hook} (WEBHOOK_CONCURRENCY, per hook)`);
+      throw new SbError(
+        'unavailable',
+        `more than ${this.opts.concurrency} backend calls in flight to /${hook} (WEBHOOK_CONCURRENCY, per hook)`,
+      );
     }
     const ticket = breaker.tryAcquire();
     if (!ticket) {
       this.metrics.webhookRequests.inc({ hook, outcome: 'circuit_open' });
       const wait = breaker.retryInMs();
       const what = hook === 'rpc' ? path : `/${hook}`;
-      throw new SbError('unavailable', wait > 0 ? `the backend is failing ${what}; calls are paused for ${Math.ceil(wait / 100) / 10} s (circuit open)` : `the backend is failing ${what}; one probe call is testing it (circuit half-open)`);
+      throw new SbError(
+        'unavailable',
+        wait > 0
+          ? `the backend is failing ${what}; calls are paused for ${Math.ceil(wait / 100) / 10} s (circuit open)`
+          : `the backend is failing ${what}; one probe call is testing it (circuit half-open)`,
+      );
     }
     bulkhead.inflight++;
     const timer = this.metrics.webhookDuration.startTimer({ hook });
@@ -216,10 +247,17 @@ export class Webhooks implements Backend {
 
   private newBreaker(hook: Hook, method?: string): CircuitBreaker {
     const what = method === undefined ? `/${hook}` : `/rpc/${method}`;
-    return new CircuitBreaker({ failureThreshold: this.opts.breakerFailures, cooldownMs: this.opts.breakerCooldownMs }, (state, failures) => {
-      if (state === 'open') this.log.warn({ hook, failures, cooldownMs: this.opts.breakerCooldownMs }, `backend failing ${what}: circuit open, these calls fail fast`);
-      else if (state === 'closed') this.log.info({ hook }, `backend answers ${what} again: circuit closed`);
-    });
+    return new CircuitBreaker(
+      { failureThreshold: this.opts.breakerFailures, cooldownMs: this.opts.breakerCooldownMs },
+      (state, failures) => {
+        if (state === 'open')
+          this.log.warn(
+            { hook, failures, cooldownMs: this.opts.breakerCooldownMs },
+            `backend failing ${what}: circuit open, these calls fail fast`,
+          );
+        else if (state === 'closed') this.log.info({ hook }, `backend answers ${what} again: circuit closed`);
+      },
+    );
   }
 
   private methodBreaker(method: string): CircuitBreaker {
@@ -243,7 +281,12 @@ export class Webhooks implements Backend {
         {
           method: 'POST',
           agent: this.agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(raw), [SIGNATURE_HEADER]: sign(this.opts.secret, { method: 'POST', path: url.pathname, body: raw }), 'user-agent': 'switchboard' },
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(raw),
+            [SIGNATURE_HEADER]: sign(this.opts.secret, { method: 'POST', path: url.pathname, body: raw }),
+            'user-agent': 'switchboard',
+          },
           // One deadline for the whole exchange, answer body included. Redirects are not followed.
           signal: AbortSignal.timeout(this.opts.timeoutMs),
         },
@@ -270,7 +313,6 @@ export class Webhooks implements Backend {
       req.end(raw);
     });
   }
-
 }
 
 function ok(a: Answer) {
@@ -314,7 +356,6 @@ function parseAnswer<S extends z.ZodType>(path: string, text: string, schema: S)
   if (!r.success) throw new InvalidAnswer(path, `an unexpected shape: ${formatIssues(r.error)}`);
   return r.data;
 }
-
 
 /** Node's request errors in the shape describe()/isTimeout() read (a fetch-like cause). */
 function wrap(err: Error): Error {

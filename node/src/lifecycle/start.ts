@@ -15,7 +15,10 @@ export async function loadApp(path: string): Promise<SwitchboardApp> {
     throw new ConfigError([`SWITCHBOARD_APP=${JSON.stringify(path)}: cannot load the module: ${(err as Error).message}`]);
   }
   if (mod.default === undefined) return {};
-  if (typeof mod.default !== 'object' || mod.default === null) throw new ConfigError([`SWITCHBOARD_APP=${JSON.stringify(path)}: the default export must be an object (rpc, authorizeSubscribe, authorizePublish)`]);
+  if (typeof mod.default !== 'object' || mod.default === null)
+    throw new ConfigError([
+      `SWITCHBOARD_APP=${JSON.stringify(path)}: the default export must be an object (rpc, authorizeSubscribe, authorizePublish)`,
+    ]);
   return mod.default as SwitchboardApp;
 }
 
@@ -42,10 +45,13 @@ export async function start(config: Config, app?: SwitchboardApp): Promise<Switc
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
-    const watchdog = setTimeout(() => {
-      log.error('drain did not finish in time; exiting 1');
-      process.exit(1);
-    }, config.drainDelayMs + config.drainTimeoutMs + config.drainWatchdogMs);
+    const watchdog = setTimeout(
+      () => {
+        log.error('drain did not finish in time; exiting 1');
+        process.exit(1);
+      },
+      config.drainDelayMs + config.drainTimeoutMs + config.drainWatchdogMs,
+    );
     watchdog.unref();
     sb.close().then(
       () => process.exit(0),

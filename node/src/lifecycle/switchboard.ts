@@ -63,15 +63,24 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   initialiseAppHooks(metrics, Object.keys(app.rpc ?? {}));
   const uws = loadUws();
   log.info({ uws: uws.name, version: uws.version, nodeVersion: process.version }, `uWebSockets.js loaded from ${uws.name}`);
-  for (const u of unknownEnv(process.env)) log.warn({ env: u.name, like: u.like }, `unknown environment variable ${u.name}${u.like ? ` (did you mean ${u.like}?)` : ''}: ignored`);
+  for (const u of unknownEnv(process.env))
+    log.warn({ env: u.name, like: u.like }, `unknown environment variable ${u.name}${u.like ? ` (did you mean ${u.like}?)` : ''}: ignored`);
 
-  const rules = new ChannelRules(cfg.channelRules ?? DEFAULT_RULES, { historySize: cfg.historySize, historyTtlMs: cfg.historyTtlSeconds * 1000 });
+  const rules = new ChannelRules(cfg.channelRules ?? DEFAULT_RULES, {
+    historySize: cfg.historySize,
+    historyTtlMs: cfg.historyTtlSeconds * 1000,
+  });
   const redisBase = redisConnectOptions(cfg);
   // Sentinel mode: one watcher of the sentinels' failover events holds every client of this node off the old master.
-  const failoverGate = redisBase?.target.mode === 'sentinel' ? new SentinelFailoverGate(redisBase, { maxHoldMs: cfg.redisFailoverHoldMs }, log) : undefined;
+  const failoverGate =
+    redisBase?.target.mode === 'sentinel' ? new SentinelFailoverGate(redisBase, { maxHoldMs: cfg.redisFailoverHoldMs }, log) : undefined;
   failoverGate?.start();
   const redis = redisBase && failoverGate ? { ...redisBase, gate: failoverGate } : redisBase;
-  if (redis) log.info({ redis: describeRedis(redis) }, `redis mode: ${redis.target.mode}${redis.ignored.length ? ` (ignored: ${redis.ignored.join(', ')})` : ''}`);
+  if (redis)
+    log.info(
+      { redis: describeRedis(redis) },
+      `redis mode: ${redis.target.mode}${redis.ignored.length ? ` (ignored: ${redis.ignored.join(', ')})` : ''}`,
+    );
   else log.info('no redis configured: single node, in-memory bus');
   const bus: Bus = redis
     ? new RedisBus(
@@ -89,7 +98,11 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
         log,
         metrics,
       )
-    : new MemoryBus(cfg.historyTtlSeconds * 1000, { maxChannelBytes: cfg.historyMaxChannelBytes, maxBytes: cfg.historyMaxBytes, maxChannels: cfg.historyMaxChannels });
+    : new MemoryBus(cfg.historyTtlSeconds * 1000, {
+        maxChannelBytes: cfg.historyMaxChannelBytes,
+        maxBytes: cfg.historyMaxBytes,
+        maxChannels: cfg.historyMaxChannels,
+      });
   metrics.busReady.set(bus.mode === 'memory' ? 1 : 0);
   const readiness = new Readiness(bus, metrics);
   const backend: Webhooks | undefined = cfg.backendUrl
@@ -110,12 +123,25 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
         log,
       )
     : undefined;
-  const verifier = await createTokenVerifier({ secret: cfg.jwtSecret, publicKey: cfg.jwtPublicKeyFile, jwks: cfg.jwtJwksFile, audience: cfg.jwtAudience, issuer: cfg.jwtIssuer });
+  const verifier = await createTokenVerifier({
+    secret: cfg.jwtSecret,
+    publicKey: cfg.jwtPublicKeyFile,
+    jwks: cfg.jwtJwksFile,
+    audience: cfg.jwtAudience,
+    issuer: cfg.jwtIssuer,
+  });
 
-  const origins = new OriginPolicy({ allowedOrigins: cfg.allowedOrigins, trustedProxies: cfg.trustedProxies, corsCredentials: cfg.corsCredentials, warn: (m) => log.warn(m) });
+  const origins = new OriginPolicy({
+    allowedOrigins: cfg.allowedOrigins,
+    trustedProxies: cfg.trustedProxies,
+    corsCredentials: cfg.corsCredentials,
+    warn: (m) => log.warn(m),
+  });
   log.info({ origins: origins.mode, corsCredentials: cfg.corsCredentials }, `origin policy: ${origins.describe()}`);
   if (origins.mode === 'any' && cfg.corsCredentials)
-    log.warn('ALLOWED_ORIGINS=* with CORS_CREDENTIALS=true: any web page can act with the cookies of your users; list your origins instead');
+    log.warn(
+      'ALLOWED_ORIGINS=* with CORS_CREDENTIALS=true: any web page can act with the cookies of your users; list your origins instead',
+    );
 
   const publicApp = uws.uws.App();
   const internalApp = new NodeHttpApp();
@@ -137,26 +163,72 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   new SocketIoSink({ io, delivery, rooms: new RoomPublisher(io, publicApp), metrics, volatileLimit: cfg.maxBackpressureBytes / 2 });
   const publisher = new Publisher({ bus, rules, metrics, maxPublishBytes: cfg.maxPublishBytes });
   const authorizer = new Authorizer({ rules, app, backend, tokensRequired: verifier !== undefined, metrics, log });
-  const limitOptions = { handshakesPerSecondPerIp: cfg.handshakesPerSecondPerIp, connectionsPerIp: cfg.connectionsPerIp, connectionsPerUser: cfg.connectionsPerUser };
+  const limitOptions = {
+    handshakesPerSecondPerIp: cfg.handshakesPerSecondPerIp,
+    connectionsPerIp: cfg.connectionsPerIp,
+    connectionsPerUser: cfg.connectionsPerUser,
+  };
   const limits: ConnectionLimits = redis
     ? new RedisConnectionLimits(
-        { ...limitOptions, redis, prefix: cfg.redisKeyPrefix, nodeId: cfg.nodeId, heartbeatMs: cfg.connectionLimitsHeartbeatMs, commandTimeoutMs: cfg.canaryTimeoutMs },
+        {
+          ...limitOptions,
+          redis,
+          prefix: cfg.redisKeyPrefix,
+          nodeId: cfg.nodeId,
+          heartbeatMs: cfg.connectionLimitsHeartbeatMs,
+          commandTimeoutMs: cfg.canaryTimeoutMs,
+        },
         metrics,
         log,
       )
     : new LocalConnectionLimits(limitOptions, metrics);
   const handshake = new Handshake({
-    options: { trustedProxies: cfg.trustedProxies, webhookForwardHeaders: cfg.webhookForwardHeaders, tokenRefreshGraceMs: cfg.tokenRefreshGraceMs },
+    options: {
+      trustedProxies: cfg.trustedProxies,
+      webhookForwardHeaders: cfg.webhookForwardHeaders,
+      tokenRefreshGraceMs: cfg.tokenRefreshGraceMs,
+    },
     verifier,
     backend,
     limits,
     metrics,
     log,
   });
-  attachConnections(io, { options: { maxSubscriptions: cfg.maxSubscriptions, maxRpcInFlight: cfg.rpcInFlightPerConnection, eventsPerSecond: cfg.eventsPerSecond, rateLimitStrikes: cfg.rateLimitStrikes, anonymousPublishesPerSecondPerIp: cfg.anonymousPublishesPerSecondPerIp }, delivery, publisher, rules, authorizer, app, backend, metrics, log, verifier, limits, handshake });
+  attachConnections(io, {
+    options: {
+      maxSubscriptions: cfg.maxSubscriptions,
+      maxRpcInFlight: cfg.rpcInFlightPerConnection,
+      eventsPerSecond: cfg.eventsPerSecond,
+      rateLimitStrikes: cfg.rateLimitStrikes,
+      anonymousPublishesPerSecondPerIp: cfg.anonymousPublishesPerSecondPerIp,
+    },
+    delivery,
+    publisher,
+    rules,
+    authorizer,
+    app,
+    backend,
+    metrics,
+    log,
+    verifier,
+    limits,
+    handshake,
+  });
 
-  const sseOptions = { maxBackpressureBytes: cfg.maxBackpressureBytes, maxSubscriptions: cfg.maxSubscriptions, sseMaxChannels: cfg.sseMaxChannels, sseKeepaliveMs: cfg.sseKeepaliveMs };
-  const sse = new SseHub({ options: sseOptions, delivery, authorizer, handshake, origins, isDraining: () => readiness.isDraining(), watermark: () => bus.watermark(),
+  const sseOptions = {
+    maxBackpressureBytes: cfg.maxBackpressureBytes,
+    maxSubscriptions: cfg.maxSubscriptions,
+    sseMaxChannels: cfg.sseMaxChannels,
+    sseKeepaliveMs: cfg.sseKeepaliveMs,
+  };
+  const sse = new SseHub({
+    options: sseOptions,
+    delivery,
+    authorizer,
+    handshake,
+    origins,
+    isDraining: () => readiness.isDraining(),
+    watermark: () => bus.watermark(),
     lastId: async (ch) => (await bus.history(ch, undefined, 1, rules.for(ch).historyTtlMs)).entries[0]?.id,
     metrics,
     log,
@@ -172,15 +244,37 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   metrics.providers.pendingSessions = () => Math.max(0, io.engine.clientsCount - io.of('/').sockets.size);
   const localConnections = () => io.engine.clientsCount + sse.count();
   bus.setSelf(() => ({ id: cfg.nodeId, connections: localConnections() }));
-  const apiOptions = { apiKeys: cfg.apiKeys, maxHttpBodyBytes: cfg.maxHttpBodyBytes, idempotencyWindowSeconds: cfg.idempotencyWindowSeconds, nodeId: cfg.nodeId };
-  mountApi(publicApp, { options: apiOptions, origins, io, bus, publisher, rules, metrics, log, localConnections, sseSubscribers: (c) => sse.subscribers(c) });
+  const apiOptions = {
+    apiKeys: cfg.apiKeys,
+    maxHttpBodyBytes: cfg.maxHttpBodyBytes,
+    idempotencyWindowSeconds: cfg.idempotencyWindowSeconds,
+    nodeId: cfg.nodeId,
+  };
+  mountApi(publicApp, {
+    options: apiOptions,
+    origins,
+    io,
+    bus,
+    publisher,
+    rules,
+    metrics,
+    log,
+    localConnections,
+    sseSubscribers: (c) => sse.subscribers(c),
+  });
   mountGrip(publicApp, { options: apiOptions, origins, bus, publisher, metrics, log });
   if (cfg.adminUi) {
     // Off by default; the config refuses ADMIN_UI without credentials. Before mountStatic: its /* would answer /admin/ too.
     mountAdminUi(
       io,
       publicApp,
-      { username: cfg.adminUiUsername!, passwordHash: cfg.adminUiPasswordHash!, mode: cfg.adminUiMode, readonly: cfg.adminUiReadonly, serverId: cfg.nodeId },
+      {
+        username: cfg.adminUiUsername!,
+        passwordHash: cfg.adminUiPasswordHash!,
+        mode: cfg.adminUiMode,
+        readonly: cfg.adminUiReadonly,
+        serverId: cfg.nodeId,
+      },
       log.child({ module: 'admin' }),
     );
   }
@@ -191,12 +285,17 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
   let publicSocket: us_listen_socket | undefined;
   const listenOn = (a: typeof publicApp, port: number, env: string) =>
     new Promise<us_listen_socket>((resolve, reject) =>
-      a.listen(cfg.host, port, (s) => (s ? resolve(s) : reject(new ConfigError([`${env}=${port}: cannot listen on ${cfg.host}:${port} (in use, or not permitted; HOST=${cfg.host})`])))),
+      a.listen(cfg.host, port, (s) =>
+        s
+          ? resolve(s)
+          : reject(new ConfigError([`${env}=${port}: cannot listen on ${cfg.host}:${port} (in use, or not permitted; HOST=${cfg.host})`])),
+      ),
     );
 
   let bound: { port: number; internalPort: number } | undefined;
   // Not in the 20.30 build's typings, but in its binary as in every later build.
-  const localPort = (s: us_listen_socket) => (uws.uws as unknown as { us_socket_local_port(s: us_listen_socket): number }).us_socket_local_port(s);
+  const localPort = (s: us_listen_socket) =>
+    (uws.uws as unknown as { us_socket_local_port(s: us_listen_socket): number }).us_socket_local_port(s);
   let closing: Promise<void> | undefined;
   const sb: Switchboard = {
     config: cfg,
@@ -212,7 +311,13 @@ export async function createSwitchboard(config: Config | ConfigOverrides = {}, a
       // The internal port first: /healthz answers and /readyz says why not ready while Redis is verified.
       await new Promise<void>((resolve, reject) =>
         internalApp.listen(cfg.host, cfg.internalPort, (s) =>
-          s ? resolve() : reject(new ConfigError([`INTERNAL_PORT=${cfg.internalPort}: cannot listen on ${cfg.host}:${cfg.internalPort} (in use, or not permitted; HOST=${cfg.host})`])),
+          s
+            ? resolve()
+            : reject(
+                new ConfigError([
+                  `INTERNAL_PORT=${cfg.internalPort}: cannot listen on ${cfg.host}:${cfg.internalPort} (in use, or not permitted; HOST=${cfg.host})`,
+                ]),
+              ),
         ),
       );
       await bus.start();

@@ -81,7 +81,9 @@ export class OriginPolicy {
     if (!this.warned && own !== undefined && new URL(o).host === new URL(own).host) {
       // Same host, other scheme: most likely HTTPS ends at a proxy whose X-Forwarded-Proto is not believed.
       this.warned = true;
-      this.opts.warn?.(`refused Origin ${o} for a request that reached this node as ${own}: if a proxy terminates TLS, add it to TRUSTED_PROXIES (or list the origin in ALLOWED_ORIGINS)`);
+      this.opts.warn?.(
+        `refused Origin ${o} for a request that reached this node as ${own}: if a proxy terminates TLS, add it to TRUSTED_PROXIES (or list the origin in ALLOWED_ORIGINS)`,
+      );
     }
     return false;
   };
@@ -90,7 +92,11 @@ export class OriginPolicy {
   corsHeaders(headers: Readonly<Record<string, string | undefined>>): Record<string, string> {
     const origin = headers.origin;
     if (origin === undefined) return {};
-    return { 'access-control-allow-origin': origin, vary: 'Origin', ...(this.credentials ? { 'access-control-allow-credentials': 'true' } : {}) };
+    return {
+      'access-control-allow-origin': origin,
+      vary: 'Origin',
+      ...(this.credentials ? { 'access-control-allow-credentials': 'true' } : {}),
+    };
   }
 
   /** The answer to a preflight (OPTIONS) of an allowed origin. */

@@ -79,7 +79,16 @@ return #dead
 `;
 
 type LimitsRedis = Redis & {
-  sbLimAcquire(ipKey: string, userKey: string, ledger: string, ipLimit: number, userLimit: number, hasUser: string, ttl: number, hasIp: string): Promise<number>;
+  sbLimAcquire(
+    ipKey: string,
+    userKey: string,
+    ledger: string,
+    ipLimit: number,
+    userLimit: number,
+    hasUser: string,
+    ttl: number,
+    hasIp: string,
+  ): Promise<number>;
   sbLimRelease(ipKey: string, userKey: string, ledger: string, hasUser: string, hasIp: string): Promise<number>;
   sbLimHeartbeat(alive: string, instance: string, deadAfterMs: number, ledgerPrefix: string, ttl: number): Promise<number>;
 };
@@ -117,7 +126,9 @@ export class RedisConnectionLimits implements ConnectionLimits {
     this.local = new LocalConnectionLimits(opts, metrics);
     // Fail fast while Redis is away (the per-node fallback answers), reconnect forever.
     const role = { role: 'limits', failFast: true, commandTimeoutMs: opts.commandTimeoutMs };
-    this.redis = (opts.redis.target.mode === 'cluster' ? createRedisCluster(opts.redis, role) : createRedisClient(opts.redis, role)) as unknown as LimitsRedis;
+    this.redis = (opts.redis.target.mode === 'cluster'
+      ? createRedisCluster(opts.redis, role)
+      : createRedisClient(opts.redis, role)) as unknown as LimitsRedis;
     this.redis.on('error', (err) => this.log.debug({ err: { message: err.message } }, 'redis error (limits)'));
     this.redis.on('ready', () => this.heartbeat());
     this.redis.defineCommand('sbLimAcquire', { numberOfKeys: 3, lua: ACQUIRE_LUA });
@@ -142,7 +153,16 @@ export class RedisConnectionLimits implements ConnectionLimits {
   async acquire(ip: string | undefined, user: string | undefined): Promise<() => void> {
     let verdict: number;
     try {
-      verdict = await this.redis.sbLimAcquire(this.key('ip', ip), this.key('user', user), this.ledger, this.opts.connectionsPerIp, this.opts.connectionsPerUser, user === undefined ? '0' : '1', KEY_TTL_MS, ip === undefined ? '0' : '1');
+      verdict = await this.redis.sbLimAcquire(
+        this.key('ip', ip),
+        this.key('user', user),
+        this.ledger,
+        this.opts.connectionsPerIp,
+        this.opts.connectionsPerUser,
+        user === undefined ? '0' : '1',
+        KEY_TTL_MS,
+        ip === undefined ? '0' : '1',
+      );
       this.setDegraded(false);
     } catch (err) {
       // Redis away: the same limits per node rather than none, or refusing everyone.
@@ -160,10 +180,12 @@ export class RedisConnectionLimits implements ConnectionLimits {
   }
 
   private release(ip: string | undefined, user: string | undefined) {
-    this.redis.sbLimRelease(this.key('ip', ip), this.key('user', user), this.ledger, user === undefined ? '0' : '1', ip === undefined ? '0' : '1').catch(() => {
-      // Retried on the next heartbeat; the ledger keeps the count right meanwhile.
-      this.unreleased.push({ ip, user });
-    });
+    this.redis
+      .sbLimRelease(this.key('ip', ip), this.key('user', user), this.ledger, user === undefined ? '0' : '1', ip === undefined ? '0' : '1')
+      .catch(() => {
+        // Retried on the next heartbeat; the ledger keeps the count right meanwhile.
+        this.unreleased.push({ ip, user });
+      });
   }
 
   private key(kind: 'ip' | 'user', name: string | undefined) {
@@ -184,7 +206,8 @@ export class RedisConnectionLimits implements ConnectionLimits {
   private setDegraded(on: boolean, err?: unknown) {
     if (on === this.degraded) return;
     this.degraded = on;
-    if (on) this.log.warn({ err: { message: (err as Error)?.message } }, 'redis unavailable: connection limits are per node until it returns');
+    if (on)
+      this.log.warn({ err: { message: (err as Error)?.message } }, 'redis unavailable: connection limits are per node until it returns');
     else this.log.info('redis back: connection limits are cluster-wide again');
   }
 

@@ -54,8 +54,18 @@ export function createMetrics(nodeId: string) {
     /** switchboard_client_events_total and switchboard_deliveries_total counted on the hot path (see CounterCells). */
     eventCells,
     deliveryCells,
-    connections: new client.Gauge({ name: 'switchboard_connections', help: 'Open client connections by transport', labelNames: ['transport'] as const, registers: r }),
-    handshakes: new client.Counter({ name: 'switchboard_handshakes_total', help: 'Client handshakes by outcome (ok, or the refusal reason)', labelNames: ['outcome'] as const, registers: r }),
+    connections: new client.Gauge({
+      name: 'switchboard_connections',
+      help: 'Open client connections by transport',
+      labelNames: ['transport'] as const,
+      registers: r,
+    }),
+    handshakes: new client.Counter({
+      name: 'switchboard_handshakes_total',
+      help: 'Client handshakes by outcome (ok, or the refusal reason)',
+      labelNames: ['outcome'] as const,
+      registers: r,
+    }),
     pendingSessions: new client.Gauge({
       name: 'switchboard_pending_sessions',
       help: 'Engine.IO sessions open without a Socket.IO CONNECT yet (they count against the per-address limits)',
@@ -64,7 +74,12 @@ export function createMetrics(nodeId: string) {
         this.set(providers.pendingSessions());
       },
     }),
-    disconnects: new client.Counter({ name: 'switchboard_disconnects_total', help: 'Client disconnections by reason', labelNames: ['reason'] as const, registers: r }),
+    disconnects: new client.Counter({
+      name: 'switchboard_disconnects_total',
+      help: 'Client disconnections by reason',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
     subscriptions: new client.Gauge({
       name: 'switchboard_subscriptions',
       help: 'Channel subscriptions held by clients of this node',
@@ -81,44 +96,194 @@ export function createMetrics(nodeId: string) {
         this.set(providers.channels());
       },
     }),
-    clientEvents: new client.Counter({ name: 'switchboard_client_events_total', help: 'Client events by type and outcome (ok or the error code)', labelNames: ['event', 'outcome'] as const, registers: r, collect() {
+    clientEvents: new client.Counter({
+      name: 'switchboard_client_events_total',
+      help: 'Client events by type and outcome (ok or the error code)',
+      labelNames: ['event', 'outcome'] as const,
+      registers: r,
+      collect() {
         eventCells.fold(this);
-      } }),
-    publications: new client.Counter({ name: 'switchboard_publications_total', help: 'Publications accepted by source (client, http, grip, emitter)', labelNames: ['source'] as const, registers: r }),
-    deliveries: new client.Counter({ name: 'switchboard_deliveries_total', help: 'Messages handed to subscriber connections, by transport', labelNames: ['transport'] as const, registers: r, collect() {
+      },
+    }),
+    publications: new client.Counter({
+      name: 'switchboard_publications_total',
+      help: 'Publications accepted by source (client, http, grip, emitter)',
+      labelNames: ['source'] as const,
+      registers: r,
+    }),
+    deliveries: new client.Counter({
+      name: 'switchboard_deliveries_total',
+      help: 'Messages handed to subscriber connections, by transport',
+      labelNames: ['transport'] as const,
+      registers: r,
+      collect() {
         deliveryCells.fold(this);
-      } }),
-    deliveryLatency: new client.Histogram({ name: 'switchboard_delivery_latency_seconds', help: 'End-to-end latency from publish to hand-off to local subscribers', buckets: LATENCY_BUCKETS, registers: r }),
-    busLatency: new client.Histogram({ name: 'switchboard_bus_latency_seconds', help: 'Latency of publications crossing the Redis bus (publish to receipt on a node)', buckets: LATENCY_BUCKETS, registers: r }),
-    busGaps: new client.Counter({ name: 'switchboard_bus_gaps_total', help: 'Publications missed by this node, detected by per-channel sequence gaps (each caught up from history)', registers: r }),
-    busReceived: new client.Counter({ name: 'switchboard_bus_received_total', help: 'Publications received from the bus by this node (only channels it has subscribers of)', registers: r }),
-    channelGaps: new client.Counter({ name: 'switchboard_bus_channel_gaps_total', help: 'Per-channel gaps detected (sequence jumped, or found by the position check); each one catches that channel up', labelNames: ['detected_by'] as const, registers: r }),
-    epochResets: new client.Counter({ name: 'switchboard_bus_epoch_resets_total', help: 'Channels whose bus state was lost or diverged (new epoch, sequence handed out twice): their subscribers are told', labelNames: ['reason'] as const, registers: r }),
-    catchupReads: new client.Counter({ name: 'switchboard_bus_catchup_reads_total', help: 'History reads made to catch a channel up after a gap', registers: r }),
-    shardSubscriptions: new client.Gauge({ name: 'switchboard_bus_shard_subscriptions', help: 'Pub/sub channels this node is subscribed to on Redis (one per channel it serves, plus one fence per shard)', registers: r }),
-    shards: new client.Gauge({ name: 'switchboard_bus_shards', help: 'Redis shards (masters) known to this node, by state: ready (canary verified) or failed', labelNames: ['state'] as const, registers: r }),
-    failovers: new client.Counter({ name: 'switchboard_bus_failovers_total', help: 'Topology changes seen by this node: a slot range changed master (failover, resharding) or a shard subscriber connection was rebuilt', registers: r }),
-    busCatchup: new client.Counter({ name: 'switchboard_bus_catchup_total', help: 'Publications re-read from history after a bus gap or reconnect', registers: r }),
-    localOnly: new client.Counter({ name: 'switchboard_bus_local_only_publications_total', help: 'Publications delivered to local subscribers only because the cluster bus was down', registers: r }),
-    resyncs: new client.Counter({ name: 'switchboard_bus_resyncs_total', help: 'Per-channel bus resyncs by kind: gap (caught up from history) or reset (state lost: subscribers told)', labelNames: ['kind'] as const, registers: r }),
-    lossNotices: new client.Counter({ name: 'switchboard_loss_notices_total', help: 'Channels whose subscribers were told publications may be lost (switchboard:resync recovered=false)', registers: r }),
-    canaryRtt: new client.Histogram({ name: 'switchboard_bus_canary_rtt_seconds', help: 'Round trip of the bus canary through Redis', buckets: LATENCY_BUCKETS, registers: r }),
-    canaryFailures: new client.Counter({ name: 'switchboard_bus_canary_failures_total', help: 'Bus canaries not received back in time', registers: r }),
-    redisUp: new client.Gauge({ name: 'switchboard_redis_connected', help: '1 when the Redis client is connected, by role', labelNames: ['role'] as const, registers: r }),
-    busReady: new client.Gauge({ name: 'switchboard_bus_ready', help: '1 when the cluster bus is verified (always 1 in single-node mode)', registers: r }),
+      },
+    }),
+    deliveryLatency: new client.Histogram({
+      name: 'switchboard_delivery_latency_seconds',
+      help: 'End-to-end latency from publish to hand-off to local subscribers',
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+    busLatency: new client.Histogram({
+      name: 'switchboard_bus_latency_seconds',
+      help: 'Latency of publications crossing the Redis bus (publish to receipt on a node)',
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+    busGaps: new client.Counter({
+      name: 'switchboard_bus_gaps_total',
+      help: 'Publications missed by this node, detected by per-channel sequence gaps (each caught up from history)',
+      registers: r,
+    }),
+    busReceived: new client.Counter({
+      name: 'switchboard_bus_received_total',
+      help: 'Publications received from the bus by this node (only channels it has subscribers of)',
+      registers: r,
+    }),
+    channelGaps: new client.Counter({
+      name: 'switchboard_bus_channel_gaps_total',
+      help: 'Per-channel gaps detected (sequence jumped, or found by the position check); each one catches that channel up',
+      labelNames: ['detected_by'] as const,
+      registers: r,
+    }),
+    epochResets: new client.Counter({
+      name: 'switchboard_bus_epoch_resets_total',
+      help: 'Channels whose bus state was lost or diverged (new epoch, sequence handed out twice): their subscribers are told',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
+    catchupReads: new client.Counter({
+      name: 'switchboard_bus_catchup_reads_total',
+      help: 'History reads made to catch a channel up after a gap',
+      registers: r,
+    }),
+    shardSubscriptions: new client.Gauge({
+      name: 'switchboard_bus_shard_subscriptions',
+      help: 'Pub/sub channels this node is subscribed to on Redis (one per channel it serves, plus one fence per shard)',
+      registers: r,
+    }),
+    shards: new client.Gauge({
+      name: 'switchboard_bus_shards',
+      help: 'Redis shards (masters) known to this node, by state: ready (canary verified) or failed',
+      labelNames: ['state'] as const,
+      registers: r,
+    }),
+    failovers: new client.Counter({
+      name: 'switchboard_bus_failovers_total',
+      help: 'Topology changes seen by this node: a slot range changed master (failover, resharding) or a shard subscriber connection was rebuilt',
+      registers: r,
+    }),
+    busCatchup: new client.Counter({
+      name: 'switchboard_bus_catchup_total',
+      help: 'Publications re-read from history after a bus gap or reconnect',
+      registers: r,
+    }),
+    localOnly: new client.Counter({
+      name: 'switchboard_bus_local_only_publications_total',
+      help: 'Publications delivered to local subscribers only because the cluster bus was down',
+      registers: r,
+    }),
+    resyncs: new client.Counter({
+      name: 'switchboard_bus_resyncs_total',
+      help: 'Per-channel bus resyncs by kind: gap (caught up from history) or reset (state lost: subscribers told)',
+      labelNames: ['kind'] as const,
+      registers: r,
+    }),
+    lossNotices: new client.Counter({
+      name: 'switchboard_loss_notices_total',
+      help: 'Channels whose subscribers were told publications may be lost (switchboard:resync recovered=false)',
+      registers: r,
+    }),
+    canaryRtt: new client.Histogram({
+      name: 'switchboard_bus_canary_rtt_seconds',
+      help: 'Round trip of the bus canary through Redis',
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+    canaryFailures: new client.Counter({
+      name: 'switchboard_bus_canary_failures_total',
+      help: 'Bus canaries not received back in time',
+      registers: r,
+    }),
+    redisUp: new client.Gauge({
+      name: 'switchboard_redis_connected',
+      help: '1 when the Redis client is connected, by role',
+      labelNames: ['role'] as const,
+      registers: r,
+    }),
+    busReady: new client.Gauge({
+      name: 'switchboard_bus_ready',
+      help: '1 when the cluster bus is verified (always 1 in single-node mode)',
+      registers: r,
+    }),
     ready: new client.Gauge({ name: 'switchboard_ready', help: '1 when /readyz answers 200', registers: r }),
-    webhookRequests: new client.Counter({ name: 'switchboard_webhook_requests_total', help: 'Webhook calls by hook and outcome', labelNames: ['hook', 'outcome'] as const, registers: r }),
-    webhookDuration: new client.Histogram({ name: 'switchboard_webhook_duration_seconds', help: 'Webhook call latency by hook', labelNames: ['hook'] as const, buckets: LATENCY_BUCKETS, registers: r }),
-    dropped: new client.Counter({ name: 'switchboard_dropped_messages_total', help: 'Outbound messages dropped, by reason', labelNames: ['reason'] as const, registers: r }),
-    rejections: new client.Counter({ name: 'switchboard_rejections_total', help: 'Requests, frames or connections refused by a limit or check, by reason', labelNames: ['reason'] as const, registers: r }),
-    badInput: new client.Counter({ name: 'switchboard_bad_input_total', help: 'Malformed client or HTTP input, by kind', labelNames: ['kind'] as const, registers: r }),
-    appErrors: new client.Counter({ name: 'switchboard_app_errors_total', help: 'Exceptions thrown or promises rejected by embedded application code, by hook', labelNames: ['hook'] as const, registers: r }),
-    uncaught: new client.Counter({ name: 'switchboard_uncaught_exceptions_total', help: 'Uncaught exceptions and unhandled rejections caught by the process guard', registers: r }),
-    historyReplays: new client.Counter({ name: 'switchboard_history_replays_total', help: 'Subscriptions with `since` by recovered (true/false)', labelNames: ['recovered'] as const, registers: r }),
-    replayedMessages: new client.Counter({ name: 'switchboard_replayed_messages_total', help: 'Publications replayed from history to recovering subscribers', registers: r }),
-    httpRequests: new client.Counter({ name: 'switchboard_http_requests_total', help: 'HTTP API requests by route and status code', labelNames: ['route', 'status'] as const, registers: r }),
+    webhookRequests: new client.Counter({
+      name: 'switchboard_webhook_requests_total',
+      help: 'Webhook calls by hook and outcome',
+      labelNames: ['hook', 'outcome'] as const,
+      registers: r,
+    }),
+    webhookDuration: new client.Histogram({
+      name: 'switchboard_webhook_duration_seconds',
+      help: 'Webhook call latency by hook',
+      labelNames: ['hook'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    }),
+    dropped: new client.Counter({
+      name: 'switchboard_dropped_messages_total',
+      help: 'Outbound messages dropped, by reason',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
+    rejections: new client.Counter({
+      name: 'switchboard_rejections_total',
+      help: 'Requests, frames or connections refused by a limit or check, by reason',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
+    badInput: new client.Counter({
+      name: 'switchboard_bad_input_total',
+      help: 'Malformed client or HTTP input, by kind',
+      labelNames: ['kind'] as const,
+      registers: r,
+    }),
+    appErrors: new client.Counter({
+      name: 'switchboard_app_errors_total',
+      help: 'Exceptions thrown or promises rejected by embedded application code, by hook',
+      labelNames: ['hook'] as const,
+      registers: r,
+    }),
+    uncaught: new client.Counter({
+      name: 'switchboard_uncaught_exceptions_total',
+      help: 'Uncaught exceptions and unhandled rejections caught by the process guard',
+      registers: r,
+    }),
+    historyReplays: new client.Counter({
+      name: 'switchboard_history_replays_total',
+      help: 'Subscriptions with `since` by recovered (true/false)',
+      labelNames: ['recovered'] as const,
+      registers: r,
+    }),
+    replayedMessages: new client.Counter({
+      name: 'switchboard_replayed_messages_total',
+      help: 'Publications replayed from history to recovering subscribers',
+      registers: r,
+    }),
+    httpRequests: new client.Counter({
+      name: 'switchboard_http_requests_total',
+      help: 'HTTP API requests by route and status code',
+      labelNames: ['route', 'status'] as const,
+      registers: r,
+    }),
     draining: new client.Gauge({ name: 'switchboard_draining', help: '1 while the node drains', registers: r }),
-    drainRemaining: new client.Gauge({ name: 'switchboard_drain_remaining_connections', help: 'Connections still open during a drain', registers: r }),
+    drainRemaining: new client.Gauge({
+      name: 'switchboard_drain_remaining_connections',
+      help: 'Connections still open during a drain',
+      registers: r,
+    }),
   };
   initialiseSeries(m);
   return m;
@@ -223,7 +388,8 @@ export function initialiseAppHooks(m: Metrics, rpcMethods: readonly string[]): v
   for (const method of rpcMethods) m.appErrors.inc({ hook: `rpc:${method}` }, 0);
 }
 
-export const METRICS_BEGIN = '<!-- metrics-table:begin (generated: `npm run build && node scripts/update-config-table.mjs`; do not edit) -->';
+export const METRICS_BEGIN =
+  '<!-- metrics-table:begin (generated: `npm run build && node scripts/update-config-table.mjs`; do not edit) -->';
 export const METRICS_END = '<!-- metrics-table:end -->';
 
 /** The README's metrics reference, from the registry itself (Switchboard's own metrics). */
@@ -232,7 +398,9 @@ export async function metricsTable(): Promise<string> {
   const rows: string[] = [];
   for (const x of await m.registry.getMetricsAsJSON()) {
     if (!x.name.startsWith('switchboard_')) continue;
-    const labels = ((m.registry.getSingleMetric(x.name) as unknown as { labelNames?: string[] }).labelNames ?? []).map((l) => `\`${l}\``).join(', ');
+    const labels = ((m.registry.getSingleMetric(x.name) as unknown as { labelNames?: string[] }).labelNames ?? [])
+      .map((l) => `\`${l}\``)
+      .join(', ');
     rows.push(`| \`${x.name}\` | ${x.type} | ${labels || '—'} | ${x.help} |`);
   }
   return [METRICS_BEGIN, '| metric | type | labels | meaning |', '|---|---|---|---|', ...rows, METRICS_END].join('\n');

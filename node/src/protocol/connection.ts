@@ -5,7 +5,15 @@ import type { TokenVerifier } from '../auth/tokens.js';
 import type { ConnectionLimits } from '../limits/connections.js';
 import { SbError } from '../core/errors.js';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { dispatch, HANDLERS, RepeatedRateLimit, type Handler, type ProtocolDeps, type ProtocolOptions, type SocketState } from './handlers.js';
+import {
+  dispatch,
+  HANDLERS,
+  RepeatedRateLimit,
+  type Handler,
+  type ProtocolDeps,
+  type ProtocolOptions,
+  type SocketState,
+} from './handlers.js';
 import { applyClaims, NOTHING_HELD, type Admission, type Handshake } from './handshake.js';
 
 /**
@@ -130,7 +138,10 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     } catch (err) {
       if (err instanceof Error) throw err;
       metrics.rejections.inc({ reason: 'anonymous_publish_rate' });
-      throw new SbError('rate_limited', `more than ${options.anonymousPublishesPerSecondPerIp} publications per second from this address without a user`);
+      throw new SbError(
+        'rate_limited',
+        `more than ${options.anonymousPublishesPerSecondPerIp} publications per second from this address without a user`,
+      );
     }
   };
   const pd: ProtocolDeps = { ...d, checkRate, checkAnonymousPublish, handlers: Object.freeze({ ...HANDLERS, 'auth:refresh': refresh }) };
@@ -141,14 +152,29 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     try {
       const auth = (hs.auth ?? {}) as Record<string, unknown>;
       const ip = adm?.ip ?? d.handshake.clientIp(hs.address, hs.headers['x-forwarded-for'] as string | undefined);
-      const id = await d.handshake.identify({ ip, connectionId: socket.id, headers: hs.headers, auth, token: auth.token ?? hs.query.token });
+      const id = await d.handshake.identify({
+        ip,
+        connectionId: socket.id,
+        headers: hs.headers,
+        auth,
+        token: auth.token ?? hs.query.token,
+      });
       // A client gone while the handshake ran never gets 'disconnect' (Socket.IO drops it silently): release
       // on the transport's close as well (release is idempotent), or the count would leak for good.
       if (id.release !== NOTHING_HELD) {
         if (socket.conn.readyState === 'open') socket.conn.once('close', id.release);
         else id.release();
       }
-      states.set(socket, { ctx: id.ctx, tokenExp: id.tokenExp, autoJoin: id.autoJoin, window: 0, count: 0, strikes: 0, strikeSecond: 0, release: id.release });
+      states.set(socket, {
+        ctx: id.ctx,
+        tokenExp: id.tokenExp,
+        autoJoin: id.autoJoin,
+        window: 0,
+        count: 0,
+        strikes: 0,
+        strikeSecond: 0,
+        release: id.release,
+      });
       socket.data = { ctx: id.ctx } satisfies SocketState;
       // The token has done its job; keep it out of what the adapter ships between nodes.
       if (typeof auth.token === 'string') auth.token = '[verified]';
@@ -192,7 +218,8 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     });
     if (st.autoJoin?.length) {
       // Channels named by the backend's /connect answer: subscribed server-side, allowed by definition.
-      for (const c of st.autoJoin) HANDLERS.subscribe!(socket, [c], pd).catch((err: unknown) => log.warn({ err, channel: c }, 'auto-subscribe failed'));
+      for (const c of st.autoJoin)
+        HANDLERS.subscribe!(socket, [c], pd).catch((err: unknown) => log.warn({ err, channel: c }, 'auto-subscribe failed'));
     }
   });
 }

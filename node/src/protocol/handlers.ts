@@ -58,7 +58,12 @@ export class RepeatedRateLimit extends SbError {
 }
 
 const subscribeOpts = z
-  .object({ since: z.string().refine((s) => parseId(s) !== undefined, 'since must be a publication id such as "1700000000000-0"').optional() })
+  .object({
+    since: z
+      .string()
+      .refine((s) => parseId(s) !== undefined, 'since must be a publication id such as "1700000000000-0"')
+      .optional(),
+  })
   .strict();
 /** Deepest answer sent to a client (an RPC result is the usual carrier); deeper ones are `internal`. */
 const MAX_ANSWER_DEPTH = 100;
@@ -203,7 +208,8 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
       return ack(a);
     }
     // Told once per window: answering every event of a flood would only feed it.
-    if (!(err instanceof RepeatedRateLimit) && socket.connected) socket.emit('switchboard:error', { event: String(event).slice(0, 100), error: a.error });
+    if (!(err instanceof RepeatedRateLimit) && socket.connected)
+      socket.emit('switchboard:error', { event: String(event).slice(0, 100), error: a.error });
   };
   const run = () => {
     let result: Promise<Record<string, unknown>>;
@@ -216,7 +222,8 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
     result
       .then((r) => {
         // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
-        if (nestedDeeperThan(r, MAX_ANSWER_DEPTH)) return fail(new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`));
+        if (nestedDeeperThan(r, MAX_ANSWER_DEPTH))
+          return fail(new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`));
         if (!ack) return;
         cells.cell(label, 'ok').n++;
         ack({ ok: true, ...r });

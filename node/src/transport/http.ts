@@ -49,7 +49,11 @@ export class Reply {
   }
 
   json(status: number, value: unknown, headers: Record<string, string> = {}) {
-    this.send(status, JSON.stringify(value), { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
+    this.send(status, JSON.stringify(value), {
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      ...headers,
+    });
   }
 
   error(err: SbError, headers: Record<string, string> = {}) {

@@ -27,12 +27,17 @@ export class RoomPublisher {
 
   /** Sends (event, ...args) to this node's members of `room`. */
   emit(room: string, members: ReadonlySet<string>, event: string, args: unknown[]) {
-    const encoded = (this.io.encoder as { encode(p: unknown): (string | Buffer)[] }).encode({ type: EVENT, nsp: '/', data: [event, ...args] });
+    const encoded = (this.io.encoder as { encode(p: unknown): (string | Buffer)[] }).encode({
+      type: EVENT,
+      nsp: '/',
+      data: [event, ...args],
+    });
     const topic = topicOf(room);
     for (const e of encoded) this.app.publish(topic, typeof e === 'string' ? `4${e}` : e, typeof e !== 'string');
     if (this.polling.size === 0) return;
     for (const s of this.polling) {
-      if (members.has(s.id)) (s.client as unknown as { writeToEngine(p: unknown[], o: object): void }).writeToEngine(encoded, { preEncoded: true });
+      if (members.has(s.id))
+        (s.client as unknown as { writeToEngine(p: unknown[], o: object): void }).writeToEngine(encoded, { preEncoded: true });
     }
   }
 }

@@ -52,12 +52,25 @@ interface EngineRequest {
   headers: Record<string, string>;
   _query: { transport?: string; sid?: string };
   connection?: { remoteAddress?: string };
-  res: { onAborted(fn: () => void): void; cork(fn: () => void): void; writeStatus(s: string): void; writeHeader(k: string, v: string): void; end(body?: string): void };
+  res: {
+    onAborted(fn: () => void): void;
+    cork(fn: () => void): void;
+    writeStatus(s: string): void;
+    writeHeader(k: string, v: string): void;
+    end(body?: string): void;
+  };
   sbAdmission?: { ip: string; release(): void };
 }
 
 /** Engine.IO error codes (engine.io Server.errors) → our metric reasons. */
-const ENGINE_ERRORS: Record<number, string> = { 0: 'unknown_transport', 1: 'unknown_sid', 2: 'bad_handshake_method', 3: 'bad_request', 4: 'forbidden', 5: 'unsupported_protocol' };
+const ENGINE_ERRORS: Record<number, string> = {
+  0: 'unknown_transport',
+  1: 'unknown_sid',
+  2: 'bad_handshake_method',
+  3: 'bad_request',
+  4: 'forbidden',
+  5: 'unsupported_protocol',
+};
 const FORBIDDEN = 4;
 const BAD_REQUEST = 3;
 
@@ -78,7 +91,8 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
   // transport: past maxBackpressure uWS would drop silently. closeOnBackpressureLimit makes it close instead
   // (at 16x our own limit, which TransportGuard enforces first with a clear reason).
   const ws = app.ws.bind(app);
-  (app as { ws: unknown }).ws = (pattern: string, behavior: Record<string, unknown>) => ws(pattern, { ...behavior, closeOnBackpressureLimit: true } as never);
+  (app as { ws: unknown }).ws = (pattern: string, behavior: Record<string, unknown>) =>
+    ws(pattern, { ...behavior, closeOnBackpressureLimit: true } as never);
   // The msgpack bundle Socket.IO would serve needs the server's parser to be socket.io-msgpack-parser; this
   // server speaks the default parser only, so a page loading that bundle could never connect. Refuse it
   // plainly (exact routes win over Socket.IO's wildcard one in uWS).
@@ -86,7 +100,11 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
     app.get(`/socket.io/${file}`, (res) => {
       res.cork(() => {
         res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json; charset=utf-8');
-        res.end(JSON.stringify({ error: { code: 'not_found', message: 'the msgpack parser is not supported: load /socket.io/socket.io.min.js (default parser)' } }));
+        res.end(
+          JSON.stringify({
+            error: { code: 'not_found', message: 'the msgpack parser is not supported: load /socket.io/socket.io.min.js (default parser)' },
+          }),
+        );
       });
     });
   }
@@ -135,8 +153,14 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
         },
         (err: { code?: string; message?: string; httpStatus?: number }) => {
           if (aborted) return;
-          const status = err.httpStatus === 429 ? '429 Too Many Requests' : err.httpStatus === 503 ? '503 Service Unavailable' : '403 Forbidden';
-          answer(req, status, { 'content-type': 'application/json', ...d.origins.corsHeaders(req.headers) }, JSON.stringify({ error: { code: err.code ?? 'internal', message: err.message ?? 'refused' } }));
+          const status =
+            err.httpStatus === 429 ? '429 Too Many Requests' : err.httpStatus === 503 ? '503 Service Unavailable' : '403 Forbidden';
+          answer(
+            req,
+            status,
+            { 'content-type': 'application/json', ...d.origins.corsHeaders(req.headers) },
+            JSON.stringify({ error: { code: err.code ?? 'internal', message: err.message ?? 'refused' } }),
+          );
         },
       );
     });
@@ -149,7 +173,9 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
     return transport;
   };
   // Allowed cross-origin polling clients may read the answers (every polling response goes through 'headers').
-  io.engine.on('headers', (headers: Record<string, string>, req: EngineRequest) => Object.assign(headers, d.origins.corsHeaders(req.headers)));
+  io.engine.on('headers', (headers: Record<string, string>, req: EngineRequest) =>
+    Object.assign(headers, d.origins.corsHeaders(req.headers)),
+  );
   io.engine.on('connection_error', (err: { code: number; message: string }) => {
     metrics.rejections.inc({ reason: ENGINE_ERRORS[err.code] ?? 'engine_error' });
     log.debug({ code: err.code, message: err.message }, 'engine connection error');

@@ -55,10 +55,12 @@ export function decodeLastEventId(raw: string, channels: readonly string[]): { p
   if (parseId(raw)) return { plain: raw };
   const parts = raw.split('.');
   if (parts.length !== 4 || parts[0] !== VERSION) throw new SbError('bad_request', 'Last-Event-ID must be an event id this server sent');
-  if (parts[1] !== listHash(channels)) throw new SbError('bad_request', 'Last-Event-ID belongs to a stream of other channels: resume with the same channel list');
+  if (parts[1] !== listHash(channels))
+    throw new SbError('bad_request', 'Last-Event-ID belongs to a stream of other channels: resume with the same channel list');
   const base = parseInt(parts[2]!, 36);
   const items = parts[3]!.split('_');
-  if (!/^[0-9a-z]{1,11}$/.test(parts[2]!) || items.length !== channels.length) throw new SbError('bad_request', 'Last-Event-ID is malformed');
+  if (!/^[0-9a-z]{1,11}$/.test(parts[2]!) || items.length !== channels.length)
+    throw new SbError('bad_request', 'Last-Event-ID is malformed');
   const positions = items.map((item) => {
     const m = POS.exec(item);
     const ms = m ? base - parseInt(m[2]!, 36) : -1;

@@ -78,7 +78,6 @@ export class SseHub implements DeliverySink {
   constructor(private readonly d: SseDeps) {
     this.log = d.log.child({ module: 'sse' });
     d.delivery.addSink(this);
-
   }
 
   subscribers(channel: string): number {
@@ -217,7 +216,13 @@ export class SseHub implements DeliverySink {
         let release = adm.release;
         let id: Identity;
         try {
-          id = await hs.identify({ ip: adm.ip, connectionId: `sse:${++this.counter}`, headers: req.headers, auth: {}, token: req.query.get('token') ?? undefined });
+          id = await hs.identify({
+            ip: adm.ip,
+            connectionId: `sse:${++this.counter}`,
+            headers: req.headers,
+            auth: {},
+            token: req.query.get('token') ?? undefined,
+          });
           release = () => {
             id.release();
             adm.release();
@@ -234,7 +239,14 @@ export class SseHub implements DeliverySink {
         const client = new SseClient(reply, id.ctx, channels);
         client.release = release;
         reply.onAbort(() => this.forget(client, 'client_gone'));
-        if (!reply.startStream(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })) return release();
+        if (
+          !reply.startStream(200, {
+            'content-type': 'text/event-stream; charset=utf-8',
+            'cache-control': 'no-store',
+            'x-accel-buffering': 'no',
+          })
+        )
+          return release();
         this.clients.add(client);
         d.metrics.connections.inc({ transport: 'sse' });
         hs.accepted();
@@ -306,7 +318,8 @@ export class SseHub implements DeliverySink {
     const lost: string[] = [];
     if (resume && 'plain' in resume && client.channels.length > 1) {
       // The plain id is in at most one channel's history; found in none, nothing can be vouched for.
-      if (!(await Promise.all(client.channels.map((ch) => d.delivery.inHistory(ch, resume.plain)))).some(Boolean)) lost.push(...client.channels);
+      if (!(await Promise.all(client.channels.map((ch) => d.delivery.inHistory(ch, resume.plain)))).some(Boolean))
+        lost.push(...client.channels);
     } else if (resume) client.channels.forEach((ch, i) => !starts[i]!.watermark && !found[i] && lost.push(ch));
     for (const ch of lost) this.write(client, `event: switchboard:resync\ndata: ${JSON.stringify({ channel: ch, recovered: false })}\n\n`);
     const queued = client.queue ?? [];

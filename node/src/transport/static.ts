@@ -30,14 +30,17 @@ export function mountStatic(app: TemplatedApp, log: Logger) {
   } catch {
     log.warn({ dir: PUBLIC_DIR }, 'no public folder; the demo page is not served');
   }
-  for (const n of names) files.set(`/${n}`, { body: readFileSync(join(PUBLIC_DIR, n)), type: CONTENT_TYPES[extname(n)] ?? 'application/octet-stream' });
+  for (const n of names)
+    files.set(`/${n}`, { body: readFileSync(join(PUBLIC_DIR, n)), type: CONTENT_TYPES[extname(n)] ?? 'application/octet-stream' });
   const index = files.get('/index.html');
   if (index) files.set('/', index);
 
   serveFiles(app, log, {
     pattern: '/*',
     files,
-    headers: { 'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'" },
+    headers: {
+      'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
+    },
   });
 }
 

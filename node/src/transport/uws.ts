@@ -45,7 +45,9 @@ export function loadUws(): LoadedUws {
       return { uws, name: c.pkg, version };
     } catch (err) {
       const msg = (err as Error).message.split('\n').find((l) => l.trim()) ?? String(err);
-      failures.push(`  - ${c.pkg} (${c.note}): ${(err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && msg.includes(c.pkg) ? 'not installed' : msg.slice(0, 300)}`);
+      failures.push(
+        `  - ${c.pkg} (${c.note}): ${(err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && msg.includes(c.pkg) ? 'not installed' : msg.slice(0, 300)}`,
+      );
     }
   }
   throw new UwsLoadError(

@@ -167,10 +167,13 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<TestHapro
     async waitServerState(id, match, timeout = 10_000) {
       let last = '';
       try {
-        return await waitFor(async () => {
-          last = await serverState(id);
-          return match.test(last) ? last : undefined;
-        }, { timeout, interval: 25, what: `HAProxy server ${id} ${match}` });
+        return await waitFor(
+          async () => {
+            last = await serverState(id);
+            return match.test(last) ? last : undefined;
+          },
+          { timeout, interval: 25, what: `HAProxy server ${id} ${match}` },
+        );
       } catch (err) {
         throw new Error(`${(err as Error).message} (last state: ${last || 'none'})`);
       }

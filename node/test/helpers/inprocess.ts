@@ -12,7 +12,10 @@ export interface InProcess {
 export async function startInProcess(overrides: ConfigOverrides = {}, app: SwitchboardApp = {}): Promise<InProcess> {
   // Built from an empty environment: nothing of the test process's variables leaks in. A short drain: the
   // test's own clients are all there is to move.
-  const config = loadConfig({}, { host: '127.0.0.1', port: '0', internalPort: '0', logLevel: 'warn', drainDelayMs: '0', drainTimeoutMs: '1000', ...overrides });
+  const config = loadConfig(
+    {},
+    { host: '127.0.0.1', port: '0', internalPort: '0', logLevel: 'warn', drainDelayMs: '0', drainTimeoutMs: '1000', ...overrides },
+  );
   const sb = await createSwitchboard(config, app);
   await sb.listen();
   const { port, internalPort } = sb.ports();

@@ -25,7 +25,9 @@ export async function modelFor(apiVersion: string, kind: string): Promise<Model>
           return model;
         },
         () => {
-          throw new Error(`no schema for apiVersion ${apiVersion}, kind ${kind} (not in kubernetes-models or @kubernetes-models/prometheus-operator)`);
+          throw new Error(
+            `no schema for apiVersion ${apiVersion}, kind ${kind} (not in kubernetes-models or @kubernetes-models/prometheus-operator)`,
+          );
         },
       ),
     );

@@ -121,7 +121,9 @@ export function withoutServerDiscovery(cfg: string): string {
   const out: string[] = [];
   let inResolvers = false;
   for (const line of cfg.split('\n')) {
-    const section = /^(global|defaults|frontend|backend|listen|resolvers|peers|userlist|program|http-errors|ring|mailers|cache)\b/.exec(line);
+    const section = /^(global|defaults|frontend|backend|listen|resolvers|peers|userlist|program|http-errors|ring|mailers|cache)\b/.exec(
+      line,
+    );
     if (section) inResolvers = section[1] === 'resolvers';
     if (inResolvers) continue;
     if (/^\s*(server|server-template)\s/.test(line)) continue;
@@ -143,7 +145,9 @@ export function parseSamples(exposition: string): Sample[] {
     if (line === '' || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/.exec(line);
     if (!m) throw new Error(`not a sample line: ${line}`);
-    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1]!, x[2]!]));
+    const labels = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1]!, x[2]!]),
+    );
     out.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
   return out;

@@ -31,7 +31,13 @@ export const PREREQS: Prereq[] = [
   { name: 'openssl', packages: ['openssl'], tiers: ['ops', ...services], optional: false, present: () => onPath('openssl') },
   { name: 'kubectl', packages: ['kubectl', 'kubernetes-client'], tiers: ['ops'], optional: false, present: () => onPath('kubectl') },
   // One package for both: promtool checks rules offline, a prometheus server scrapes a test cluster.
-  { name: 'promtool', packages: ['prometheus'], tiers: ['ops', ...services], optional: true, present: () => onPath('promtool') && onPath('prometheus') },
+  {
+    name: 'promtool',
+    packages: ['prometheus'],
+    tiers: ['ops', ...services],
+    optional: true,
+    present: () => onPath('promtool') && onPath('prometheus'),
+  },
   { name: 'prometheus', packages: ['prometheus'], tiers: ['scenario'], optional: true, present: () => onPath('prometheus') },
   { name: 'chromium', packages: ['chromium'], tiers: services, optional: true, present: () => onPath('chromium') },
   { name: 'php', packages: ['php-cli'], tiers: services, optional: true, present: () => onPath('php') },

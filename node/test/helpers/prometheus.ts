@@ -59,7 +59,12 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Tes
   let out = '';
   const proc = spawn(
     'prometheus',
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   running.add(proc);
@@ -82,7 +87,8 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Tes
     output: () => out,
     api,
     query: async (expr) => (await api('query', { query: expr })).result,
-    queryRange: async (expr, start, end, step) => (await api('query_range', { query: expr, start: String(start), end: String(end), step: String(step) })).result,
+    queryRange: async (expr, start, end, step) =>
+      (await api('query_range', { query: expr, start: String(start), end: String(end), step: String(step) })).result,
     alerts: async () => (await api('alerts')).alerts,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {

@@ -9,8 +9,11 @@ export const repoRoot = join(fileURLToPath(import.meta.url), '../../../../..');
 /** The one fenced block of `lang` whose text contains `marker` (throws if none or several). */
 export function readmeBlock(lang: string, marker: string): string {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-  const blocks = [...readme.matchAll(new RegExp('^```' + lang + '\\n([\\s\\S]*?)^```$', 'gm'))].map((m) => m[1]!).filter((b) => b.includes(marker));
-  if (blocks.length !== 1) throw new Error(`README.md has ${blocks.length} \`${lang}\` blocks containing ${JSON.stringify(marker)}, not one`);
+  const blocks = [...readme.matchAll(new RegExp('^```' + lang + '\\n([\\s\\S]*?)^```$', 'gm'))]
+    .map((m) => m[1]!)
+    .filter((b) => b.includes(marker));
+  if (blocks.length !== 1)
+    throw new Error(`README.md has ${blocks.length} \`${lang}\` blocks containing ${JSON.stringify(marker)}, not one`);
   return blocks[0]!;
 }
 

@@ -3,7 +3,18 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { waitFor } from './ports.js';
-import { command, freeClusterPort, faults, killRedis, launchRedis, parseInfo, removeDir, tempDir, waitPing, type RedisProcess } from './redis-process.js';
+import {
+  command,
+  freeClusterPort,
+  faults,
+  killRedis,
+  launchRedis,
+  parseInfo,
+  removeDir,
+  tempDir,
+  waitPing,
+  type RedisProcess,
+} from './redis-process.js';
 
 export interface ClusterNodeView {
   id: string;
@@ -94,16 +105,24 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   const taken = new Set<number>();
   const nodes: RedisProcess[] = [];
   const args = [
-    '--cluster-enabled', 'yes',
-    '--cluster-config-file', 'nodes.conf',
-    '--cluster-node-timeout', String(nodeTimeout),
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    'nodes.conf',
+    '--cluster-node-timeout',
+    String(nodeTimeout),
     // One failed shard must not stop the others from serving.
-    '--cluster-require-full-coverage', 'no',
+    '--cluster-require-full-coverage',
+    'no',
     // A replica of a master that hung (SIGSTOP) may take over whatever its last contact.
-    '--cluster-replica-validity-factor', '0',
-    '--repl-diskless-sync-delay', '0',
-    '--enable-debug-command', 'local',
-    '--loglevel', 'warning',
+    '--cluster-replica-validity-factor',
+    '0',
+    '--repl-diskless-sync-delay',
+    '0',
+    '--enable-debug-command',
+    'local',
+    '--loglevel',
+    'warning',
     ...(opts.args ?? []),
   ];
   const dirOf = new Map<number, string>();
@@ -245,7 +264,11 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
 function createCluster(ports: number[]): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = '';
-    const p = spawn('redis-cli', ['--cluster', 'create', ...ports.map((x) => `127.0.0.1:${x}`), '--cluster-replicas', '1', '--cluster-yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(
+      'redis-cli',
+      ['--cluster', 'create', ...ports.map((x) => `127.0.0.1:${x}`), '--cluster-replicas', '1', '--cluster-yes'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (out += d));
     p.on('error', (err) => reject(new Error(`cannot run redis-cli (apt-get install -y redis-tools): ${err.message}`)));

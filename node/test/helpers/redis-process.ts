@@ -28,10 +28,27 @@ export function removeDir(dir: string) {
 /** Starts redis-server in the foreground (so we hold its pid) with `args` after an optional config file. */
 export function launchRedis(port: number, dir: string, args: string[], configFile?: string): RedisProcess {
   let out = '';
-  const proc = spawn('redis-server', [...(configFile ? [configFile] : []), '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: dir,
-  });
+  const proc = spawn(
+    'redis-server',
+    [
+      ...(configFile ? [configFile] : []),
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...args,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: dir,
+    },
+  );
   proc.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
   proc.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
   proc.on('error', (err) => {
@@ -69,7 +86,15 @@ export function faults(byPort: (port: number) => RedisProcess) {
 
 /** One command on a short-lived connection; rejects when the server does not answer within `timeoutMs`. */
 export async function command(port: number, args: (string | number)[], timeoutMs = 2000, password?: string): Promise<unknown> {
-  const c = new Redis(port, '127.0.0.1', { ...(password ? { password } : {}), lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: timeoutMs, commandTimeout: timeoutMs, retryStrategy: () => null });
+  const c = new Redis(port, '127.0.0.1', {
+    ...(password ? { password } : {}),
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    retryStrategy: () => null,
+  });
   c.on('error', () => {});
   try {
     await c.connect();

@@ -71,7 +71,8 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Te
     const addr = (await sentinelCmd(s.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name])) as [string, string] | null;
     return addr ? Number(addr[1]) : undefined;
   };
-  const isMaster = async (port: number) => parseInfo(String(await dataCmd(port, ['INFO', 'replication']).catch(() => ''))).role === 'master';
+  const isMaster = async (port: number) =>
+    parseInfo(String(await dataCmd(port, ['INFO', 'replication']).catch(() => ''))).role === 'master';
   const master = async () => {
     for (const s of liveSentinels()) {
       const p = await named(s).catch(() => undefined);
@@ -133,10 +134,16 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Te
     },
     async failover() {
       const old = await master();
-      await waitFor(async () => (await sentinelCmd(liveSentinels()[0]!.port, ['SENTINEL', 'FAILOVER', name]).catch((e: Error) => (/INPROG/.test(e.message) ? false : Promise.reject(e)))) === 'OK', {
-        timeout,
-        what: 'SENTINEL FAILOVER to be accepted',
-      });
+      await waitFor(
+        async () =>
+          (await sentinelCmd(liveSentinels()[0]!.port, ['SENTINEL', 'FAILOVER', name]).catch((e: Error) =>
+            /INPROG/.test(e.message) ? false : Promise.reject(e),
+          )) === 'OK',
+        {
+          timeout,
+          what: 'SENTINEL FAILOVER to be accepted',
+        },
+      );
       return waitNewMaster(old);
     },
     waitNewMaster,
@@ -154,7 +161,10 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Te
     await waitPing(m, 'sentinel-set master', pw);
     for (const p of ports.slice(1)) startData(p, ports[0]);
     await Promise.all(data.map((d) => waitPing(d, `data node ${d.port}`, pw)));
-    await waitFor(async () => Number(parseInfo(String(await dataCmd(ports[0]!, ['INFO', 'replication']))).connected_slaves) === 2, { timeout, what: 'both replicas attached' });
+    await waitFor(async () => Number(parseInfo(String(await dataCmd(ports[0]!, ['INFO', 'replication']))).connected_slaves) === 2, {
+      timeout,
+      what: 'both replicas attached',
+    });
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
       const dir = join(root, `sentinel-${port}`);
@@ -178,7 +188,12 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Te
     }
     await Promise.all(sentinels.map((x) => waitPing(x, `sentinel ${x.port}`, spw)));
     s.sentinelList = sentinels.map((x) => `127.0.0.1:${x.port}`).join(',');
-    s.env = { REDIS_SENTINELS: s.sentinelList, REDIS_SENTINEL_NAME: name, ...(pw ? { REDIS_PASSWORD: pw } : {}), ...(spw ? { REDIS_SENTINEL_PASSWORD: spw } : {}) };
+    s.env = {
+      REDIS_SENTINELS: s.sentinelList,
+      REDIS_SENTINEL_NAME: name,
+      ...(pw ? { REDIS_PASSWORD: pw } : {}),
+      ...(spw ? { REDIS_SENTINEL_PASSWORD: spw } : {}),
+    };
     await waitSettled(2);
   } catch (err) {
     const logs = [...data, ...sentinels].map((n) => `--- ${n.port}\n${n.output().slice(-1500)}`).join('\n');

@@ -99,7 +99,10 @@ describe('webhook bulkheads', () => {
 
     backend.release();
     const answers = await Promise.all(hung);
-    assert.deepEqual(answers.map((a) => a.error?.code), ['unavailable', 'unavailable', 'unavailable', 'unavailable']);
+    assert.deepEqual(
+      answers.map((a) => a.error?.code),
+      ['unavailable', 'unavailable', 'unavailable', 'unavailable'],
+    );
   });
 
   test('a failing method opens its own circuit only: other methods answer and 20 other users connect', async () => {

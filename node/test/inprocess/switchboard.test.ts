@@ -46,7 +46,10 @@ describe('a Switchboard in process, memory bus', () => {
     await publish(channel, 8);
     await waitFor(() => seqs(got).includes(8), { what: 'the live publication after the replay' });
     assert.deepEqual(seqs(got), [2, 3, 4, 5, 6, 7, 8]);
-    assert.ok(got.every((g, i) => i === 0 || compareIds(got[i - 1]!.meta.id, g.meta.id) < 0), 'ids increase');
+    assert.ok(
+      got.every((g, i) => i === 0 || compareIds(got[i - 1]!.meta.id, g.meta.id) < 0),
+      'ids increase',
+    );
   });
 
   test('memory bus: one publication reaches every local subscriber with the same id; history keeps the last HISTORY_SIZE', async () => {
@@ -61,9 +64,18 @@ describe('a Switchboard in process, memory bus', () => {
       ids.push(r.body.id);
     }
     await waitFor(() => got.every((g) => g.length === HISTORY + 3), { what: 'every publication on both clients' });
-    assert.deepEqual(got[0]!.map((g) => g.meta.id), ids);
-    assert.deepEqual(got[1]!.map((g) => g.meta.id), ids);
-    assert.ok(ids.every((id, i) => i === 0 || compareIds(ids[i - 1]!, id) < 0), 'ids increase');
+    assert.deepEqual(
+      got[0]!.map((g) => g.meta.id),
+      ids,
+    );
+    assert.deepEqual(
+      got[1]!.map((g) => g.meta.id),
+      ids,
+    );
+    assert.ok(
+      ids.every((id, i) => i === 0 || compareIds(ids[i - 1]!, id) < 0),
+      'ids increase',
+    );
     // The first three fell out of history: asking from one of them is not a recovery.
     const late = await open();
     const lateGot = collect(late);
@@ -106,7 +118,10 @@ describe('a Switchboard in process, memory bus', () => {
     const ack = await call(c, 'subscribe', channel, { since: ids[0] });
     assert.equal(ack.recovered, false, 'the first publication has left the 20 kept');
     await waitFor(() => got.length === 20, { what: 'the 20 kept publications' });
-    assert.deepEqual(seqs(got), Array.from({ length: 20 }, (_, i) => i + 5));
+    assert.deepEqual(
+      seqs(got),
+      Array.from({ length: 20 }, (_, i) => i + 5),
+    );
 
     // Sent at once: more than ANONYMOUS_PUBLISHES_PER_SECOND_PER_IP (5) arrive within its one-second window.
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => call(c, 'publish', 'demo:chat', 'chat', { i })));
@@ -114,7 +129,11 @@ describe('a Switchboard in process, memory bus', () => {
     // 5 per window; a window boundary inside the burst (a very busy machine) could let through 5 more.
     assert.ok(answers.filter((a) => a.ok).length <= 10, 'at most 5 published per second');
     assert.ok(limited.length >= 10);
-    assert.ok(limited.every((a) => a.error.code === 'rate_limited' && /publications per second from this address without a user/.test(a.error.message)));
+    assert.ok(
+      limited.every(
+        (a) => a.error.code === 'rate_limited' && /publications per second from this address without a user/.test(a.error.message),
+      ),
+    );
   });
 
   test('SSE: a stream gets publications live, and Last-Event-ID replays what it missed', async () => {
@@ -123,7 +142,12 @@ describe('a Switchboard in process, memory bus', () => {
     assert.equal(first.status, 200);
     assert.match(first.contentType, /text\/event-stream/);
     await waitFor(
-      async () => ((await (await fetch(`${url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })).json()) as { subscribers: number }).subscribers === 1,
+      async () =>
+        (
+          (await (
+            await fetch(`${url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })
+          ).json()) as { subscribers: number }
+        ).subscribers === 1,
       { what: 'the SSE stream subscribed' },
     );
     const ids = [await publish(channel, 0), await publish(channel, 1)];
@@ -140,6 +164,9 @@ describe('a Switchboard in process, memory bus', () => {
     const again = await openSse(`${url}/sse?channel=${channel}`, { 'last-event-id': ids[0]! });
     const replayed = await again.waitEvents(2);
     again.close();
-    assert.deepEqual(replayed.map((e) => JSON.parse(e.data).seq), [1, 2]);
+    assert.deepEqual(
+      replayed.map((e) => JSON.parse(e.data).seq),
+      [1, 2],
+    );
   });
 });

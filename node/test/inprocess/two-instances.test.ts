@@ -9,7 +9,9 @@ import { startInProcess, type InProcess } from '../helpers/inprocess.js';
 const A = 'first-instance-secret-0123456789abcdef';
 const B = 'second-instance-secret-0123456789abcdef';
 const token = (secret: string, sub: string) =>
-  new SignJWT({ sub, channels: ['room:*'], exp: Math.floor(Date.now() / 1000) + 60 }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+  new SignJWT({ sub, channels: ['room:*'], exp: Math.floor(Date.now() / 1000) + 60 })
+    .setProtectedHeader({ alg: 'HS256' })
+    .sign(new TextEncoder().encode(secret));
 
 describe('two instances in one process', () => {
   let a: InProcess;

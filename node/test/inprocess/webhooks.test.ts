@@ -36,8 +36,10 @@ class Backend {
       this.hits.push({ path: req.url ?? '', body, signature: req.headers[SIGNATURE_HEADER] as string | undefined });
       if (req.url === '/rpc/hang') return; // the timeout answers for us
       if (req.url === '/connect') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ user: 'ann' }));
-      if (req.url === '/rpc/deep') return res.writeHead(200, { 'content-type': 'application/json' }).end(`{"result":${'['.repeat(DEEP)}${']'.repeat(DEEP)}}`);
-      if (req.url === '/rpc/echo') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ result: JSON.parse(body).params }));
+      if (req.url === '/rpc/deep')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(`{"result":${'['.repeat(DEEP)}${']'.repeat(DEEP)}}`);
+      if (req.url === '/rpc/echo')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ result: JSON.parse(body).params }));
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'no such method' }));
     });
   });
@@ -76,7 +78,11 @@ describe('webhooks in process', () => {
       maxAnswerBytes: 65536,
     };
     hooks = new Webhooks(opts, createMetrics('in-process'), createLogger('warn', 'in-process'));
-    ({ sb, url, internalUrl } = await startInProcess({ backendUrl: backend.url, webhookSecret: SECRET, webhookTimeoutMs: String(TIMEOUT_MS) }));
+    ({ sb, url, internalUrl } = await startInProcess({
+      backendUrl: backend.url,
+      webhookSecret: SECRET,
+      webhookTimeoutMs: String(TIMEOUT_MS),
+    }));
   });
   after(async () => {
     pool.close();

@@ -34,7 +34,13 @@ describe('admin view (@socket.io/admin-ui)', () => {
 
   before(async () => {
     redis = await startRedis();
-    const env = { REDIS_URL: redis.url, ADMIN_UI: 'true', ADMIN_UI_USERNAME: USER, ADMIN_UI_PASSWORD_HASH: HASH, ADMIN_UI_MODE: 'development' };
+    const env = {
+      REDIS_URL: redis.url,
+      ADMIN_UI: 'true',
+      ADMIN_UI_USERNAME: USER,
+      ADMIN_UI_PASSWORD_HASH: HASH,
+      ADMIN_UI_MODE: 'development',
+    };
     nodes = await Promise.all([startNode({ env }), startNode({ env })]);
     plain = await startNode({ env: { REDIS_URL: redis.url } });
     for (const n of nodes) clients.push(await connect(n.url, { transports: ['websocket'] }));
@@ -75,7 +81,10 @@ describe('admin view (@socket.io/admin-ui)', () => {
       await page.getByLabel('Username').fill(USER);
       await page.getByLabel('Password').fill(PASSWORD);
       await page.getByRole('button', { name: /connect/i }).click();
-      await page.getByText(/^connected$/i).first().waitFor({ timeout: 30_000 });
+      await page
+        .getByText(/^connected$/i)
+        .first()
+        .waitFor({ timeout: 30_000 });
 
       await page.getByRole('link', { name: 'Sockets' }).click();
       // One client on each node: the list is cluster-wide (fetchSockets through the Redis adapter).

@@ -42,7 +42,15 @@ describe('client tokens', { timeout: 90_000 }, () => {
     writeFileSync(pemFile, rsa.publicKey.export({ type: 'spki', format: 'pem' }));
     const jwksFile = join(dir, 'jwks.json');
     const ecJwk = await exportJWK(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
-    writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' }, { ...ecJwk, kid: 'other', alg: 'ES256' }] }));
+    writeFileSync(
+      jwksFile,
+      JSON.stringify({
+        keys: [
+          { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' },
+          { ...ecJwk, kid: 'other', alg: 'ES256' },
+        ],
+      }),
+    );
     [node, keyed] = await Promise.all([
       startNode({ env: { JWT_SECRET: SECRET, TOKEN_REFRESH_GRACE_MS: '200', CHANNEL_RULES: RULES } }),
       startNode({ env: { JWT_PUBLIC_KEY_FILE: pemFile, JWT_JWKS_FILE: jwksFile, CHANNEL_RULES: RULES } }),
@@ -110,7 +118,9 @@ describe('client tokens', { timeout: 90_000 }, () => {
     const reason = await new Promise<string>((resolve) => c.on('disconnect', resolve));
     assert.deepEqual(closing, [{ reason: 'token_expired' }]);
     assert.equal(reason, 'io server disconnect');
-    await waitFor(async () => (await metricValue(node.internalUrl, 'switchboard_disconnects_total', { reason: 'token_expired' })) >= 1, { what: 'the disconnect metric' });
+    await waitFor(async () => (await metricValue(node.internalUrl, 'switchboard_disconnects_total', { reason: 'token_expired' })) >= 1, {
+      what: 'the disconnect metric',
+    });
   });
 
   test('auth:refresh in time keeps the connection; a token for another user or an invalid one is refused', async () => {
@@ -137,13 +147,21 @@ describe('client tokens', { timeout: 90_000 }, () => {
   });
 
   test('RS256 tokens verify with JWT_PUBLIC_KEY_FILE and ES256 tokens with JWT_JWKS_FILE', async () => {
-    const rs = await new SignJWT({ sub: 'rsa-user', channels: ['r'] }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('1m').sign(rsa.privateKey);
+    const rs = await new SignJWT({ sub: 'rsa-user', channels: ['r'] })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setExpirationTime('1m')
+      .sign(rsa.privateKey);
     const c1 = await open(keyed, rs);
     assert.equal((await call(c1, 'subscribe', 'r')).ok, true);
-    const es = await new SignJWT({ sub: 'ec-user', channels: ['e'] }).setProtectedHeader({ alg: 'ES256', kid: 'ec-1' }).setExpirationTime('1m').sign(ec.privateKey);
+    const es = await new SignJWT({ sub: 'ec-user', channels: ['e'] })
+      .setProtectedHeader({ alg: 'ES256', kid: 'ec-1' })
+      .setExpirationTime('1m')
+      .sign(ec.privateKey);
     const c2 = await open(keyed, es);
     assert.equal((await call(c2, 'subscribe', 'e')).ok, true);
-    const forged = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'ES256', kid: 'ec-1' }).sign(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+    const forged = await new SignJWT({ sub: 'x' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'ec-1' })
+      .sign(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
     assert.equal((await refused(keyed.url, { auth: { token: forged } })).code, 'unauthorized');
     assert.equal((await refused(keyed.url, { auth: { token: await hs256({ sub: 'x' }) } })).code, 'unauthorized');
   });

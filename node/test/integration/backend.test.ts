@@ -66,7 +66,11 @@ class TestBackend {
   private handle(req: http.IncomingMessage, raw: Buffer, res: http.ServerResponse) {
     // What a backend does: recompute the HMAC over timestamp, method, path and raw body, within the tolerance.
     const path = req.url ?? '';
-    const signed = verify(SECRET, { method: req.method ?? '', path: path.split('?')[0]!, body: raw }, req.headers['x-switchboard-signature'] as string | undefined);
+    const signed = verify(
+      SECRET,
+      { method: req.method ?? '', path: path.split('?')[0]!, body: raw },
+      req.headers['x-switchboard-signature'] as string | undefined,
+    );
     const body = JSON.parse(raw.toString() || 'null');
     this.hits.push({ path, body, signed });
     const json = (status: number, v: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(v));
@@ -160,7 +164,7 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     await backend.stop();
   });
 
-  test('/connect: a session cookie lets one client in and refuses others with the backend\'s code and message', async () => {
+  test("/connect: a session cookie lets one client in and refuses others with the backend's code and message", async () => {
     const alice = await as(a, 'good-alice');
     const connects = backend.hitsTo('/connect');
     const hit = connects[connects.length - 1]!;
@@ -178,10 +182,13 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
   test('/connect channels are subscribed server-side; publications reach the client from the other node', async () => {
     const alice = await as(a, 'good-alice');
     const got = collect(alice);
-    await waitFor(async () => {
-      const r = await fetch(`${b.url}/api/channels/auto:alice`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
-      return ((await r.json()) as { subscribers: number }).subscribers >= 1;
-    }, { what: 'the auto-subscription' });
+    await waitFor(
+      async () => {
+        const r = await fetch(`${b.url}/api/channels/auto:alice`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
+        return ((await r.json()) as { subscribers: number }).subscribers >= 1;
+      },
+      { what: 'the auto-subscription' },
+    );
     await apiPublish(b.url, { channel: 'auto:alice', event: 'note', data: 'for alice' });
     await waitFor(() => got.some((g) => g.data === 'for alice'), { what: 'delivery to the auto-subscribed channel' });
   });
@@ -197,12 +204,17 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     assert.equal((await call(bob, 'subscribe', 'room:1')).ok, true);
     const got = collect(bob);
     assert.equal((await call(alice, 'publish', 'room:1', 'chat', { text: 'hi' })).ok, true);
-    await waitFor(() => got.length === 1, { what: 'bob receives alice\'s publication' });
+    await waitFor(() => got.length === 1, { what: "bob receives alice's publication" });
     assert.equal((await call(bob, 'publish', 'room:1', 'chat', { text: 'no' })).error.code, 'forbidden');
-    assert.deepEqual(backend.hitsTo('/publish').find((h) => h.body.user === 'alice')?.body, { user: 'alice', channel: 'room:1', event: 'chat', data: { text: 'hi' } });
+    assert.deepEqual(backend.hitsTo('/publish').find((h) => h.body.user === 'alice')?.body, {
+      user: 'alice',
+      channel: 'room:1',
+      event: 'chat',
+      data: { text: 'hi' },
+    });
   });
 
-  test('/rpc/{method}: the result, and 4xx errors mapped to our codes with the backend\'s message', async () => {
+  test("/rpc/{method}: the result, and 4xx errors mapped to our codes with the backend's message", async () => {
     const alice = await as(a, 'good-alice');
     assert.deepEqual(await call(alice, 'rpc', 'add', { a: 2, b: 3 }), { ok: true, result: 5 });
     assert.deepEqual(backend.hitsTo('/rpc/add').at(-1)!.body, { user: 'alice', params: { a: 2, b: 3 } });
@@ -231,7 +243,9 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     assert.match(c1.message, /^the backend answered \/connect with invalid JSON: /);
     const c2 = await refused(a.url, { extraHeaders: { cookie: 'session=badshape' } });
     assert.match(c2.message, /^the backend answered \/connect with an unexpected shape: user: /);
-    assert.ok((await metricValue(a.internalUrl, 'switchboard_webhook_requests_total', { hook: 'connect', outcome: 'invalid_answer' })) >= 2);
+    assert.ok(
+      (await metricValue(a.internalUrl, 'switchboard_webhook_requests_total', { hook: 'connect', outcome: 'invalid_answer' })) >= 2,
+    );
   });
 
   test('/disconnect {user, reason} is delivered after the client leaves', async () => {
@@ -244,7 +258,10 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
 
   test('every webhook call carried a valid X-Switchboard-Signature', () => {
     assert.ok(backend.hits.length > 10);
-    assert.deepEqual(backend.hits.filter((h) => !h.signed), []);
+    assert.deepEqual(
+      backend.hits.filter((h) => !h.signed),
+      [],
+    );
   });
 
   test('a backend that is down: connect_error `unavailable`', async () => {
@@ -264,7 +281,10 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     const two = [call(c, 'rpc', 'echo', 2), call(c, 'rpc', 'echo', 3)];
     await waitFor(() => backend.hanging === hung + 2, { what: 'two calls hanging at the backend' });
     const three = await Promise.all([...two, call(c, 'rpc', 'echo', 4)]);
-    assert.deepEqual(three.map((r) => r.error.code), ['timeout', 'timeout', 'unavailable']);
+    assert.deepEqual(
+      three.map((r) => r.error.code),
+      ['timeout', 'timeout', 'unavailable'],
+    );
     assert.match(three[2].error.message, /more than 2 backend calls in flight/);
     assert.equal(three[0].error.message, 'the backend did not answer /rpc/echo within 300 ms');
     backend.release();
@@ -292,7 +312,11 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     );
     assert.deepEqual(back, { ok: true, result: 'back' });
     assert.deepEqual(await call(c, 'rpc', 'echo', 'again'), { ok: true, result: 'again' });
-    assert.equal(backend.hitsTo('/flaky/rpc/echo').length, reachedBackend + 2, 'the open circuit sent nothing; the probe and the next call did');
+    assert.equal(
+      backend.hitsTo('/flaky/rpc/echo').length,
+      reachedBackend + 2,
+      'the open circuit sent nothing; the probe and the next call did',
+    );
     assert.ok((await metricValue(flaky.internalUrl, 'switchboard_webhook_requests_total', { hook: 'rpc', outcome: 'circuit_open' })) >= 1);
     assert.ok((await metricValue(flaky.internalUrl, 'switchboard_webhook_requests_total', { hook: 'rpc', outcome: 'timeout' })) >= 5);
     assert.ok((await metricValue(flaky.internalUrl, 'switchboard_webhook_requests_total', { hook: 'rpc', outcome: 'overloaded' })) >= 1);
@@ -304,9 +328,16 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     backend.flakyDisconnectFailures = 2;
     const before = backend.hitsTo('/flaky/disconnect').length;
     c.disconnect();
-    await waitFor(() => backend.hitsTo('/flaky/disconnect').length === before + 3 && backend.flakyDisconnectFailures === 0, { what: 'three /disconnect attempts' });
-    assert.ok((await metricValue(flaky.internalUrl, 'switchboard_webhook_requests_total', { hook: 'disconnect', outcome: 'server_error' })) >= 2);
-    await waitFor(async () => (await metricValue(flaky.internalUrl, 'switchboard_webhook_requests_total', { hook: 'disconnect', outcome: 'ok' })) >= 1, { what: 'the final success' });
+    await waitFor(() => backend.hitsTo('/flaky/disconnect').length === before + 3 && backend.flakyDisconnectFailures === 0, {
+      what: 'three /disconnect attempts',
+    });
+    assert.ok(
+      (await metricValue(flaky.internalUrl, 'switchboard_webhook_requests_total', { hook: 'disconnect', outcome: 'server_error' })) >= 2,
+    );
+    await waitFor(
+      async () => (await metricValue(flaky.internalUrl, 'switchboard_webhook_requests_total', { hook: 'disconnect', outcome: 'ok' })) >= 1,
+      { what: 'the final success' },
+    );
   });
 
   test('HTTP publish: several channels at once, the size limits (413), and Idempotency-Key across two nodes', async () => {
@@ -328,7 +359,10 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
 
     const key = { 'idempotency-key': `order-${Date.now()}` };
     const body = { channel: 'open:c1', event: 'once', data: { n: 1 } };
-    const [r1, r2] = await Promise.all([apiPublish(a.url, body, 'test-key-0123456789abcdef', key), apiPublish(b.url, body, 'test-key-0123456789abcdef', key)]);
+    const [r1, r2] = await Promise.all([
+      apiPublish(a.url, body, 'test-key-0123456789abcdef', key),
+      apiPublish(b.url, body, 'test-key-0123456789abcdef', key),
+    ]);
     assert.deepEqual([r1.status, r2.status], [200, 200]);
     assert.equal([r1.body, r2.body].filter((x) => x.duplicate === true).length, 1);
     assert.equal(r1.body.id, r2.body.id, 'the duplicate answers with the first publication id');
@@ -352,31 +386,54 @@ describe('backends speak plain HTTP', { timeout: 90_000 }, () => {
     await jwt.publishHttpStream('open:grip', 'stream content');
     for (const got of [got1, got2]) {
       await waitFor(() => got.length === 3, { what: 'three GRIP publications' });
-      assert.deepEqual(got.map((g) => [g.event, g.data]), [['message', 'via bearer'], ['message', 'via jwt'], ['message', 'stream content']]);
+      assert.deepEqual(
+        got.map((g) => [g.event, g.data]),
+        [
+          ['message', 'via bearer'],
+          ['message', 'via jwt'],
+          ['message', 'stream content'],
+        ],
+      );
     }
     const wrong = new Publisher({ control_uri: a.url, control_iss: 'x', key: 'not-a-key' });
-    await assert.rejects(wrong.publishFormats('open:grip', new WebSocketMessageFormat('no')), (e: { context?: { statusCode: number } }) => e.context?.statusCode === 401);
+    await assert.rejects(
+      wrong.publishFormats('open:grip', new WebSocketMessageFormat('no')),
+      (e: { context?: { statusCode: number } }) => e.context?.statusCode === 401,
+    );
     assert.ok((await metricValue(a.internalUrl, 'switchboard_publications_total', { source: 'grip' })) >= 1);
   });
 
-  test('GRIP raw: Pushpin\'s answer, items with ids published once, a bad item publishes nothing', async () => {
+  test("GRIP raw: Pushpin's answer, items with ids published once, a bad item publishes nothing", async () => {
     const s = await as(a, 'good-bob');
     const got = collect(s);
     await call(s, 'subscribe', 'open:raw');
     const post = (body: unknown, headers: Record<string, string> = {}) =>
-      fetch(`${b.url}/publish/`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', ...headers }, body: JSON.stringify(body) });
+      fetch(`${b.url}/publish/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', ...headers },
+        body: JSON.stringify(body),
+      });
     const item = { channel: 'open:raw', id: 'evt-1', formats: { 'ws-message': { content: 'one' }, 'http-stream': { content: 'one\n' } } };
     const r = await post({ items: [item] });
     assert.equal(r.status, 200);
     assert.equal(await r.text(), 'Published\n');
     assert.equal((await post({ items: [item] })).status, 200, 'a retried item is accepted…');
-    const bad = await post({ items: [{ channel: 'open:raw', formats: { 'ws-message': { content: 'two' } } }, { channel: 'bad channel!', formats: { 'ws-message': { content: 'x' } } }] });
+    const bad = await post({
+      items: [
+        { channel: 'open:raw', formats: { 'ws-message': { content: 'two' } } },
+        { channel: 'bad channel!', formats: { 'ws-message': { content: 'x' } } },
+      ],
+    });
     assert.equal(bad.status, 400);
     assert.equal((await post({ items: [item] }, { authorization: 'Bearer nope' })).status, 401);
     // Fence: a later publication on the channel arrives after anything published before it.
     assert.equal((await apiPublish(b.url, { channel: 'open:raw', event: 'fence', data: null })).status, 200);
     await waitFor(() => got.some((g) => g.event === 'fence'), { what: 'the fence publication' });
-    assert.deepEqual(got.filter((g) => g.event !== 'fence').map((g) => g.data), ['one'], '…but published once; the bad request published nothing');
+    assert.deepEqual(
+      got.filter((g) => g.event !== 'fence').map((g) => g.data),
+      ['one'],
+      '…but published once; the bad request published nothing',
+    );
   });
 
   test('@socket.io/redis-emitter (key prefix socket.io) reaches subscribers on every node', async () => {

@@ -16,7 +16,9 @@ async function rawSocket(node: TestNode): Promise<{ ws: WebSocket; frames: strin
     if (s === '2') ws.send('3');
     frames.push(s);
   });
-  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
   await new Promise((r, j) => {
     ws.once('open', r);
     ws.once('error', j);
@@ -76,7 +78,9 @@ describe('bad input', () => {
     const ack = JSON.parse(r.frames.find((f) => f.startsWith('431['))!.slice(3))[0];
     assert.deepEqual(ack.error.code, 'not_found');
     r.ws.send('42["no-such-event",{}]');
-    await waitFor(() => r.frames.some((f) => f.startsWith('42["switchboard:error"')), { what: 'switchboard:error for the ack-less unknown event' });
+    await waitFor(() => r.frames.some((f) => f.startsWith('42["switchboard:error"')), {
+      what: 'switchboard:error for the ack-less unknown event',
+    });
     const [, report] = JSON.parse(r.frames.find((f) => f.startsWith('42["switchboard:error"'))!.slice(2));
     assert.deepEqual(report, { event: 'no-such-event', error: { code: 'not_found', message: 'unknown event "no-such-event"' } });
     r.ws.close();
@@ -88,7 +92,9 @@ describe('bad input', () => {
     r.ws.send(`42["publish","demo:x","e","${'x'.repeat(5000)}"]`);
     const { code } = await r.closed;
     assert.ok(code === 1009 || code === 1006, `closed with ${code}`);
-    await waitFor(async () => (await metricValue(node.internalUrl, 'switchboard_rejections_total', { reason: 'too_large' })) >= 1, { what: 'too_large counted' });
+    await waitFor(async () => (await metricValue(node.internalUrl, 'switchboard_rejections_total', { reason: 'too_large' })) >= 1, {
+      what: 'too_large counted',
+    });
     await stillServing();
   });
 
@@ -103,7 +109,11 @@ describe('bad input', () => {
 
   test('HTTP API: non-JSON, invalid and oversized bodies get 400/413 with a clear message', async () => {
     const post = (body: string, headers: Record<string, string> = {}) =>
-      fetch(`${node.url}/api/publish`, { method: 'POST', headers: { authorization: 'Bearer test-key-0123456789abcdef', 'content-type': 'application/json', ...headers }, body });
+      fetch(`${node.url}/api/publish`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer test-key-0123456789abcdef', 'content-type': 'application/json', ...headers },
+        body,
+      });
     let res = await post('{not json');
     assert.equal(res.status, 400);
     let body = (await res.json()) as any;

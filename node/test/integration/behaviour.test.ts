@@ -54,7 +54,8 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
       test('nodes find the master through the password-protected sentinels and connect to it with the data password', async () => {
         const master = await sentinel!.master();
         const list = String(await sentinel!.command(master, 'CLIENT', 'LIST'));
-        for (const role of ['publisher', 'subscriber', 'limits']) assert.equal(list.split('\n').filter((l) => l.includes(`name=switchboard:${role} `)).length, 2, role);
+        for (const role of ['publisher', 'subscriber', 'limits'])
+          assert.equal(list.split('\n').filter((l) => l.includes(`name=switchboard:${role} `)).length, 2, role);
         for (const n of [a, b]) assert.match(n.output(), /"msg":"redis mode: sentinel"/);
       });
     }
@@ -65,7 +66,11 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
         assert.equal(masters.length, 3);
         for (const m of masters) {
           const list = String(await cluster!.command(m.port, 'CLIENT', 'LIST'));
-          assert.equal(list.split('\n').filter((l) => l.includes('name=switchboard:subscriber ')).length, 2, `one subscriber per node on master ${m.port}`);
+          assert.equal(
+            list.split('\n').filter((l) => l.includes('name=switchboard:subscriber ')).length,
+            2,
+            `one subscriber per node on master ${m.port}`,
+          );
         }
         for (const n of [a, b]) assert.match(n.output(), /"msg":"redis mode: cluster"/);
         // A subscriber's channel shows up as a shard channel on exactly the master that owns its slot.
@@ -164,7 +169,10 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
       assert.equal(many.status, 200);
       assert.equal(many.body.ids.length, 2);
       await waitFor(() => got1.length === 2 && got2.length === 1, { what: 'API deliveries' });
-      assert.deepEqual(got1.map((g) => g.meta.id), [one.body.id, many.body.ids[0]]);
+      assert.deepEqual(
+        got1.map((g) => g.meta.id),
+        [one.body.id, many.body.ids[0]],
+      );
       assert.equal(got2[0]!.meta.id, many.body.ids[1]);
     });
 
@@ -176,9 +184,7 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
       const pa = await open(a);
       const pb = await open(b);
       const N = 60;
-      await Promise.all(
-        Array.from({ length: N }, (_, i) => call(i % 2 ? pa : pb, 'publish', channel, 'n', { i })),
-      );
+      await Promise.all(Array.from({ length: N }, (_, i) => call(i % 2 ? pa : pb, 'publish', channel, 'n', { i })));
       await waitFor(() => got.every((g) => g.length === N), { what: `${N} publications at each subscriber` });
       const ids0 = got[0]!.map((g) => g.meta.id);
       assert.equal(new Set(ids0).size, N, 'no duplicates');
@@ -188,7 +194,12 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
         return xa! - ya! || xb! - yb!;
       });
       assert.deepEqual(ids0, sorted, 'increasing ids');
-      for (const g of got) assert.deepEqual(g.map((x) => x.meta.id), ids0, 'same order everywhere');
+      for (const g of got)
+        assert.deepEqual(
+          g.map((x) => x.meta.id),
+          ids0,
+          'same order everywhere',
+        );
     });
 
     test('subscribe with since replays exactly what was missed, then continues live', async () => {
@@ -207,7 +218,10 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
       assert.deepEqual(ack, { ok: true, recovered: true, replayed: 5 });
       await apiPublish(a.url, { channel, event: 'n', data: 8 });
       await waitFor(() => got2.length === 6);
-      assert.deepEqual(got2.map((g) => g.data), [3, 4, 5, 6, 7, 8]);
+      assert.deepEqual(
+        got2.map((g) => g.data),
+        [3, 4, 5, 6, 7, 8],
+      );
       // An id history never had: nothing can be promised.
       const s3 = await open(a);
       const unknown = await call(s3, 'subscribe', channel, { since: '1-0' });
@@ -226,7 +240,10 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
       assert.equal(p.count, 3);
       assert.deepEqual(
         [...p.members].sort((x: any, y: any) => x.user.localeCompare(y.user)),
-        [{ user: 'ann', connections: 2 }, { user: 'bob', connections: 1 }],
+        [
+          { user: 'ann', connections: 2 },
+          { user: 'bob', connections: 1 },
+        ],
       );
       const res = await fetch(`${b.url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
       const body = (await res.json()) as any;
@@ -252,13 +269,20 @@ for (const mode of ['memory', 'redis', 'sentinel', 'cluster'] as const) {
     test('/api/stats counts the connections of every node', async () => {
       const extraA = await open(a);
       const extraB = await open(b);
-      await waitFor(async () => {
-        const res = await fetch(`${a.url}/api/stats`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
-        const body = (await res.json()) as { connections: number; nodes: { id: string; connections: number }[] };
-        const ids = new Set(body.nodes.map((n) => n.id));
-        const expectNodes = mode === 'memory' ? [a.id] : [a.id, b.id];
-        return expectNodes.every((id) => ids.has(id)) && body.connections === body.nodes.reduce((n, x) => n + x.connections, 0) && body.connections >= clients.filter((c) => c.connected).length;
-      }, { what: 'stats listing every node', timeout: 8000 });
+      await waitFor(
+        async () => {
+          const res = await fetch(`${a.url}/api/stats`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
+          const body = (await res.json()) as { connections: number; nodes: { id: string; connections: number }[] };
+          const ids = new Set(body.nodes.map((n) => n.id));
+          const expectNodes = mode === 'memory' ? [a.id] : [a.id, b.id];
+          return (
+            expectNodes.every((id) => ids.has(id)) &&
+            body.connections === body.nodes.reduce((n, x) => n + x.connections, 0) &&
+            body.connections >= clients.filter((c) => c.connected).length
+          );
+        },
+        { what: 'stats listing every node', timeout: 8000 },
+      );
       void extraA;
       void extraB;
     });

@@ -10,7 +10,14 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadScenarios, SCENARIO_DIR } from '../../../loadtest/harness/load-scenarios.js';
 import type { BenchResult, CounterSummary, SystemRun } from '../../../loadtest/harness/results.js';
-import { HARNESS_ONLY, METRICS, SCENARIO_NAMES, parseScenario, resolveParams, scenarioJsonSchema } from '../../../loadtest/harness/scenarios.js';
+import {
+  HARNESS_ONLY,
+  METRICS,
+  SCENARIO_NAMES,
+  parseScenario,
+  resolveParams,
+  scenarioJsonSchema,
+} from '../../../loadtest/harness/scenarios.js';
 import { systemsFor } from '../../../loadtest/harness/bench.js';
 import { SOCKETIO_SYSTEMS } from '../../../loadtest/harness/cluster.js';
 
@@ -23,7 +30,8 @@ after(() => rmSync(out, { recursive: true, force: true }));
 test('the k6 scripts type-check against @types/k6', () => {
   const r = spawnSync(tsc, ['-p', join(root, 'loadtest/k6'), '--noEmit'], { encoding: 'utf8', cwd: root });
   assert.equal(r.status, 0, `tsc -p loadtest/k6 --noEmit failed:\n${r.stdout}${r.stderr}`);
-  for (const name of SCENARIO_NAMES) if (!HARNESS_ONLY.includes(name)) assert.ok(existsSync(join(root, `loadtest/k6/${name}.ts`)), `loadtest/k6/${name}.ts is missing`);
+  for (const name of SCENARIO_NAMES)
+    if (!HARNESS_ONLY.includes(name)) assert.ok(existsSync(join(root, `loadtest/k6/${name}.ts`)), `loadtest/k6/${name}.ts is missing`);
 });
 
 test('every scenario file validates, and each profile resolves to complete parameters', () => {
@@ -46,12 +54,30 @@ test('the schema rejects what it should', () => {
     return () => parseScenario(copy, 'test');
   };
   assert.doesNotThrow(bad(() => undefined));
-  assert.throws(bad((s) => ((s.thresholds as Record<string, unknown>).sb_nonsense = ['count==0'])), /sb_nonsense|thresholds/);
-  assert.throws(bad((s) => ((s.thresholds as Record<string, unknown>).sb_ack_latency = ['p99 below 100'])), /threshold/);
-  assert.throws(bad((s) => delete (s.params as Record<string, unknown>).callRate), /callRate/);
-  assert.throws(bad((s) => ((s.params as Record<string, unknown>).callRate = -1)), /callRate/);
-  assert.throws(bad((s) => ((s.params as Record<string, unknown>).unknownKnob = 1)), /unknownKnob/);
-  assert.throws(bad((s) => ((s.profiles as Record<string, Record<string, unknown>>).smoke!.clients = 0)), /clients/);
+  assert.throws(
+    bad((s) => ((s.thresholds as Record<string, unknown>).sb_nonsense = ['count==0'])),
+    /sb_nonsense|thresholds/,
+  );
+  assert.throws(
+    bad((s) => ((s.thresholds as Record<string, unknown>).sb_ack_latency = ['p99 below 100'])),
+    /threshold/,
+  );
+  assert.throws(
+    bad((s) => delete (s.params as Record<string, unknown>).callRate),
+    /callRate/,
+  );
+  assert.throws(
+    bad((s) => ((s.params as Record<string, unknown>).callRate = -1)),
+    /callRate/,
+  );
+  assert.throws(
+    bad((s) => ((s.params as Record<string, unknown>).unknownKnob = 1)),
+    /unknownKnob/,
+  );
+  assert.throws(
+    bad((s) => ((s.profiles as Record<string, Record<string, unknown>>).smoke!.clients = 0)),
+    /clients/,
+  );
 });
 
 test('scenario.schema.json is the zod schema, regenerated', () => {
@@ -89,7 +115,8 @@ function leftovers(): string[] {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if ((cmd.includes(join(root, 'dist/loadtest/')) && !cmd.includes('main.js')) || cmd.includes('sb-bench-pushpin-')) found.push(`${d}: ${cmd}`);
+      if ((cmd.includes(join(root, 'dist/loadtest/')) && !cmd.includes('main.js')) || cmd.includes('sb-bench-pushpin-'))
+        found.push(`${d}: ${cmd}`);
     } catch {
       // gone
     }
@@ -117,9 +144,15 @@ test('a smoke run against one node of each system writes a well-formed result wi
   assert.equal(r.mode, 'smoke');
   assert.deepEqual(r.errors, []);
   assert.equal(r.complete, true);
-  assert.deepEqual(r.options.systems, hasPushpin ? ['switchboard', 'plain', 'stock', 'ceiling', 'pushpin'] : ['switchboard', 'plain', 'stock', 'ceiling']);
+  assert.deepEqual(
+    r.options.systems,
+    hasPushpin ? ['switchboard', 'plain', 'stock', 'ceiling', 'pushpin'] : ['switchboard', 'plain', 'stock', 'ceiling'],
+  );
   assert.equal(r.options.nodes, 1);
-  assert.deepEqual(r.scenarios.map((s) => s.name), [...SCENARIO_NAMES]);
+  assert.deepEqual(
+    r.scenarios.map((s) => s.name),
+    [...SCENARIO_NAMES],
+  );
 
   for (const s of r.scenarios) {
     assert.equal(s.error, undefined, `${s.name}: ${s.error}`);
@@ -176,8 +209,12 @@ test('a smoke run against one node of each system writes a well-formed result wi
   for (const system of SOCKETIO_SYSTEMS) {
     const f = r.figures[system];
     assert.ok(f, `no figures for ${system}`);
-    for (const k of ['cpuSecondsPer1kDeliveries', 'rssKiBPerIdleConnection', 'handshakesPerSecondPerNode'] as const) assert.equal(typeof f[k], 'number', `${system}.${k}`);
-    assert.ok(f.crossNodeLatencyMs && f.crossNodeLatencyMs.p50 <= f.crossNodeLatencyMs.p99 && f.crossNodeLatencyMs.p99 <= f.crossNodeLatencyMs.p999, `${system}: latency percentiles out of order`);
+    for (const k of ['cpuSecondsPer1kDeliveries', 'rssKiBPerIdleConnection', 'handshakesPerSecondPerNode'] as const)
+      assert.equal(typeof f[k], 'number', `${system}.${k}`);
+    assert.ok(
+      f.crossNodeLatencyMs && f.crossNodeLatencyMs.p50 <= f.crossNodeLatencyMs.p99 && f.crossNodeLatencyMs.p99 <= f.crossNodeLatencyMs.p999,
+      `${system}: latency percentiles out of order`,
+    );
     assert.ok(f.maxDeliveryRatePerSecond === null || f.maxDeliveryRatePerSecond > 0);
   }
   assert.deepEqual(Object.keys(r.ratios).sort(), ['switchboard/ceiling', 'switchboard/plain', 'switchboard/stock']);

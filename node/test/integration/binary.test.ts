@@ -64,7 +64,10 @@ for (const transport of ['websocket', 'polling'] as const) {
     const replay = collect(late);
     const r = await call(late, 'subscribe', channel, { since: first.id });
     assert.deepEqual(r, { ok: true, recovered: true, replayed: 3 });
-    assert.deepEqual(replay.map((x) => x.meta.id), [ack.id, ack2.id, ack3.id]);
+    assert.deepEqual(
+      replay.map((x) => x.meta.id),
+      [ack.id, ack2.id, ack3.id],
+    );
     check(replay);
   });
 }
@@ -87,7 +90,11 @@ test('SSE and the HTTP API carry bytes as {"$sb":"bin","b64":…}; the HTTP API 
     }
   };
   await readUntil((t) => t.includes('connected'));
-  const r = await apiPublish(a.url, { channel, event: 'blob', data: { img: { $sb: 'bin', b64: BYTES.toString('base64') }, note: { $sb: 'esc', v: { $sb: 'kept' } } } });
+  const r = await apiPublish(a.url, {
+    channel,
+    event: 'blob',
+    data: { img: { $sb: 'bin', b64: BYTES.toString('base64') }, note: { $sb: 'esc', v: { $sb: 'kept' } } },
+  });
   assert.equal(r.status, 200);
   await waitFor(() => got.length === 1, { what: 'Socket.IO delivery' });
   const data = got[0]!.data as { img: Buffer; note: unknown };
@@ -96,7 +103,10 @@ test('SSE and the HTTP API carry bytes as {"$sb":"bin","b64":…}; the HTTP API 
   assert.deepEqual(data.note, { $sb: 'kept' });
   await readUntil((t) => t.includes('event: blob'));
   const line = text.split('\n').find((l, i, all) => all[i - 1] === 'event: blob' && l.startsWith('data: '))!;
-  assert.deepEqual(JSON.parse(line.slice(6)), { img: { $sb: 'bin', b64: BYTES.toString('base64') }, note: { $sb: 'esc', v: { $sb: 'kept' } } });
+  assert.deepEqual(JSON.parse(line.slice(6)), {
+    img: { $sb: 'bin', b64: BYTES.toString('base64') },
+    note: { $sb: 'esc', v: { $sb: 'kept' } },
+  });
   ctl.abort();
 });
 

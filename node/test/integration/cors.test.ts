@@ -40,7 +40,8 @@ describe('cross-origin browsers', { timeout: 120_000 }, () => {
         const cookie = (JSON.parse(body || '{}') as { headers?: { cookie?: string } }).headers?.cookie ?? '';
         connects.push(cookie);
         res.setHeader('content-type', 'application/json');
-        if (req.url?.endsWith('/connect') && /session=victim/.test(cookie)) return res.end(JSON.stringify({ user: 'victim', channels: ['user:victim'] }));
+        if (req.url?.endsWith('/connect') && /session=victim/.test(cookie))
+          return res.end(JSON.stringify({ user: 'victim', channels: ['user:victim'] }));
         res.statusCode = req.url?.endsWith('/connect') ? 401 : 200;
         res.end('{}');
       });
@@ -50,7 +51,9 @@ describe('cross-origin browsers', { timeout: 120_000 }, () => {
     const appOrigin = `http://127.0.0.1:${appPort}`;
     [allowed, strict] = await Promise.all([
       startNode({ env: { ALLOWED_ORIGINS: appOrigin, LOG_LEVEL: 'warn' } }),
-      startNode({ env: { BACKEND_URL: `http://127.0.0.1:${backendPort}`, WEBHOOK_SECRET: 'cors-test-webhook-secret-0123456789', LOG_LEVEL: 'warn' } }),
+      startNode({
+        env: { BACKEND_URL: `http://127.0.0.1:${backendPort}`, WEBHOOK_SECRET: 'cors-test-webhook-secret-0123456789', LOG_LEVEL: 'warn' },
+      }),
     ]);
     const srv = http.createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -71,7 +74,16 @@ describe('cross-origin browsers', { timeout: 120_000 }, () => {
     const browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const ctx = await browser.newContext();
@@ -116,27 +128,34 @@ describe('cross-origin browsers', { timeout: 120_000 }, () => {
       assert.deepEqual(ok.sse, { from: 'fetch' });
 
       await page.goto(evil.url);
-      const refused = await page.evaluate(async ({ node, key }) => {
-        const w = globalThis as unknown as { io: (url: string, o: unknown) => any };
-        const polling = await new Promise<string>((resolve) => {
-          const s = w.io(node, { transports: ['polling'], reconnection: false });
-          s.once('connect', () => resolve('connected'));
-          s.once('connect_error', () => resolve('refused'));
-        });
-        const sse = await new Promise<string>((resolve) => {
-          const es = new EventSource(`${node}/sse?channel=demo:cors`);
-          es.onopen = () => resolve('open');
-          es.onerror = () => {
-            es.close();
-            resolve('refused');
-          };
-        });
-        const api = await fetch(`${node}/api/publish`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{}' }).then(
-          () => 'answered',
-          () => 'refused',
-        );
-        return { polling, sse, api };
-      }, { node: allowed.url, key: KEY });
+      const refused = await page.evaluate(
+        async ({ node, key }) => {
+          const w = globalThis as unknown as { io: (url: string, o: unknown) => any };
+          const polling = await new Promise<string>((resolve) => {
+            const s = w.io(node, { transports: ['polling'], reconnection: false });
+            s.once('connect', () => resolve('connected'));
+            s.once('connect_error', () => resolve('refused'));
+          });
+          const sse = await new Promise<string>((resolve) => {
+            const es = new EventSource(`${node}/sse?channel=demo:cors`);
+            es.onopen = () => resolve('open');
+            es.onerror = () => {
+              es.close();
+              resolve('refused');
+            };
+          });
+          const api = await fetch(`${node}/api/publish`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+            body: '{}',
+          }).then(
+            () => 'answered',
+            () => 'refused',
+          );
+          return { polling, sse, api };
+        },
+        { node: allowed.url, key: KEY },
+      );
       assert.deepEqual(refused, { polling: 'refused', sse: 'refused', api: 'refused' });
 
       // Default policy (no ALLOWED_ORIGINS): the foreign page's WebSocket carries the victim's cookie, and is refused
@@ -148,7 +167,10 @@ describe('cross-origin browsers', { timeout: 120_000 }, () => {
         return new Promise<string>((resolve) => {
           const s = w.io(node, { transports: ['websocket'], reconnection: false });
           s.once('connect', async () => {
-            const r = await s.timeout(3000).emitWithAck('subscribe', 'user:victim', {}).catch(() => ({ ok: false }));
+            const r = await s
+              .timeout(3000)
+              .emitWithAck('subscribe', 'user:victim', {})
+              .catch(() => ({ ok: false }));
             resolve(r.ok ? 'connected as the victim' : 'connected');
           });
           s.once('connect_error', () => resolve('refused'));

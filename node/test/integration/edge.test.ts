@@ -61,7 +61,10 @@ function probe(url: string, ca: string, opts: ClientOptions, channel?: string, n
     disconnects: [],
     received: [],
     async ready(timeout = 8000) {
-      await waitFor(() => socket.connected && (subscribed || !channel), { timeout, what: `${name} connected${channel ? ' and subscribed' : ''}` });
+      await waitFor(() => socket.connected && (subscribed || !channel), {
+        timeout,
+        what: `${name} connected${channel ? ' and subscribed' : ''}`,
+      });
     },
     transport: () => socket.io.engine?.transport?.name,
     close() {
@@ -120,7 +123,10 @@ async function spread(nodes: TestNode[]): Promise<Map<TestNode, number>> {
 async function allReceive(ps: Probe[], n: number, timeout = 5000) {
   await waitFor(() => ps.every((p) => p.received.some((r) => r.data.n === n)), {
     timeout,
-    what: `publication ${n} at every client (missing at ${ps.filter((p) => !p.received.some((r) => r.data.n === n)).map((p) => p.name).join(', ')})`,
+    what: `publication ${n} at every client (missing at ${ps
+      .filter((p) => !p.received.some((r) => r.data.n === n))
+      .map((p) => p.name)
+      .join(', ')})`,
   });
 }
 
@@ -194,7 +200,13 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-haproxy-check-'));
     try {
       const servers = join(dir, 'servers.cfg');
-      writeFileSync(servers, serversCfg([{ id: 'node-1', port: 3001, internalPort: 9091 }, { id: 'node-2', port: 3002, internalPort: 9092 }]));
+      writeFileSync(
+        servers,
+        serversCfg([
+          { id: 'node-1', port: 3001, internalPort: 9091 },
+          { id: 'node-2', port: 3002, internalPort: 9092 },
+        ]),
+      );
       for (const sticky of ['1', '0']) {
         const r = checkConfig(servers, { ...TEST_HAPROXY_ENV, SB_TLS_CERT: pemPath, SB_STICKY: sticky });
         assert.equal(r.status, 0, r.output);
@@ -252,7 +264,10 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
     const res = await fetch(`${edge!.httpUrl}/api/node`);
     assert.equal(res.status, 200);
     const body = (await res.json()) as { id: string };
-    assert.ok(nodes.some((n) => n.id === body.id), `served by one of the nodes, not ${body.id}`);
+    assert.ok(
+      nodes.some((n) => n.id === body.id),
+      `served by one of the nodes, not ${body.id}`,
+    );
     // The sticky cookie is inserted for browsers.
     assert.match(res.headers.get('set-cookie') ?? '', /^SBNODE=\d+;/);
   });
@@ -288,7 +303,14 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
     const before = edge!.output().length;
     const { ps, failed } = await pollingInARow(edge!.httpsUrl, ca, 30, channel);
     try {
-      assert.equal(failed, 0, `clients that did not connect: ${ps.filter((p) => !p.socket.connected).map((p) => `${p.name}: ${p.errors.join('; ')}`).join(' | ')}`);
+      assert.equal(
+        failed,
+        0,
+        `clients that did not connect: ${ps
+          .filter((p) => !p.socket.connected)
+          .map((p) => `${p.name}: ${p.errors.join('; ')}`)
+          .join(' | ')}`,
+      );
       // A few poll cycles (each publication ends one long-poll and starts the next), every one answered.
       await publishVia(nodes[0]!, channel, { n: 0 });
       await allReceive(ps, 0);
@@ -358,57 +380,66 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
     }
   });
 
-  test('browser: the demo page in two browsers on two nodes, a message typed in one appears in the other', { timeout: 90_000 }, async (t) => {
-    const browser = await launchChromium(t);
-    if (!browser) return;
-    try {
-      const channel = channelName('browser');
-      const url = `${edge!.httpsUrl}/?channel=${encodeURIComponent(channel)}`;
-      // Each context has its own cookie jar (a fresh profile), so HAProxy may send it to another node.
-      const open = async (name: string) => {
-        const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 720 } });
-        const page = await ctx.newPage();
-        const problems: string[] = [];
-        page.on('pageerror', (e) => problems.push(e.message));
-        // Console errors too: an invalid `pattern` attribute (compiled with the RegExp v flag) only shows there.
-        page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-        await page.goto(`${url}&name=${name}`);
-        await page.locator('[data-testid=status][data-state=connected]').waitFor({ timeout: 15_000 });
-        await page.getByTestId('joined-channel').filter({ hasText: channel }).waitFor();
-        await waitFor(async () => /^[\w.:-]+$/.test((await page.getByTestId('node').textContent()) ?? ''), { what: `${name}: node id shown` });
-        await page.getByTestId('send-button').and(page.locator(':enabled')).waitFor();
-        return { ctx, page, problems, node: (await page.getByTestId('node').textContent())!.trim() };
-      };
-      const a = await open('alice');
-      let b = await open('bob');
-      for (let i = 0; i < 5 && b.node === a.node; i++) {
-        await b.ctx.close();
-        b = await open('bob');
+  test(
+    'browser: the demo page in two browsers on two nodes, a message typed in one appears in the other',
+    { timeout: 90_000 },
+    async (t) => {
+      const browser = await launchChromium(t);
+      if (!browser) return;
+      try {
+        const channel = channelName('browser');
+        const url = `${edge!.httpsUrl}/?channel=${encodeURIComponent(channel)}`;
+        // Each context has its own cookie jar (a fresh profile), so HAProxy may send it to another node.
+        const open = async (name: string) => {
+          const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 720 } });
+          const page = await ctx.newPage();
+          const problems: string[] = [];
+          page.on('pageerror', (e) => problems.push(e.message));
+          // Console errors too: an invalid `pattern` attribute (compiled with the RegExp v flag) only shows there.
+          page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+          await page.goto(`${url}&name=${name}`);
+          await page.locator('[data-testid=status][data-state=connected]').waitFor({ timeout: 15_000 });
+          await page.getByTestId('joined-channel').filter({ hasText: channel }).waitFor();
+          await waitFor(async () => /^[\w.:-]+$/.test((await page.getByTestId('node').textContent()) ?? ''), {
+            what: `${name}: node id shown`,
+          });
+          await page.getByTestId('send-button').and(page.locator(':enabled')).waitFor();
+          return { ctx, page, problems, node: (await page.getByTestId('node').textContent())!.trim() };
+        };
+        const a = await open('alice');
+        let b = await open('bob');
+        for (let i = 0; i < 5 && b.node === a.node; i++) {
+          await b.ctx.close();
+          b = await open('bob');
+        }
+        assert.notEqual(b.node, a.node, 'the two browsers are served by two different nodes');
+        assert.ok(nodes.some((n) => n.id === a.node) && nodes.some((n) => n.id === b.node));
+
+        const text = `hello from alice via ${a.node} ${Date.now()}`;
+        await a.page.getByTestId('message-input').fill(text);
+        await a.page.getByTestId('send-button').click();
+        await b.page.getByTestId('messages').getByText(text).waitFor({ timeout: 10_000 });
+        await a.page.getByTestId('messages').getByText(text).waitFor({ timeout: 10_000 });
+        // Both see two people here.
+        await waitFor(async () => Number(await b.page.getByTestId('presence-count').textContent()) >= 2, {
+          timeout: 10_000,
+          what: 'presence count 2',
+        });
+        const transport = (await b.page.getByTestId('transport').textContent())?.trim();
+        assert.ok(transport === 'websocket' || transport === 'polling', `transport shown: ${transport}`);
+
+        mkdirSync(artifacts, { recursive: true });
+        await a.page.screenshot({ path: join(artifacts, 'edge-browser-a.png'), fullPage: true });
+        await b.page.screenshot({ path: join(artifacts, 'edge-browser-b.png'), fullPage: true });
+        // A phone-width layout too.
+        await b.page.setViewportSize({ width: 390, height: 800 });
+        await b.page.screenshot({ path: join(artifacts, 'edge-browser-phone.png'), fullPage: true });
+        assert.deepEqual([...a.problems, ...b.problems], [], 'no script or console errors on the page');
+      } finally {
+        await browser.close();
       }
-      assert.notEqual(b.node, a.node, 'the two browsers are served by two different nodes');
-      assert.ok(nodes.some((n) => n.id === a.node) && nodes.some((n) => n.id === b.node));
-
-      const text = `hello from alice via ${a.node} ${Date.now()}`;
-      await a.page.getByTestId('message-input').fill(text);
-      await a.page.getByTestId('send-button').click();
-      await b.page.getByTestId('messages').getByText(text).waitFor({ timeout: 10_000 });
-      await a.page.getByTestId('messages').getByText(text).waitFor({ timeout: 10_000 });
-      // Both see two people here.
-      await waitFor(async () => Number(await b.page.getByTestId('presence-count').textContent()) >= 2, { timeout: 10_000, what: 'presence count 2' });
-      const transport = (await b.page.getByTestId('transport').textContent())?.trim();
-      assert.ok(transport === 'websocket' || transport === 'polling', `transport shown: ${transport}`);
-
-      mkdirSync(artifacts, { recursive: true });
-      await a.page.screenshot({ path: join(artifacts, 'edge-browser-a.png'), fullPage: true });
-      await b.page.screenshot({ path: join(artifacts, 'edge-browser-b.png'), fullPage: true });
-      // A phone-width layout too.
-      await b.page.setViewportSize({ width: 390, height: 800 });
-      await b.page.screenshot({ path: join(artifacts, 'edge-browser-phone.png'), fullPage: true });
-      assert.deepEqual([...a.problems, ...b.problems], [], 'no script or console errors on the page');
-    } finally {
-      await browser.close();
-    }
-  });
+    },
+  );
 
   test('kill -9 a node: HAProxy marks it DOWN and its clients reconnect to the others and keep receiving', async (t) => {
     const channel = channelName('kill');
@@ -468,7 +499,10 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
       try {
         victim.kill('SIGTERM');
         // Before it closes anything (the order is checked below, not a duration).
-        await waitFor(async () => (await fetch(`${victim.internalUrl}/readyz`)).status === 503, { interval: 10, what: '/readyz 503 after SIGTERM' });
+        await waitFor(async () => (await fetch(`${victim.internalUrl}/readyz`)).status === 503, {
+          interval: 10,
+          what: '/readyz 503 after SIGTERM',
+        });
         const code = await victim.exited;
         assert.equal(code, 0, 'the drained node exits 0');
         await Promise.all(ps.map((p) => p.ready(8000)));
@@ -483,10 +517,14 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
       t.diagnostic(`DOWN in HAProxy ${downAt - t0} ms after SIGTERM; first client closed at ${firstClose - t0} ms`);
       // Everything a user would notice, reported together.
       const problems: string[] = [];
-      if (downAt > firstClose) problems.push(`HAProxy marked it DOWN ${downAt - t0} ms after SIGTERM, but the node closed its first socket at ${firstClose - t0} ms`);
+      if (downAt > firstClose)
+        problems.push(
+          `HAProxy marked it DOWN ${downAt - t0} ms after SIGTERM, but the node closed its first socket at ${firstClose - t0} ms`,
+        );
       for (const p of ps) {
         for (const e of p.errors) problems.push(`${p.name} saw an error: ${e}`);
-        for (const d of p.disconnects) if (!/^transport (close|error)/.test(d.reason)) problems.push(`${p.name} disconnected with ${d.reason}`);
+        for (const d of p.disconnects)
+          if (!/^transport (close|error)/.test(d.reason)) problems.push(`${p.name} disconnected with ${d.reason}`);
       }
       assert.deepEqual(problems, []);
       await publishVia(survivor, channel, { n: 1 });
@@ -494,7 +532,10 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
       // Every probe is on the survivor now (the only node left). Its gauge may briefly also count a session
       // from an earlier test that the engine has not reaped yet, so this asks for at least all of ours.
       let seen = 0;
-      await waitFor(async () => (seen = await connectionsOn(survivor)) >= ps.length, { timeout: 10_000, what: "every client on the remaining node" });
+      await waitFor(async () => (seen = await connectionsOn(survivor)) >= ps.length, {
+        timeout: 10_000,
+        what: 'every client on the remaining node',
+      });
       t.diagnostic(`remaining node counts ${seen} connections for ${ps.length} probes`);
     } finally {
       closeAll(ps);

@@ -39,11 +39,16 @@ describe('faults', () => {
     await victim.exited;
     for (let i = 0; i < 5; i++) assert.equal((await apiPublish(n1.url, { channel: 'news:k', event: 'n', data: i })).status, 200);
     await waitFor(() => got.every((g) => g.length === 5), { what: 'deliveries after the kill' });
-    assert.deepEqual(got[1]!.map((g) => g.data), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      got[1]!.map((g) => g.data),
+      [0, 1, 2, 3, 4],
+    );
     assert.deepEqual(disconnects, []);
     assert.equal(await ready(n1), 200);
     // /api/stats forgets the dead node once its heartbeat is stale; the live ones are always listed.
-    const stats = (await (await fetch(`${n2.url}/api/stats`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })).json()) as any;
+    const stats = (await (
+      await fetch(`${n2.url}/api/stats`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })
+    ).json()) as any;
     assert.ok(stats.nodes.some((x: any) => x.id === n1.id) && stats.nodes.some((x: any) => x.id === n2.id));
     nodes = [n1, n2];
   });
@@ -71,7 +76,10 @@ describe('faults', () => {
     assert.equal(n2.proc.exitCode, null);
 
     await redis.restart();
-    await waitFor(async () => (await ready(n1)) === 200 && (await ready(n2)) === 200, { what: '/readyz 200 after Redis returns', timeout: 15000 });
+    await waitFor(async () => (await ready(n1)) === 200 && (await ready(n2)) === 200, {
+      what: '/readyz 200 after Redis returns',
+      timeout: 15000,
+    });
     const after = await apiPublish(n1.url, { channel: 'news:r', event: 'n', data: 'after' });
     assert.equal(after.status, 200);
     assert.equal(after.body.local, undefined);
@@ -94,7 +102,10 @@ describe('faults', () => {
     assert.equal(code, 0);
     assert.equal(reasons.length, 6);
     // A transport close, which socket.io-client answers by reconnecting (not "io server disconnect").
-    assert.ok(reasons.every((r) => r === 'transport close'), reasons.join(','));
+    assert.ok(
+      reasons.every((r) => r === 'transport close'),
+      reasons.join(','),
+    );
     assert.equal(told.length, 6);
     assert.equal(await ready(n1), 200);
   });

@@ -13,7 +13,8 @@ import { waitFor } from '../helpers/ports.js';
 const KEY = 'test-key-0123456789abcdef';
 const SECRET = 'hardening-test-secret-0123456789abcdef';
 const now = () => Math.floor(Date.now() / 1000);
-const hs256 = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+const hs256 = (claims: Record<string, unknown>) =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
 const from = (ip: string) => ({ extraHeaders: { 'x-forwarded-for': ip } });
 
 /** An SSE stream over a raw socket, so a test can stop reading (a slow consumer) and see the TCP close. */
@@ -131,7 +132,10 @@ describe('hardening: the connection edge', { timeout: 120_000 }, () => {
     good.emit('subscribe', channel); // no ack: still subscribes
     good.emit('subscribe', 'not a channel!');
     await waitFor(() => errors.length > 0, { what: 'switchboard:error for the bad subscribe' });
-    assert.deepEqual(errors[0], { event: 'subscribe', error: { code: 'invalid_channel', message: errors[0] && (errors[0] as any).error.message } });
+    assert.deepEqual(errors[0], {
+      event: 'subscribe',
+      error: { code: 'invalid_channel', message: errors[0] && (errors[0] as any).error.message },
+    });
     assert.equal((await apiPublish(open.url, { channel, event: 'before', data: 1 }, KEY)).status, 200);
     await waitFor(() => got.some((g) => g.event === 'before'), { what: 'delivery after an ack-less subscribe' });
 
@@ -171,7 +175,9 @@ describe('hardening: the connection edge', { timeout: 120_000 }, () => {
     for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, one));
     assert.equal(accepted + refused, 1000);
     assert.ok(accepted <= 20, `at most CONNECTIONS_PER_IP sessions opened (got ${accepted})`);
-    assert.ok((await metricValue(open.internalUrl, 'switchboard_rejections_total', { reason: 'connections_per_ip' })) >= refusedBefore + 980);
+    assert.ok(
+      (await metricValue(open.internalUrl, 'switchboard_rejections_total', { reason: 'connections_per_ip' })) >= refusedBefore + 980,
+    );
     assert.ok((await metricValue(open.internalUrl, 'switchboard_pending_sessions')) >= accepted, 'sessions without CONNECT are counted');
     const other = await client(open, from('10.22.0.2'));
     assert.equal(other.connected, true, 'another address still connects');
@@ -205,7 +211,9 @@ describe('hardening: the connection edge', { timeout: 120_000 }, () => {
     let t2 = '';
     bad.setEncoding('utf8');
     bad.on('data', (d: string) => (t2 += d));
-    bad.write('POST /publish/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.AAAA\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n');
+    bad.write(
+      'POST /publish/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.AAAA\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n',
+    );
     await waitFor(() => /^HTTP\/1\.1 \d+/.test(t2), { timeout: 5000, what: 'an answer to a bad GRIP JWT before the body' });
     assert.match(t2, /^HTTP\/1\.1 401/);
   });
@@ -226,7 +234,10 @@ describe('hardening: the connection edge', { timeout: 120_000 }, () => {
       await apiPublish(slow.url, { channel, event: 'big', data: big }, KEY);
       if ((await metricValue(slow.internalUrl, 'switchboard_disconnects_total', { reason: 'slow_consumer' })) > closedBefore) break;
     }
-    assert.ok((await metricValue(slow.internalUrl, 'switchboard_disconnects_total', { reason: 'slow_consumer' })) > closedBefore, 'closed as a slow consumer');
+    assert.ok(
+      (await metricValue(slow.internalUrl, 'switchboard_disconnects_total', { reason: 'slow_consumer' })) > closedBefore,
+      'closed as a slow consumer',
+    );
     const again = await fetch(`${slow.url}/sse?channel=${channel}`, { headers: { 'x-forwarded-for': ip } });
     assert.equal(again.status, 200, 'the address has its slot back');
     await again.body?.cancel();
@@ -249,14 +260,20 @@ describe('hardening: the connection edge', { timeout: 120_000 }, () => {
       await apiPublish(slow.url, { channel, event: 'probe', data: i, volatile: true }, KEY);
       if ((await metricValue(slow.internalUrl, 'switchboard_dropped_messages_total', { reason: 'volatile' })) > droppedBefore) break;
     }
-    assert.ok((await metricValue(slow.internalUrl, 'switchboard_dropped_messages_total', { reason: 'volatile' })) > droppedBefore, 'a volatile publication was skipped while the reader was slow');
+    assert.ok(
+      (await metricValue(slow.internalUrl, 'switchboard_dropped_messages_total', { reason: 'volatile' })) > droppedBefore,
+      'a volatile publication was skipped while the reader was slow',
+    );
     s.sock.resume();
     await waitFor(() => s.text().includes(`id: ${last}\n`), { what: 'the reader caught up' });
     // The node learns that the reader drained when uWS can write again; volatile probes until one arrives.
     let delivered = false;
     for (let i = 0; i < 100 && !delivered; i++) {
       await apiPublish(slow.url, { channel, event: 'after', data: i, volatile: true }, KEY);
-      delivered = await waitFor(() => s.text().includes('event: after\n'), { timeout: 100, what: 'volatile' }).then(() => true, () => false);
+      delivered = await waitFor(() => s.text().includes('event: after\n'), { timeout: 100, what: 'volatile' }).then(
+        () => true,
+        () => false,
+      );
     }
     assert.ok(delivered, 'a volatile publication is delivered after the slow spell');
     assert.equal(s.closed(), false);
@@ -273,7 +290,9 @@ describe('hardening: the connection edge', { timeout: 120_000 }, () => {
     });
     await waitFor(() => closing.length > 0, { timeout: 15_000, what: 'switchboard:closing on the SSE stream' });
     assert.deepEqual(JSON.parse(closing[0]!), { reason: 'token_expired' });
-    await waitFor(async () => (await metricValue(jwt.internalUrl, 'switchboard_disconnects_total', { reason: 'token_expired' })) >= 1, { what: 'counted' });
+    await waitFor(async () => (await metricValue(jwt.internalUrl, 'switchboard_disconnects_total', { reason: 'token_expired' })) >= 1, {
+      what: 'counted',
+    });
   });
 
   test('auth:refresh with narrower channels drops the subscriptions the new token no longer allows', async () => {
@@ -286,7 +305,10 @@ describe('hardening: the connection edge', { timeout: 120_000 }, () => {
     await apiPublish(jwt.url, { channel: 'a:1', event: 'secret', data: 1 }, KEY);
     await apiPublish(jwt.url, { channel: 'b:1', event: 'fence', data: 2 }, KEY);
     await waitFor(() => got.some((g) => g.event === 'fence'), { what: 'the fence on b:1' });
-    assert.deepEqual(got.map((g) => g.event), ['fence']);
+    assert.deepEqual(
+      got.map((g) => g.event),
+      ['fence'],
+    );
     assert.equal((await call(c, 'subscribe', 'a:2')).ok, false, 'and new ones are refused');
   });
 });

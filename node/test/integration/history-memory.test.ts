@@ -45,7 +45,10 @@ describe('history memory without Redis', { timeout: 180_000 }, () => {
     // Five small channels first: with the flood's 20 that is HISTORY_MAX_CHANNELS (25).
     const small = [];
     for (let k = 0; k < 5; k++) small.push(await call(sockets[0]!, 'publish', `flood:small-${k}`, 'n', k));
-    assert.deepEqual(small.map((r) => r.ok), [true, true, true, true, true]);
+    assert.deepEqual(
+      small.map((r) => r.ok),
+      [true, true, true, true, true],
+    );
     const codes = new Map<string, number>();
     let refusal: { code: string; message: string } | undefined;
     await Promise.all(
@@ -63,7 +66,10 @@ describe('history memory without Redis', { timeout: 180_000 }, () => {
     assert.ok((codes.get('unavailable') ?? 0) > 0, `some publications refused: ${JSON.stringify([...codes])}`);
     assert.deepEqual([...codes.keys()].sort(), ['ok', 'unavailable'], 'nothing but ok and unavailable');
     assert.match(refusal!.message, /^history is full: 16777216 bytes on this node \(HISTORY_MAX_BYTES\)$/);
-    assert.equal(await metricValue(node.internalUrl, 'switchboard_rejections_total', { reason: 'history_bytes' }), codes.get('unavailable'));
+    assert.equal(
+      await metricValue(node.internalUrl, 'switchboard_rejections_total', { reason: 'history_bytes' }),
+      codes.get('unavailable'),
+    );
     // ~150 MB were offered and the old node kept them all; this one keeps at most 16 MB of history. 96 MB leaves
     // room for garbage not yet collected and socket buffers on a busy machine.
     assert.ok(after - before < 96 * MB, `RSS grew by ${Math.round((after - before) / MB)} MB (from ${Math.round(before / MB)} MB)`);

@@ -100,10 +100,16 @@ describe('abuse limits', { timeout: 90_000 }, () => {
 
   test('a foreign Origin gets 403 from the HTTP API and the GRIP endpoint', async () => {
     const post = (path: string, origin: string, body: unknown) =>
-      fetch(`${a.url}${path}`, { method: 'POST', headers: { origin, 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef' }, body: JSON.stringify(body) });
+      fetch(`${a.url}${path}`, {
+        method: 'POST',
+        headers: { origin, 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef' },
+        body: JSON.stringify(body),
+      });
     const evil = await post('/api/publish', EVIL, { channel: 'demo:o', event: 'e', data: 1 });
     assert.equal(evil.status, 403);
-    assert.deepEqual(await evil.json(), { error: { code: 'forbidden', message: 'origin http://evil.example is not allowed (ALLOWED_ORIGINS)' } });
+    assert.deepEqual(await evil.json(), {
+      error: { code: 'forbidden', message: 'origin http://evil.example is not allowed (ALLOWED_ORIGINS)' },
+    });
     assert.equal((await post('/api/publish', GOOD, { channel: 'demo:o', event: 'e', data: 1 })).status, 200);
     const grip = { items: [{ channel: 'demo:o', formats: { 'ws-message': { content: 'x' } } }] };
     assert.equal((await post('/publish/', EVIL, grip)).status, 403);
@@ -116,18 +122,24 @@ describe('abuse limits', { timeout: 90_000 }, () => {
     await open(a, from(ip));
     await open(b, from(ip));
     const before = await metricValue(b.internalUrl, 'switchboard_rejections_total', { reason: 'connections_per_ip' });
-    assert.deepEqual(await handshake(b.url, ip), { status: 429, body: { error: { code: 'rate_limited', message: 'at most 3 connections per address' } } });
+    assert.deepEqual(await handshake(b.url, ip), {
+      status: 429,
+      body: { error: { code: 'rate_limited', message: 'at most 3 connections per address' } },
+    });
     assert.deepEqual(await refused(a.url, from(ip)), { code: 'none', message: 'xhr poll error' });
     assert.equal(await metricValue(b.internalUrl, 'switchboard_rejections_total', { reason: 'connections_per_ip' }), before + 1);
     // Someone else is not affected.
     const other = await open(b, from('10.1.0.2'));
     assert.equal(other.connected, true);
     c1.disconnect();
-    await waitFor(async () => {
-      const c = await connect(b.url, from(ip)).catch(() => undefined);
-      if (c) clients.push(c);
-      return c;
-    }, { what: 'a freed slot', timeout: 5000 });
+    await waitFor(
+      async () => {
+        const c = await connect(b.url, from(ip)).catch(() => undefined);
+        if (c) clients.push(c);
+        return c;
+      },
+      { what: 'a freed slot', timeout: 5000 },
+    );
   });
 
   test('a node killed with -9 does not leak its connection counts: the others release them', async () => {
@@ -139,11 +151,14 @@ describe('abuse limits', { timeout: 90_000 }, () => {
       c.kill('SIGKILL');
       await c.exited;
       // Presumed dead after 4 heartbeats (800 ms); one of the other nodes releases its share.
-      await waitFor(async () => {
-        const x = await connect(a.url, from(ip)).catch(() => undefined);
-        if (x) clients.push(x);
-        return x;
-      }, { what: 'the dead node\'s counts released', timeout: 10_000, interval: 200 });
+      await waitFor(
+        async () => {
+          const x = await connect(a.url, from(ip)).catch(() => undefined);
+          if (x) clients.push(x);
+          return x;
+        },
+        { what: "the dead node's counts released", timeout: 10_000, interval: 200 },
+      );
       await open(a, from(ip));
       await open(b, from(ip));
       assert.equal((await handshake(b.url, ip)).status, 429, 'the limit still holds afterwards');
@@ -155,7 +170,10 @@ describe('abuse limits', { timeout: 90_000 }, () => {
   test('connections per user are limited', async () => {
     await open(a, from('10.3.0.1', { auth: { user: 'u-limited' } }));
     await open(b, from('10.3.0.2', { auth: { user: 'u-limited' } }));
-    assert.deepEqual(await refused(a.url, from('10.3.0.3', { auth: { user: 'u-limited' } })), { code: 'rate_limited', message: 'at most 2 connections per user' });
+    assert.deepEqual(await refused(a.url, from('10.3.0.3', { auth: { user: 'u-limited' } })), {
+      code: 'rate_limited',
+      message: 'at most 2 connections per user',
+    });
     assert.ok((await metricValue(a.internalUrl, 'switchboard_rejections_total', { reason: 'connections_per_user' })) >= 1);
   });
 
@@ -163,7 +181,8 @@ describe('abuse limits', { timeout: 90_000 }, () => {
     const ip = '10.4.0.1';
     const outcomes: string[] = [];
     // Raw Engine.IO handshakes, in parallel: the limit counts from the first request of a session.
-    for (const r of await Promise.all(Array.from({ length: 8 }, () => handshake(a.url, ip)))) outcomes.push(r.status === 200 ? 'ok' : `${r.status} ${r.body.error.message}`);
+    for (const r of await Promise.all(Array.from({ length: 8 }, () => handshake(a.url, ip))))
+      outcomes.push(r.status === 200 ? 'ok' : `${r.status} ${r.body.error.message}`);
     assert.ok(outcomes.filter((o) => o === 'ok').length <= 5, outcomes.join(', '));
     assert.ok(outcomes.includes('429 more than 5 connections per second from this address'), outcomes.join(', '));
     assert.ok((await metricValue(a.internalUrl, 'switchboard_rejections_total', { reason: 'handshake_rate' })) >= 1);
@@ -181,7 +200,10 @@ describe('abuse limits', { timeout: 90_000 }, () => {
 
     const burst = await Promise.all(Array.from({ length: 10 }, () => call(flooder, 'unsubscribe', 'demo:x')));
     assert.equal(burst.filter((r) => r.ok).length, 5);
-    assert.deepEqual(burst.find((r) => !r.ok), { ok: false, error: { code: 'rate_limited', message: 'more than 5 events per second' } });
+    assert.deepEqual(
+      burst.find((r) => !r.ok),
+      { ok: false, error: { code: 'rate_limited', message: 'more than 5 events per second' } },
+    );
 
     // A steady 20 events/s (over the limit of 5) from the flooder, a call now and then from the bystander.
     let stop = false;
@@ -213,7 +235,10 @@ describe('abuse limits', { timeout: 90_000 }, () => {
   test('subscriptions per connection are limited', async () => {
     const c = await open(b, from('10.6.0.1'));
     for (const ch of ['demo:s1', 'demo:s2', 'demo:s3']) assert.equal((await call(c, 'subscribe', ch)).ok, true);
-    assert.deepEqual(await call(c, 'subscribe', 'demo:s4'), { ok: false, error: { code: 'rate_limited', message: 'at most 3 subscriptions per connection' } });
+    assert.deepEqual(await call(c, 'subscribe', 'demo:s4'), {
+      ok: false,
+      error: { code: 'rate_limited', message: 'at most 3 subscriptions per connection' },
+    });
     assert.equal((await call(c, 'subscribe', 'demo:s1')).ok, true, 're-subscribing to a channel held is fine');
   });
 });

@@ -30,7 +30,7 @@ const APP = `<?php
 function user_in_team($user, string $team): bool { return $user === '42' && $team === 'red'; }
 `;
 
-describe('the README\'s PHP under php-cli', { timeout: 120_000 }, () => {
+describe("the README's PHP under php-cli", { timeout: 120_000 }, () => {
   const present = hasBinary('php');
   let dir = '';
   let php: ChildProcess | undefined;
@@ -104,12 +104,16 @@ describe('the README\'s PHP under php-cli', { timeout: 120_000 }, () => {
     assert.deepEqual(anonymous, { code: 'unauthorized', message: 'not logged in' });
   });
 
-  test('the README\'s verification: a call signed now passes; replayed 852 s later or re-sent to another hook it is refused', async (t) => {
+  test("the README's verification: a call signed now passes; replayed 852 s later or re-sent to another hook it is refused", async (t) => {
     if (!requireOptional(t, 'php')) return;
     const session = await login(7);
     const body = JSON.stringify({ headers: { cookie: session }, auth: {}, ip: '127.0.0.1' });
     const post = (path: string, header: string) =>
-      fetch(`${phpUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-switchboard-signature': header }, body });
+      fetch(`${phpUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-switchboard-signature': header },
+        body,
+      });
     const now = Math.floor(Date.now() / 1000);
     const fresh = await post('/switchboard/connect', sign(SECRET, { method: 'POST', path: '/switchboard/connect', body }, now));
     assert.equal(fresh.status, 200);
@@ -124,7 +128,19 @@ describe('the README\'s PHP under php-cli', { timeout: 120_000 }, () => {
     // The function itself, through php -r: the tolerance both ways.
     const header = sign(SECRET, { method: 'POST', path: '/switchboard/rpc/echo', body }, now);
     const verdict = (path: string, at: number) =>
-      spawnSync('php', ['-r', `require 'switchboard-verify.php'; echo switchboard_verify($argv[1], $argv[2], 'POST', $argv[3], $argv[4], (int) $argv[5]) ? 'yes' : 'no';`, SECRET, header, path, body, String(at)], { cwd: dir, encoding: 'utf8' }).stdout;
+      spawnSync(
+        'php',
+        [
+          '-r',
+          `require 'switchboard-verify.php'; echo switchboard_verify($argv[1], $argv[2], 'POST', $argv[3], $argv[4], (int) $argv[5]) ? 'yes' : 'no';`,
+          SECRET,
+          header,
+          path,
+          body,
+          String(at),
+        ],
+        { cwd: dir, encoding: 'utf8' },
+      ).stdout;
     assert.equal(verdict('/switchboard/rpc/echo', now + 300), 'yes');
     assert.equal(verdict('/switchboard/rpc/echo', now + 301), 'no');
     assert.equal(verdict('/switchboard/rpc/echo', now - 301), 'no');
@@ -136,11 +152,15 @@ describe('the README\'s PHP under php-cli', { timeout: 120_000 }, () => {
     const s = await pool.open(node!, { extraHeaders: { cookie: await login(42) } });
     const got = collect(s);
     const run = (key: string) =>
-      spawnSync('php', ['-r', `require 'switchboard-publish.php'; echo json_encode(switchboard_publish('user:42', 'status', ['state' => 'shipped']));`], {
-        cwd: dir,
-        env: { PATH: process.env.PATH, SWITCHBOARD_URL: node!.url, SWITCHBOARD_KEY: key },
-        encoding: 'utf8',
-      });
+      spawnSync(
+        'php',
+        ['-r', `require 'switchboard-publish.php'; echo json_encode(switchboard_publish('user:42', 'status', ['state' => 'shipped']));`],
+        {
+          cwd: dir,
+          env: { PATH: process.env.PATH, SWITCHBOARD_URL: node!.url, SWITCHBOARD_KEY: key },
+          encoding: 'utf8',
+        },
+      );
     const r = run(KEY);
     assert.equal(r.status, 0, r.stderr);
     const answer = JSON.parse(r.stdout);

@@ -9,7 +9,11 @@ import { call, clientPool } from '../helpers/client.js';
 
 const SECRET = 'presence-secret-presence-secret-32b';
 const token = (sub: string) =>
-  new SignJWT({ channels: ['team:*'] }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+  new SignJWT({ channels: ['team:*'] })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode(SECRET));
 
 let redis: TestRedis;
 let a: TestNode;

@@ -48,7 +48,10 @@ async function forwarder(target: () => number): Promise<{ url: string; close(): 
   const conns = new Set<net.Socket>();
   const srv = net.createServer((c) => {
     const u = net.connect(target(), '127.0.0.1');
-    for (const [x, y] of [[c, u], [u, c]] as const) {
+    for (const [x, y] of [
+      [c, u],
+      [u, c],
+    ] as const) {
       conns.add(x);
       x.pipe(y);
       x.on('error', () => y.destroy());
@@ -108,10 +111,15 @@ for (const transport of ['websocket', 'polling'] as const) {
       const ack = await py.waitLine((l) => l.type === 'ack' && l.id === 2, 'subscribe ack');
       assert.deepEqual(ack.result, { ok: true, recovered: false, replayed: 0 });
       // The subscription without an ack is visible cluster-wide once it is done.
-      await waitFor(async () => {
-        const r = await fetch(`${a.url}/api/channels/demo:py-${transport}-1`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } });
-        return ((await r.json()) as any).subscribers === 1;
-      }, { what: 'the ack-less subscription' });
+      await waitFor(
+        async () => {
+          const r = await fetch(`${a.url}/api/channels/demo:py-${transport}-1`, {
+            headers: { authorization: 'Bearer test-key-0123456789abcdef' },
+          });
+          return ((await r.json()) as any).subscribers === 1;
+        },
+        { what: 'the ack-less subscription' },
+      );
       const p1 = await apiPublish(b.url, { channel: `demo:py-${transport}-1`, event: 'chat', data: { text: 'one' } });
       const p2 = await apiPublish(b.url, { channel: `demo:py-${transport}-2`, event: 'chat', data: { text: 'two' } });
       const got1 = await py.waitLine((l) => l.type === 'pub' && l.data.text === 'one', 'publication one');

@@ -14,7 +14,11 @@ import { channelSlot, slotTag } from '../../src/bus/slots.js';
 const ENV = { BUS_UNSUBSCRIBE_LINGER_MS: '100', BUS_POSITION_CHECK_MS: '300', CANARY_INTERVAL_MS: '200', CANARY_TIMEOUT_MS: '1000' };
 const keysOf = (channel: string) => {
   const tag = `{${slotTag(channelSlot(channel))}}`;
-  return { stream: `switchboard:${tag}:h:${channel}`, meta: `switchboard:${tag}:m:${channel}`, shardChannel: `switchboard:${tag}:c:${channel}` };
+  return {
+    stream: `switchboard:${tag}:h:${channel}`,
+    meta: `switchboard:${tag}:m:${channel}`,
+    shardChannel: `switchboard:${tag}:c:${channel}`,
+  };
 };
 
 for (const mode of ['redis', 'cluster'] as const) {
@@ -39,11 +43,17 @@ for (const mode of ['redis', 'cluster'] as const) {
     const subscribedAnywhere = async (pattern: string): Promise<string[]> => {
       const out: string[] = [];
       if (single) {
-        out.push(...((await single.call('PUBSUB', 'SHARDCHANNELS', pattern)) as string[]), ...((await single.call('PUBSUB', 'CHANNELS', pattern)) as string[]));
+        out.push(
+          ...((await single.call('PUBSUB', 'SHARDCHANNELS', pattern)) as string[]),
+          ...((await single.call('PUBSUB', 'CHANNELS', pattern)) as string[]),
+        );
         return out;
       }
       for (const n of (await cluster!.topology()).filter((x) => !x.failed)) {
-        out.push(...((await cluster!.command(n.port, 'PUBSUB', 'SHARDCHANNELS', pattern)) as string[]), ...((await cluster!.command(n.port, 'PUBSUB', 'CHANNELS', pattern)) as string[]));
+        out.push(
+          ...((await cluster!.command(n.port, 'PUBSUB', 'SHARDCHANNELS', pattern)) as string[]),
+          ...((await cluster!.command(n.port, 'PUBSUB', 'CHANNELS', pattern)) as string[]),
+        );
       }
       return out;
     };
@@ -80,7 +90,9 @@ for (const mode of ['redis', 'cluster'] as const) {
       const b0 = await metricValue(b.internalUrl, 'switchboard_bus_received_total');
       const N = 2000;
       for (let i = 0; i < N; i += 50) {
-        const batch = Array.from({ length: Math.min(50, N - i) }, (_, k) => apiPublish(k % 2 ? a.url : b.url, { channel, event: 'n', data: i + k }));
+        const batch = Array.from({ length: Math.min(50, N - i) }, (_, k) =>
+          apiPublish(k % 2 ? a.url : b.url, { channel, event: 'n', data: i + k }),
+        );
         for (const r of await Promise.all(batch)) assert.equal(r.status, 200);
       }
       await waitFor(() => got.length === N, { what: `${N} publications at the subscriber on A`, timeout: 30_000 });
@@ -91,14 +103,23 @@ for (const mode of ['redis', 'cluster'] as const) {
       await call(fence, 'subscribe', `routing:${mode}:fence`);
       await apiPublish(a.url, { channel: `routing:${mode}:fence`, event: 'n', data: 'fence' });
       await waitFor(() => fenceGot.length === 1, { what: 'the fence publication on B' });
-      assert.equal((await metricValue(b.internalUrl, 'switchboard_bus_received_total')) - b0, 1, 'B received the fence only, none of the hot channel');
+      assert.equal(
+        (await metricValue(b.internalUrl, 'switchboard_bus_received_total')) - b0,
+        1,
+        'B received the fence only, none of the hot channel',
+      );
 
       await call(sub, 'unsubscribe', channel);
       await call(fence, 'unsubscribe', `routing:${mode}:fence`);
-      await waitFor(async () => (await subscribedAnywhere(`*:c:routing:${mode}:*`)).length === 0, { what: 'no shard channel of these channels subscribed on any Redis' });
+      await waitFor(async () => (await subscribedAnywhere(`*:c:routing:${mode}:*`)).length === 0, {
+        what: 'no shard channel of these channels subscribed on any Redis',
+      });
       // Only the per-shard fence channels stay: one per master per node.
       const shards = mode === 'redis' ? 1 : 3;
-      for (const n of [a, b]) await waitFor(async () => (await metricValue(n.internalUrl, 'switchboard_bus_shard_subscriptions')) === shards, { what: 'the shard subscription gauge back to the fences' });
+      for (const n of [a, b])
+        await waitFor(async () => (await metricValue(n.internalUrl, 'switchboard_bus_shard_subscriptions')) === shards, {
+          what: 'the shard subscription gauge back to the fences',
+        });
     });
 
     test('a gap on one channel reads history for that channel only; the subscriber gets everything once', async () => {
@@ -120,13 +141,38 @@ for (const mode of ['redis', 'cluster'] as const) {
       await apiPublish(b.url, { channel: y, event: 'n', data: 'y2' });
       await waitFor(() => got.length === 4, { what: 'x2 and y2' });
       // Order is per channel (x waited for its catch-up read; y did not).
-      assert.deepEqual(got.filter((g) => g.meta.channel === x).map((g) => g.data), ['x1', 'x2']);
-      assert.deepEqual(got.filter((g) => g.meta.channel === y).map((g) => g.data), ['y1', 'y2']);
+      assert.deepEqual(
+        got.filter((g) => g.meta.channel === x).map((g) => g.data),
+        ['x1', 'x2'],
+      );
+      assert.deepEqual(
+        got.filter((g) => g.meta.channel === y).map((g) => g.data),
+        ['y1', 'y2'],
+      );
       assert.equal((await metricValue(a.internalUrl, 'switchboard_bus_channel_gaps_total', { detected_by: 'message' })) - gaps0, 1);
       assert.equal((await metricValue(a.internalUrl, 'switchboard_bus_catchup_reads_total')) - reads0, 1, 'one history read');
-      const gapLines = a.output().split('\n').filter((l) => l.includes('bus gap on a channel') && l.includes(':gap-'));
-      assert.deepEqual(gapLines.map((l) => JSON.parse(l).channel), [x], `the read was for x\n${a.output().split('\n').filter((l) => /gap|resync|topology|rebuild/.test(l)).join('\n')}`);
-      assert.deepEqual(lost, [], `no loss announced\n${a.output().split('\n').filter((l) => /gap|resync|lost|catch-up|canary|position/.test(l)).join('\n')}`);
+      const gapLines = a
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('bus gap on a channel') && l.includes(':gap-'));
+      assert.deepEqual(
+        gapLines.map((l) => JSON.parse(l).channel),
+        [x],
+        `the read was for x\n${a
+          .output()
+          .split('\n')
+          .filter((l) => /gap|resync|topology|rebuild/.test(l))
+          .join('\n')}`,
+      );
+      assert.deepEqual(
+        lost,
+        [],
+        `no loss announced\n${a
+          .output()
+          .split('\n')
+          .filter((l) => /gap|resync|lost|catch-up|canary|position/.test(l))
+          .join('\n')}`,
+      );
     });
 
     test('a publication whose message was lost on a channel that then goes quiet is found by the position check', async () => {
@@ -143,7 +189,10 @@ for (const mode of ['redis', 'cluster'] as const) {
       await on(k.meta, 'HINCRBY', k.meta, 's', 1);
       await on(k.meta, 'HSET', k.meta, 'i', id);
       await waitFor(() => got.length === 2, { what: 'the lost publication caught up from history by the position check' });
-      assert.deepEqual(got.map((g) => g.data), ['first', 'lost-in-transit']);
+      assert.deepEqual(
+        got.map((g) => g.data),
+        ['first', 'lost-in-transit'],
+      );
       assert.equal(got[1]!.meta.id, id);
       assert.ok((await metricValue(a.internalUrl, 'switchboard_bus_channel_gaps_total', { detected_by: 'position_check' })) >= 1);
     });

@@ -45,7 +45,10 @@ describe('Sentinel failover gate', () => {
     await event('-failover-abort-not-elected', sentinel.name);
     await waitFor(async () => (await status()) === 200, { what: 'ready again after the abort' });
     assert.match(node.output(), /"reason":"failover aborted \(-failover-abort-not-elected\)","msg":"writes released"/);
-    assert.equal((await apiPublish(node.url, { channel: 'gate:a', event: 'e', data: 1 }, undefined, { 'idempotency-key': 'gate-1' })).status, 200);
+    assert.equal(
+      (await apiPublish(node.url, { channel: 'gate:a', event: 'e', data: 1 }, undefined, { 'idempotency-key': 'gate-1' })).status,
+      200,
+    );
   });
 
   test("another group's failover is not ours; ours with no new master ever named is released after REDIS_FAILOVER_HOLD_MS", async () => {
@@ -55,7 +58,10 @@ describe('Sentinel failover gate', () => {
     await waitFor(async () => (await status()) === 200, { what: 'ready again after the hold cap', timeout: 15_000 });
     assert.match(node.output(), /"reason":"no new master named in time","msg":"writes released"/);
     // The other group's event, sent first, started no hold: each hold names the group whose failover started it.
-    const holds = node.output().split('\n').filter((l) => l.includes('sentinel failover started'));
+    const holds = node
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('sentinel failover started'));
     assert.equal(holds.length, 2);
     for (const l of holds) assert.match(l, new RegExp(`"group":"${sentinel.name}"`));
   });

@@ -35,7 +35,9 @@ let memNode: TestNode;
 before(async () => {
   redis = await startRedis();
   node = await startNode({ env: { REDIS_URL: redis.url } });
-  memNode = await startNode({ env: { CHANNEL_RULES: JSON.stringify([{ prefix: 'trim:', subscribe: 'anyone', history: { size: 2, ttlSeconds: 600 } }]) } });
+  memNode = await startNode({
+    env: { CHANNEL_RULES: JSON.stringify([{ prefix: 'trim:', subscribe: 'anyone', history: { size: 2, ttlSeconds: 600 } }]) },
+  });
 });
 after(async () => {
   for (const s of streams) s.close();
@@ -52,7 +54,8 @@ describe('SSE with three channels', () => {
   test('a live stream gets every publication with an id naming all three positions', async () => {
     // Published before the stream opened (this node has no interest in these channels yet): never part of it,
     // so no resume may bring them, even one cut before anything arrived on their channel.
-    for (const [i, c] of channels.entries()) assert.equal((await apiPublish(node.url, { channel: c, event: 'n', data: { n: -1 - i } })).status, 200);
+    for (const [i, c] of channels.entries())
+      assert.equal((await apiPublish(node.url, { channel: c, event: 'n', data: { n: -1 - i } })).status, 200);
     const s = await sse(node, channels);
     for (let n = 0; n < N; n++) {
       const r = await apiPublish(node.url, { channel: channels[n % 3], event: 'n', data: { n } });
@@ -123,7 +126,13 @@ test('a position no longer in history yields switchboard:resync for that channel
   const [first] = await s.waitEvents(1);
   s.close();
   // trim:a keeps 2 entries: 1 leaves history. trim:b had nothing delivered yet: it resumes from where the stream joined.
-  for (const [c, n] of [['trim:b', 2], ['trim:a', 3], ['trim:a', 4], ['trim:b', 5]] as const) await pub(c, n);
+  for (const [c, n] of [
+    ['trim:b', 2],
+    ['trim:a', 3],
+    ['trim:a', 4],
+    ['trim:b', 5],
+  ] as const)
+    await pub(c, n);
   const got = await resume(memNode, channels, first!.id!, 'header');
   assert.deepEqual(labels(got), ['switchboard:resync {"channel":"trim:a","recovered":false}', 2, 3, 4, 5]);
 });

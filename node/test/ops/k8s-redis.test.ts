@@ -41,10 +41,17 @@ describe('Redis on Kubernetes', () => {
         const m = /--maxmemory"?,? "?(\d+)mb/.exec(s);
         assert.ok(m, `${owner}: --maxmemory set`);
         assert.match(s, /--maxmemory-policy"?,? "?volatile-ttl/, `${owner}: volatile-ttl`);
-        assert.ok(Number(m![1]) < mib(c.resources.limits.memory), `${owner}: maxmemory ${m![1]}mb under the limit ${c.resources.limits.memory}`);
+        assert.ok(
+          Number(m![1]) < mib(c.resources.limits.memory),
+          `${owner}: maxmemory ${m![1]}mb under the limit ${c.resources.limits.memory}`,
+        );
       }
       const singles = objs.filter((o) => o.metadata.name === 'switchboard-redis');
-      assert.equal(singles.length, overlay ? 0 : 3, overlay ? 'the single Redis is replaced' : 'the single Redis: StatefulSet, Service, NetworkPolicy');
+      assert.equal(
+        singles.length,
+        overlay ? 0 : 3,
+        overlay ? 'the single Redis is replaced' : 'the single Redis: StatefulSet, Service, NetworkPolicy',
+      );
     });
   }
 
@@ -67,12 +74,23 @@ describe('Redis on Kubernetes', () => {
     const o = redisConnectOptions(cfg)!;
     assert.equal(o.target.mode, 'cluster');
     assert.deepEqual(o.ignored, [], 'no leftover REDIS_URL');
-    assert.deepEqual(o.target.mode === 'cluster' && o.target.nodes, Array.from({ length: 6 }, (_, i) => `redis://${sts.metadata.name}-${i}.${domain}:6379`));
+    assert.deepEqual(
+      o.target.mode === 'cluster' && o.target.nodes,
+      Array.from({ length: 6 }, (_, i) => `redis://${sts.metadata.name}-${i}.${domain}:6379`),
+    );
 
     const policy = find(objs, 'NetworkPolicy', 'switchboard-redis-cluster');
-    const fromNodes = policy.spec.ingress.filter((r: any) => r.from.some((f: any) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'node'));
-    assert.ok(fromNodes.some((r: any) => r.ports.some((p: any) => p.port === 6379)), 'nodes reach 6379');
-    assert.ok(policy.spec.ingress.some((r: any) => r.ports.some((p: any) => p.port === 16379)), 'the cluster bus is open between the Redis pods');
+    const fromNodes = policy.spec.ingress.filter((r: any) =>
+      r.from.some((f: any) => f.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'node'),
+    );
+    assert.ok(
+      fromNodes.some((r: any) => r.ports.some((p: any) => p.port === 6379)),
+      'nodes reach 6379',
+    );
+    assert.ok(
+      policy.spec.ingress.some((r: any) => r.ports.some((p: any) => p.port === 16379)),
+      'the cluster bus is open between the Redis pods',
+    );
   });
 
   test('Sentinel: 3 pods of a data node and a sentinel, REDIS_SENTINELS naming each sentinel and the group they monitor', async (t) => {
@@ -93,7 +111,10 @@ describe('Redis on Kubernetes', () => {
     if (o.target.mode !== 'sentinel') return;
     assert.equal(o.target.name, monitor![1], 'REDIS_SENTINEL_NAME is the monitored group');
     assert.ok(Number(monitor![2]) <= sts.spec.replicas / 2 + 1, `quorum ${monitor![2]} reachable with one pod down`);
-    assert.deepEqual(o.target.sentinels, Array.from({ length: 3 }, (_, i) => ({ host: `${sts.metadata.name}-${i}.${domain}`, port: 26379 })));
+    assert.deepEqual(
+      o.target.sentinels,
+      Array.from({ length: 3 }, (_, i) => ({ host: `${sts.metadata.name}-${i}.${domain}`, port: 26379 })),
+    );
     assert.ok(containers.sentinel.ports.some((p: any) => p.containerPort === 26379));
 
     const policy = find(objs, 'NetworkPolicy', 'switchboard-redis-sentinel');

@@ -10,7 +10,12 @@ import { KUBECTL_INSTALL, k8sDir, kustomize } from '../helpers/ops.js';
 import { validateObject } from '../helpers/k8s-schema.js';
 
 const overlays = join(k8sDir, 'overlays');
-const targets = [k8sDir, ...readdirSync(overlays, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(overlays, e.name))];
+const targets = [
+  k8sDir,
+  ...readdirSync(overlays, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => join(overlays, e.name)),
+];
 
 const renders = new Map<string, Promise<any[]>>();
 async function render(t: TestContext, dir: string): Promise<any[] | undefined> {
@@ -68,13 +73,20 @@ describe('the schema check catches what kustomize lets through', () => {
     const sm = await copyOf(t, 'ServiceMonitor');
     if (!sm) return;
     sm.spec.endpoints[0].scrapeIntervall = '5s';
-    assert.deepEqual(await validateObject(sm), ['/spec/endpoints/0/scrapeIntervall is not a field of monitoring.coreos.com/v1 ServiceMonitor']);
+    assert.deepEqual(await validateObject(sm), [
+      '/spec/endpoints/0/scrapeIntervall is not a field of monitoring.coreos.com/v1 ServiceMonitor',
+    ]);
     const rule = await copyOf(t, 'PrometheusRule');
     delete rule.spec.groups[0].rules[0].expr;
     assert.match((await validateObject(rule)).join('\n'), /expr/);
   });
 
   test('a kind without a schema is reported, not skipped', async () => {
-    assert.match(String(await validateObject({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }).catch((e: Error) => e.message)), /no schema for apiVersion example\.com\/v1, kind Widget/);
+    assert.match(
+      String(
+        await validateObject({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }).catch((e: Error) => e.message),
+      ),
+      /no schema for apiVersion example\.com\/v1, kind Widget/,
+    );
   });
 });

@@ -60,11 +60,23 @@ for (const which of ['base', 'local'] as const) {
       const objs = await render(t, which);
       if (!objs) return;
       const kinds = new Set(objs.map((o) => o.kind));
-      for (const k of ['Namespace', 'ConfigMap', 'Secret', 'StatefulSet', 'Deployment', 'Service', 'PodDisruptionBudget', 'NetworkPolicy', 'ServiceMonitor', 'PrometheusRule']) {
+      for (const k of [
+        'Namespace',
+        'ConfigMap',
+        'Secret',
+        'StatefulSet',
+        'Deployment',
+        'Service',
+        'PodDisruptionBudget',
+        'NetworkPolicy',
+        'ServiceMonitor',
+        'PrometheusRule',
+      ]) {
         assert.ok(kinds.has(k), `renders a ${k}`);
       }
       find(objs, 'Namespace', NAMESPACE);
-      for (const o of objs) if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, NAMESPACE, `${o.kind}/${o.metadata.name} namespace`);
+      for (const o of objs)
+        if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, NAMESPACE, `${o.kind}/${o.metadata.name} namespace`);
       const names = objs.map((o) => `${o.kind}/${o.metadata.name}`);
       assert.equal(new Set(names).size, names.length, 'no object rendered twice');
     });
@@ -76,7 +88,10 @@ for (const which of ['base', 'local'] as const) {
       const c = sts.spec.template.spec.containers[0];
       assert.deepEqual(
         c.ports.map((p: any) => [p.name, p.containerPort]),
-        [['public', 3000], ['internal', 9090]],
+        [
+          ['public', 3000],
+          ['internal', 9090],
+        ],
       );
       assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'internal' });
       assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'internal' });
@@ -88,7 +103,10 @@ for (const which of ['base', 'local'] as const) {
         if (src.configMapRef) find(objs, 'ConfigMap', src.configMapRef.name);
         if (src.secretRef) find(objs, 'Secret', src.secretRef.name);
       }
-      assert.ok(c.envFrom.findIndex((s: any) => s.secretRef) > c.envFrom.findIndex((s: any) => s.configMapRef), 'Secret keys override ConfigMap keys');
+      assert.ok(
+        c.envFrom.findIndex((s: any) => s.secretRef) > c.envFrom.findIndex((s: any) => s.configMapRef),
+        'Secret keys override ConfigMap keys',
+      );
       const image: string = c.image;
       assert.match(image, which === 'base' ? /^switchboard:\d+\.\d+\.\d+$/ : /^switchboard:dev$/);
       if (which === 'local') assert.equal(c.imagePullPolicy, 'Never');
@@ -110,7 +128,10 @@ for (const which of ['base', 'local'] as const) {
       assert.ok(drain > 0 && Number.isFinite(watchdog));
       const delay = Number(env.DRAIN_DELAY_MS ?? 2000) / 1000;
       const grace = pod.terminationGracePeriodSeconds;
-      assert.ok(grace > preStop + delay + drain + watchdog, `terminationGracePeriodSeconds ${grace} > preStop ${preStop} + delay ${delay} + drain ${drain} + watchdog ${watchdog}`);
+      assert.ok(
+        grace > preStop + delay + drain + watchdog,
+        `terminationGracePeriodSeconds ${grace} > preStop ${preStop} + delay ${delay} + drain ${drain} + watchdog ${watchdog}`,
+      );
       assert.equal(env.PORT, '3000');
       assert.equal(env.INTERNAL_PORT, '9090');
       assert.match(env.REDIS_URL, /^redis:\/\/switchboard-redis:6379$/);
@@ -121,7 +142,11 @@ for (const which of ['base', 'local'] as const) {
       const objs = await render(t, which);
       if (!objs) return;
       const all = workloads(objs);
-      assert.deepEqual(all.map((w) => `${w.kind}/${w.metadata.name}`).sort(), ['Deployment/switchboard-haproxy', 'StatefulSet/switchboard-node', 'StatefulSet/switchboard-redis']);
+      assert.deepEqual(all.map((w) => `${w.kind}/${w.metadata.name}`).sort(), [
+        'Deployment/switchboard-haproxy',
+        'StatefulSet/switchboard-node',
+        'StatefulSet/switchboard-redis',
+      ]);
       for (const w of all) {
         const name = `${w.kind}/${w.metadata.name}`;
         const pod = w.spec.template.spec;
@@ -150,7 +175,10 @@ for (const which of ['base', 'local'] as const) {
     test('nodes and HAProxy spread across zones and hosts', async (t) => {
       const objs = await render(t, which);
       if (!objs) return;
-      for (const [kind, name, labels] of [['StatefulSet', 'switchboard-node', NODE_LABELS], ['Deployment', 'switchboard-haproxy', HAPROXY_LABELS]] as const) {
+      for (const [kind, name, labels] of [
+        ['StatefulSet', 'switchboard-node', NODE_LABELS],
+        ['Deployment', 'switchboard-haproxy', HAPROXY_LABELS],
+      ] as const) {
         const spread: any[] = find(objs, kind, name).spec.template.spec.topologySpreadConstraints;
         assert.deepEqual(spread.map((s: any) => s.topologyKey).sort(), ['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
         for (const s of spread) assert.ok(matches(s.labelSelector.matchLabels, labels), `${name} spreads its own pods`);
@@ -164,16 +192,19 @@ for (const which of ['base', 'local'] as const) {
       const svc = find(objs, 'Service', sts.spec.serviceName);
       assert.equal(svc.spec.clusterIP, 'None', 'headless');
       assert.ok(matches(svc.spec.selector, sts.spec.template.metadata.labels), 'selects the nodes');
-      assert.deepEqual(
-        svc.spec.ports.map((p: any) => [p.name, p.port, p.targetPort]).sort(),
-        [['internal', 9090, 'internal'], ['public', 3000, 'public']],
-      );
+      assert.deepEqual(svc.spec.ports.map((p: any) => [p.name, p.port, p.targetPort]).sort(), [
+        ['internal', 9090, 'internal'],
+        ['public', 3000, 'public'],
+      ]);
       const haproxy = find(objs, 'Deployment', 'switchboard-haproxy');
       const hc = haproxy.spec.template.spec.containers[0];
       const envOf = (n: string) => hc.env.find((e: any) => e.name === n);
       assert.equal(envOf('POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
       assert.equal(envOf('SB_NODES_SERVICE')?.value, `${svc.metadata.name}.$(POD_NAMESPACE).svc.cluster.local`);
-      assert.ok(hc.env.findIndex((e: any) => e.name === 'POD_NAMESPACE') < hc.env.findIndex((e: any) => e.name === 'SB_NODES_SERVICE'), 'POD_NAMESPACE is defined before it is referenced');
+      assert.ok(
+        hc.env.findIndex((e: any) => e.name === 'POD_NAMESPACE') < hc.env.findIndex((e: any) => e.name === 'SB_NODES_SERVICE'),
+        'POD_NAMESPACE is defined before it is referenced',
+      );
       const servers = configMap(objs, 'switchboard-haproxy').data['servers.cfg'] as string;
       assert.match(servers, /^resolvers kubernetes\n\s+parse-resolv-conf$/m);
       const lines = [...servers.matchAll(/^\s+server (\S+) "([^"]+)" (.*)$/gm)];
@@ -202,12 +233,23 @@ for (const which of ['base', 'local'] as const) {
       const original = readFileSync(join(repoRoot, 'haproxy/haproxy.cfg'), 'utf8');
       const copy = readFileSync(join(k8sDir, 'haproxy/haproxy.cfg'), 'utf8');
       assert.equal(cm.data['haproxy.cfg'], copy);
-      assert.equal(withoutServerDiscovery(copy), withoutServerDiscovery(original), 'k8s/haproxy/haproxy.cfg differs from haproxy/haproxy.cfg beyond server lines: copy it again');
+      assert.equal(
+        withoutServerDiscovery(copy),
+        withoutServerDiscovery(original),
+        'k8s/haproxy/haproxy.cfg differs from haproxy/haproxy.cfg beyond server lines: copy it again',
+      );
 
       const deploy = find(objs, 'Deployment', 'switchboard-haproxy');
       const pod = deploy.spec.template.spec;
       const c = pod.containers[0];
-      assert.deepEqual(c.ports.map((p: any) => [p.name, p.containerPort]), [['http', 8080], ['https', 8443], ['metrics', 8404]]);
+      assert.deepEqual(
+        c.ports.map((p: any) => [p.name, p.containerPort]),
+        [
+          ['http', 8080],
+          ['https', 8443],
+          ['metrics', 8404],
+        ],
+      );
       const env = Object.fromEntries(c.env.filter((e: any) => 'value' in e).map((e: any) => [e.name, e.value]));
       assert.equal(env.SB_BIND_ADDR, '0.0.0.0');
       assert.equal(env.SB_STATS_BIND_ADDR, '0.0.0.0');
@@ -216,7 +258,10 @@ for (const which of ['base', 'local'] as const) {
       const hardStop = env.SB_HARD_STOP_AFTER ?? /presetenv SB_HARD_STOP_AFTER\s+(\S+)/.exec(copy)?.[1];
       assert.match(hardStop ?? '', /^\d+s$/, 'hard-stop-after in seconds');
       const preStop = sleepSeconds(c.lifecycle?.preStop?.exec?.command);
-      assert.ok(pod.terminationGracePeriodSeconds > preStop + parseInt(hardStop!, 10), `HAProxy grace ${pod.terminationGracePeriodSeconds} > preStop ${preStop} + hard-stop-after ${hardStop}`);
+      assert.ok(
+        pod.terminationGracePeriodSeconds > preStop + parseInt(hardStop!, 10),
+        `HAProxy grace ${pod.terminationGracePeriodSeconds} > preStop ${preStop} + hard-stop-after ${hardStop}`,
+      );
       // TLS from the Secret: the certificate and its key under the names HAProxy looks for.
       const tlsVol = pod.volumes.find((v: any) => v.secret?.secretName === 'switchboard-tls');
       assert.ok(tlsVol, 'mounts the Secret switchboard-tls');
@@ -240,7 +285,11 @@ for (const which of ['base', 'local'] as const) {
         mkdirSync(local(tlsMount.mountPath), { recursive: true });
         const key = local(`${tlsMount.mountPath}/${items['tls.key']}`);
         const crt = local(`${tlsMount.mountPath}/${items['tls.crt']}`);
-        const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '1', '-subj', '/CN=switchboard.test'], { encoding: 'utf8' });
+        const ssl = spawnSync(
+          'openssl',
+          ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-days', '1', '-subj', '/CN=switchboard.test'],
+          { encoding: 'utf8' },
+        );
         assert.equal(ssl.status, 0, ssl.stderr);
         // The image's entrypoint runs `haproxy -W -db <args>`; the -f paths move into the temp dir.
         const args = (c.args as string[]).map((a, i, all) => (all[i - 1] === '-f' ? local(a) : a));
@@ -258,9 +307,14 @@ for (const which of ['base', 'local'] as const) {
       const objs = await render(t, which);
       if (!objs) return;
       for (const w of workloads(objs).filter((w) => w.metadata.name !== 'switchboard-redis')) {
-        const pdb = objs.find((o) => o.kind === 'PodDisruptionBudget' && matches(o.spec.selector.matchLabels, w.spec.template.metadata.labels));
+        const pdb = objs.find(
+          (o) => o.kind === 'PodDisruptionBudget' && matches(o.spec.selector.matchLabels, w.spec.template.metadata.labels),
+        );
         assert.ok(pdb, `a PodDisruptionBudget covers ${w.metadata.name}`);
-        assert.ok(pdb.spec.maxUnavailable === 1 || pdb.spec.minAvailable < w.spec.replicas, `${pdb.metadata.name} lets one pod go at a time`);
+        assert.ok(
+          pdb.spec.maxUnavailable === 1 || pdb.spec.minAvailable < w.spec.replicas,
+          `${pdb.metadata.name} lets one pod go at a time`,
+        );
       }
       const hpas = objs.filter((o) => o.kind === 'HorizontalPodAutoscaler');
       if (which === 'base') {
@@ -301,9 +355,16 @@ for (const which of ['base', 'local'] as const) {
       for (const from of internalFrom) assert.ok(from?.length, 'internal port: never open to all');
       // Keyless GRIP publishing (INTERNAL_GRIP_PUBLISH) is for labelled publisher pods only.
       const gripPublishers = { namespaceSelector: {}, podSelector: { matchLabels: { 'switchboard.io/grip-publisher': 'true' } } };
-      assert.deepEqual(internalFrom.flat().sort((a: any, b: any) => JSON.stringify(a).localeCompare(JSON.stringify(b))), [monitoring, fromHaproxy, gripPublishers].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))), 'internal port: Prometheus, HAProxy health checks and labelled GRIP publishers');
+      assert.deepEqual(
+        internalFrom.flat().sort((a: any, b: any) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+        [monitoring, fromHaproxy, gripPublishers].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+        'internal port: Prometheus, HAProxy health checks and labelled GRIP publishers',
+      );
       for (const r of sourcesFor(HAPROXY_LABELS, 'metrics')) assert.deepEqual(r.from, [monitoring], 'exporter: Prometheus only');
-      assert.ok(sourcesFor(HAPROXY_LABELS, 'https').some((r: any) => !r.from), 'HAProxy https is open');
+      assert.ok(
+        sourcesFor(HAPROXY_LABELS, 'https').some((r: any) => !r.from),
+        'HAProxy https is open',
+      );
       const redisRules = sourcesFor(REDIS_LABELS, 6379);
       assert.ok(redisRules.length > 0);
       for (const r of redisRules) assert.deepEqual(r.from, [fromNodes], 'Redis: nodes only');
@@ -321,15 +382,25 @@ for (const which of ['base', 'local'] as const) {
         assert.equal(svcs.length, 1, `${sm.metadata.name} selects exactly one Service`);
         const svc = svcs[0];
         for (const ep of sm.spec.endpoints) {
-          assert.ok(svc.spec.ports.some((p: any) => p.name === ep.port), `${svc.metadata.name} exposes port ${ep.port}`);
+          assert.ok(
+            svc.spec.ports.some((p: any) => p.name === ep.port),
+            `${svc.metadata.name} exposes port ${ep.port}`,
+          );
           assert.equal(ep.path, '/metrics');
-          assert.deepEqual(ep.relabelings, [{ targetLabel: 'job', replacement: svc.metadata.name === 'switchboard-nodes' ? 'switchboard' : 'haproxy' }], 'the job label the alert rules select on');
+          assert.deepEqual(
+            ep.relabelings,
+            [{ targetLabel: 'job', replacement: svc.metadata.name === 'switchboard-nodes' ? 'switchboard' : 'haproxy' }],
+            'the job label the alert rules select on',
+          );
           scraped.add(`${svc.metadata.name}:${ep.port}`);
         }
       }
       assert.deepEqual([...scraped].sort(), ['switchboard-haproxy-metrics:metrics', 'switchboard-nodes:internal']);
       const lb = find(objs, 'Service', 'switchboard-haproxy');
-      assert.ok(!lb.spec.ports.some((p: any) => p.port === 8404 || p.targetPort === 'metrics'), 'the exporter is not on the public Service');
+      assert.ok(
+        !lb.spec.ports.some((p: any) => p.port === 8404 || p.targetPort === 'metrics'),
+        'the exporter is not on the public Service',
+      );
     });
 
     test('the PrometheusRule and the dashboards ConfigMaps carry the files unchanged', async (t) => {
@@ -364,7 +435,8 @@ describe('alert rules', () => {
     assert.deepEqual(rules.map((r) => r.alert).sort(), [...REQUIRED_ALERTS].sort());
     for (const r of rules) {
       assert.ok(['warning', 'critical'].includes(r.labels?.severity), `${r.alert} severity`);
-      for (const a of ['summary', 'description', 'runbook']) assert.ok(typeof r.annotations?.[a] === 'string' && r.annotations[a].length > 10, `${r.alert} annotations.${a}`);
+      for (const a of ['summary', 'description', 'runbook'])
+        assert.ok(typeof r.annotations?.[a] === 'string' && r.annotations[a].length > 10, `${r.alert} annotations.${a}`);
       assert.match(r.for, /^\d+[smh]$/, `${r.alert} for`);
     }
   });
@@ -376,7 +448,13 @@ describe('dashboards', () => {
   test('the five dashboards are there', () => {
     assert.deepEqual(
       dashboards.map((d) => d.file),
-      ['switchboard-bus.json', 'switchboard-haproxy.json', 'switchboard-node.json', 'switchboard-overview.json', 'switchboard-webhooks.json'],
+      [
+        'switchboard-bus.json',
+        'switchboard-haproxy.json',
+        'switchboard-node.json',
+        'switchboard-overview.json',
+        'switchboard-webhooks.json',
+      ],
     );
     const uids = dashboards.map((d) => d.json.uid);
     assert.equal(new Set(uids).size, uids.length, 'unique uids');
@@ -389,7 +467,10 @@ describe('dashboards', () => {
       const panels = allPanels(json);
       assert.ok(panels.length >= 8, 'has panels');
       const ids = panels.map((p) => p.id);
-      assert.ok(ids.every((id) => Number.isInteger(id)), 'every panel has an id');
+      assert.ok(
+        ids.every((id) => Number.isInteger(id)),
+        'every panel has an id',
+      );
       assert.equal(new Set(ids).size, ids.length, `unique panel ids in ${file}`);
       const vars = json.templating.list;
       const ds = vars.find((v: any) => v.type === 'datasource');
@@ -404,7 +485,8 @@ describe('dashboards', () => {
         }
         assert.ok(p.gridPos && p.gridPos.w > 0 && p.gridPos.x + p.gridPos.w <= 24, `panel "${p.title}" fits the grid`);
       }
-      for (const v of vars.filter((v: any) => v.type === 'query')) assert.equal(v.datasource?.uid, dsRef, `variable ${v.name} uses the datasource variable`);
+      for (const v of vars.filter((v: any) => v.type === 'query'))
+        assert.equal(v.datasource?.uid, dsRef, `variable ${v.name} uses the datasource variable`);
       // Every $variable a query uses is defined.
       const defined = new Set(['__rate_interval', '__interval', '__range', ...vars.map((v: any) => v.name)]);
       for (const expr of dashboardExprs(json)) {

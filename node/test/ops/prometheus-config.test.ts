@@ -17,7 +17,12 @@ const script = join(repoRoot, 'scripts/prometheus-config.mjs');
 function generate(...args: string[]) {
   const dir = mkdtempSync(join(tmpdir(), 'sb-promcfg-'));
   const r = spawnSync(process.execPath, [script, '--out', dir, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH } });
-  return { dir, ...r, config: () => parseYaml(readFileSync(join(dir, 'prometheus.yml'), 'utf8')), rules: () => readFileSync(join(dir, 'switchboard-rules.yml'), 'utf8') };
+  return {
+    dir,
+    ...r,
+    config: () => parseYaml(readFileSync(join(dir, 'prometheus.yml'), 'utf8')),
+    rules: () => readFileSync(join(dir, 'switchboard-rules.yml'), 'utf8'),
+  };
 }
 
 test('without --alert-for the rules copy is the shipped file, byte for byte', async () => {
@@ -29,7 +34,10 @@ test('without --alert-for the rules copy is the shipped file, byte for byte', as
     assert.deepEqual(cfg.rule_files, [join(g.dir, 'switchboard-rules.yml')]);
     assert.deepEqual(
       cfg.scrape_configs.map((s: any) => [s.job_name, s.static_configs[0].targets]),
-      [['switchboard', ['127.0.0.1:9091', '127.0.0.1:9092']], ['haproxy', ['127.0.0.1:8404']]],
+      [
+        ['switchboard', ['127.0.0.1:9091', '127.0.0.1:9092']],
+        ['haproxy', ['127.0.0.1:8404']],
+      ],
       'the job labels the alert rules select on',
     );
   } finally {
@@ -63,7 +71,8 @@ test('bad arguments and a rule without for: are refused', async () => {
   assert.equal(g.status, 2);
   assert.match(g.stderr, /--alert-for must be a Prometheus duration/);
   const { renderRules } = await import(pathToFileURL(script).href);
-  const text = 'groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: 1m\n      - alert: B\n        expr: up == 0\n';
+  const text =
+    'groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        for: 1m\n      - alert: B\n        expr: up == 0\n';
   assert.throws(() => renderRules(text, '5s'), /2 alerts but 1 `for:` lines/);
   assert.equal(renderRules(text, undefined), text);
 });

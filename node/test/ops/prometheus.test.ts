@@ -52,7 +52,11 @@ const CASES: Record<string, Case[]> = {
       firing: [{ severity: 'warning', job: 'switchboard', node: 'a' }],
     },
     // A blip shorter than `for` does not page.
-    { series: { [`switchboard_ready{${J},node="a"}`]: '1 0 1 1 1 1', [`switchboard_draining{${J},node="a"}`]: '0x5' }, evalTime: '5m', firing: [] },
+    {
+      series: { [`switchboard_ready{${J},node="a"}`]: '1 0 1 1 1 1', [`switchboard_draining{${J},node="a"}`]: '0x5' },
+      evalTime: '5m',
+      firing: [],
+    },
   ],
   SwitchboardBusCanaryFailing: [
     {

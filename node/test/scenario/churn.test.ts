@@ -157,11 +157,14 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
     return new Promise((resolve, reject) => {
       if (s.connected) return resolve();
       s.once('connect', () => resolve());
-      s.once('connect_error', (err) => reject(new Error(`connect_error: ${err.message} ${JSON.stringify((err as { data?: unknown }).data ?? '')}`)));
+      s.once('connect_error', (err) =>
+        reject(new Error(`connect_error: ${err.message} ${JSON.stringify((err as { data?: unknown }).data ?? '')}`)),
+      );
     });
   }
 
-  const call = async (s: Socket, ...args: unknown[]): Promise<Ack> => (await s.timeout(CALL_MS).emitWithAck(args[0] as string, ...args.slice(1))) as Ack;
+  const call = async (s: Socket, ...args: unknown[]): Promise<Ack> =>
+    (await s.timeout(CALL_MS).emitWithAck(args[0] as string, ...args.slice(1))) as Ack;
 
   /** Drops the TCP connection under a WebSocket client without a close frame; false if not on WebSocket yet. */
   function dropTcp(s: Socket): boolean {
@@ -232,7 +235,8 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
       const p = (await call(s, 'presence', presenceChannel)) as Ack & { count?: number; members?: { user: string; connections: number }[] };
       const me = user ?? 'anonymous';
       if (!p.ok) fail(k, `presence ${presenceChannel} answered ${JSON.stringify(p)}`);
-      else if (!(p.count! >= 1) || !p.members?.some((m) => m.user === me && m.connections >= 1)) fail(k, `presence ${presenceChannel} does not list ${me}: ${JSON.stringify(p)}`);
+      else if (!(p.count! >= 1) || !p.members?.some((m) => m.user === me && m.connections >= 1))
+        fail(k, `presence ${presenceChannel} does not list ${me}: ${JSON.stringify(p)}`);
       count('presence');
     }
     if (r.chance(0.1)) {
@@ -301,7 +305,10 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
         async () => {
           snap = {};
           for (const [i, n] of nodes.entries()) {
-            for (const t of ['websocket', 'polling', 'sse']) snap[`node${i}.switchboard_connections{${t}}`] = await metricValue(n.internalUrl, 'switchboard_connections', { transport: t });
+            for (const t of ['websocket', 'polling', 'sse'])
+              snap[`node${i}.switchboard_connections{${t}}`] = await metricValue(n.internalUrl, 'switchboard_connections', {
+                transport: t,
+              });
             snap[`node${i}./api/stats.connections`] = (await api<{ connections: number }>(n, '/api/stats')).connections;
           }
           return Object.values(snap).every((v) => v === 0);
@@ -341,19 +348,24 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
         const info = await api<{ subscribers: number; members?: unknown[] }>(n, `/api/channels/${c}`);
         subscribers += info.subscribers;
         if (info.subscribers !== 0) problems.push(`GET /api/channels/${c} on node${i}: ${JSON.stringify(info)}`);
-        if (c.startsWith('demo:') ? JSON.stringify(info.members) !== '[]' : info.members !== undefined) problems.push(`members of ${c} on node${i}: ${JSON.stringify(info)}`);
+        if (c.startsWith('demo:') ? JSON.stringify(info.members) !== '[]' : info.members !== undefined)
+          problems.push(`members of ${c} on node${i}: ${JSON.stringify(info)}`);
       }
     }
     // The gauge settles at once: subscriptions end with their connection, and every connection has ended.
     for (const [i, n] of nodes.entries()) {
       const g = await metricValue(n.internalUrl, 'switchboard_subscriptions');
-      if (g !== 0) problems.push(`switchboard_subscriptions on node${i} is ${g}${subscribers === 0 ? ' while no channel has a subscriber: the gauge (or the adapter rooms it counts) leaks' : ''}`);
+      if (g !== 0)
+        problems.push(
+          `switchboard_subscriptions on node${i} is ${g}${subscribers === 0 ? ' while no channel has a subscriber: the gauge (or the adapter rooms it counts) leaks' : ''}`,
+        );
     }
     // Cluster-wide connection counts: every per-address and per-user counter released, every node ledger empty.
     // (All limit keys share the hash tag {switchboard:lim}, so they live in one Redis Cluster slot.)
     const lim = 'switchboard:{switchboard:lim}:';
     const keys = await redisClient!.keys('switchboard:{switchboard:lim}:*');
-    for (const k of keys.filter((x) => x.startsWith(`${lim}ip:`) || x.startsWith(`${lim}user:`))) problems.push(`Redis ${k} = ${await redisClient!.get(k)}`);
+    for (const k of keys.filter((x) => x.startsWith(`${lim}ip:`) || x.startsWith(`${lim}user:`)))
+      problems.push(`Redis ${k} = ${await redisClient!.get(k)}`);
     for (const k of keys.filter((x) => x.startsWith(`${lim}node:`))) {
       const held = await redisClient!.hgetall(k);
       if (Object.keys(held).length) problems.push(`Redis ledger ${k} still holds ${JSON.stringify(held)}`);
@@ -373,13 +385,19 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
     assert.deepEqual(p.members.map((m) => m.user).sort(), ['after-a', 'after-b']);
     sa.disconnect();
     sb.disconnect();
-    await waitFor(async () => (await api<{ subscribers: number }>(b, '/api/channels/demo:room-0')).subscribers === 0, { what: 'demo:room-0 empty again' });
+    await waitFor(async () => (await api<{ subscribers: number }>(b, '/api/channels/demo:room-0')).subscribers === 0, {
+      what: 'demo:room-0 empty again',
+    });
   });
 
   test(`afterwards: the heap is back within ${mb(HEAP_SLACK)} of the warm-up baseline`, async () => {
     const heapAfter: number[] = [];
     for (const n of nodes) heapAfter.push(await settledHeap(n));
-    for (const [i, n] of nodes.entries()) console.log(`[churn] ${n.id}: heap before ${mb(heapBefore[i]!)}, after ${mb(heapAfter[i]!)} (${heapAfter[i]! >= heapBefore[i]! ? '+' : ''}${mb(heapAfter[i]! - heapBefore[i]!)})`);
-    for (const [i, n] of nodes.entries()) assert.ok(heapAfter[i]! < heapBefore[i]! + HEAP_SLACK, `${n.id}: heap ${mb(heapAfter[i]!)} after vs ${mb(heapBefore[i]!)} before`);
+    for (const [i, n] of nodes.entries())
+      console.log(
+        `[churn] ${n.id}: heap before ${mb(heapBefore[i]!)}, after ${mb(heapAfter[i]!)} (${heapAfter[i]! >= heapBefore[i]! ? '+' : ''}${mb(heapAfter[i]! - heapBefore[i]!)})`,
+      );
+    for (const [i, n] of nodes.entries())
+      assert.ok(heapAfter[i]! < heapBefore[i]! + HEAP_SLACK, `${n.id}: heap ${mb(heapAfter[i]!)} after vs ${mb(heapBefore[i]!)} before`);
   });
 });

@@ -46,7 +46,11 @@ describe('Redis Cluster failover drill', () => {
       try {
         const res = await fetch(`${via.url}/api/publish`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', 'idempotency-key': `${lane.channel}-${lane.next}` },
+          headers: {
+            'content-type': 'application/json',
+            authorization: 'Bearer test-key-0123456789abcdef',
+            'idempotency-key': `${lane.channel}-${lane.next}`,
+          },
           body: JSON.stringify({ channel: lane.channel, event: 'n', data: { seq: lane.next } }),
           signal: AbortSignal.timeout(3000),
         });
@@ -71,21 +75,44 @@ describe('Redis Cluster failover drill', () => {
   };
 
   /** The longest wait between two accepted publishes of the lanes, since `from`. */
-  const longestPause = (which: Lane[], from: number) => Math.max(...which.map((l) => {
-    // From the last acknowledgement before `from`, so a pause that began before it counts whole.
-    const first = l.acks.findLastIndex((x) => x < from);
-    const t = l.acks.slice(Math.max(0, first));
-    return t.slice(1).reduce((m, x, i) => Math.max(m, x - t[i]!), 0);
-  }));
+  const longestPause = (which: Lane[], from: number) =>
+    Math.max(
+      ...which.map((l) => {
+        // From the last acknowledgement before `from`, so a pause that began before it counts whole.
+        const first = l.acks.findLastIndex((x) => x < from);
+        const t = l.acks.slice(Math.max(0, first));
+        return t.slice(1).reduce((m, x, i) => Math.max(m, x - t[i]!), 0);
+      }),
+    );
 
   /** Every subscriber holds 0..n-1 of every channel once, in order — or was told for that channel (allowed only if `mayTell`). */
   async function assertComplete(phase: string, mayTell: boolean) {
     const upTo = new Map(lanes.map((l) => [l.channel, l.next]));
-    await waitFor(() => subs.every((s) => lanes.every((l) => s.told.has(l.channel) || (s.got.get(l.channel) ?? []).filter((n) => n < upTo.get(l.channel)!).length >= upTo.get(l.channel)!)), {
-      what: `every subscriber holding every number (${phase})`,
-      timeout: 30_000,
-    }).catch((err: Error) => {
-      throw new Error(`${err.message}\n${subs.map((s, i) => `sub ${i}: ${lanes.map((l) => `${l.channel}=${s.got.get(l.channel)?.length}/${upTo.get(l.channel)}${s.told.has(l.channel) ? ' told' : ''}`).join(' ')}`).join('\n')}\n${nodes.map((n) => n.output().split('\n').filter((x) => /warn|error/i.test(x)).slice(-12).join('\n')).join('\n--\n')}`);
+    await waitFor(
+      () =>
+        subs.every((s) =>
+          lanes.every(
+            (l) =>
+              s.told.has(l.channel) || (s.got.get(l.channel) ?? []).filter((n) => n < upTo.get(l.channel)!).length >= upTo.get(l.channel)!,
+          ),
+        ),
+      {
+        what: `every subscriber holding every number (${phase})`,
+        timeout: 30_000,
+      },
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\n${subs.map((s, i) => `sub ${i}: ${lanes.map((l) => `${l.channel}=${s.got.get(l.channel)?.length}/${upTo.get(l.channel)}${s.told.has(l.channel) ? ' told' : ''}`).join(' ')}`).join('\n')}\n${nodes
+          .map((n) =>
+            n
+              .output()
+              .split('\n')
+              .filter((x) => /warn|error/i.test(x))
+              .slice(-12)
+              .join('\n'),
+          )
+          .join('\n--\n')}`,
+      );
     });
     for (const [i, s] of subs.entries()) {
       for (const l of lanes) {
@@ -94,7 +121,11 @@ describe('Redis Cluster failover drill', () => {
           assert.ok(mayTell, `subscriber ${i} was told of a loss on ${l.channel} in ${phase}, where nothing may be lost`);
           continue;
         }
-        assert.deepEqual(got, Array.from({ length: upTo.get(l.channel)! }, (_, k) => k), `subscriber ${i} on node ${s.node.id}, ${l.channel} (${phase}): every number once, in order`);
+        assert.deepEqual(
+          got,
+          Array.from({ length: upTo.get(l.channel)! }, (_, k) => k),
+          `subscriber ${i} on node ${s.node.id}, ${l.channel} (${phase}): every number once, in order`,
+        );
       }
     }
   }
@@ -145,8 +176,17 @@ describe('Redis Cluster failover drill', () => {
     await cluster.kill(victim);
     const promoted = await cluster.waitPromoted(victim);
     await advance(20, 'after the promotion');
-    console.log(`# kill -9 of master ${victim} (promoted ${promoted}): longest pause of the other shards' channels ${longestPause(others, from)} ms, of the failed shard's ${longestPause(lanes.filter((l) => l.master === victim), from)} ms`);
-    assert.deepEqual(others.map((l) => l.errors), errorsBefore, 'publications to the other shards were never refused');
+    console.log(
+      `# kill -9 of master ${victim} (promoted ${promoted}): longest pause of the other shards' channels ${longestPause(others, from)} ms, of the failed shard's ${longestPause(
+        lanes.filter((l) => l.master === victim),
+        from,
+      )} ms`,
+    );
+    assert.deepEqual(
+      others.map((l) => l.errors),
+      errorsBefore,
+      'publications to the other shards were never refused',
+    );
     await assertComplete('kill -9', true);
     for (const n of nodes) assert.ok(/redis topology changed/.test(n.output()), `node ${n.id} saw the failover`);
     // The old master comes back as a replica, so the next drills have a replica on every shard.
@@ -163,7 +203,11 @@ describe('Redis Cluster failover drill', () => {
     await cluster.failover(replica);
     await advance(20, 'after the switchover');
     console.log(`# CLUSTER FAILOVER ${current} -> ${replica}: longest pause of any channel ${longestPause(lanes, from)} ms`);
-    assert.deepEqual(subs.map((s) => s.told.size), toldBefore, 'no loss notice');
+    assert.deepEqual(
+      subs.map((s) => s.told.size),
+      toldBefore,
+      'no loss notice',
+    );
     // Channels told during the kill -9 drill are checked only from now on; the others must be exact end to end.
     await assertComplete('CLUSTER FAILOVER', true);
     for (const s of subs) for (const l of lanes) if (!s.told.has(l.channel)) assert.ok((s.got.get(l.channel) ?? []).length >= l.next - 1);
@@ -180,11 +224,23 @@ describe('Redis Cluster failover drill', () => {
     cluster.pause(hung);
     try {
       // (Not waitPromoted: the hung node never answers, so the cluster never looks all ok from every node.)
-      await waitFor(async () => (await cluster.masterOfSlot(slot).catch(() => hung)) !== hung, { what: 'a replica to take over from the hung master', timeout: 30_000 });
+      await waitFor(async () => (await cluster.masterOfSlot(slot).catch(() => hung)) !== hung, {
+        what: 'a replica to take over from the hung master',
+        timeout: 30_000,
+      });
       await advance(20, 'after the promotion past the hung master');
-      console.log(`# SIGSTOP of master ${hung}: longest pause of the other shards' channels ${longestPause(others, from)} ms, of the hung shard's ${longestPause(lanes.filter((l) => !others.includes(l)), from)} ms`);
+      console.log(
+        `# SIGSTOP of master ${hung}: longest pause of the other shards' channels ${longestPause(others, from)} ms, of the hung shard's ${longestPause(
+          lanes.filter((l) => !others.includes(l)),
+          from,
+        )} ms`,
+      );
       for (const n of nodes) assert.equal((await fetch(`${n.internalUrl}/readyz`)).status, 200, `node ${n.id} stays in rotation`);
-      assert.deepEqual(others.map((l) => l.errors), errorsBefore, 'publications to the other shards were never refused');
+      assert.deepEqual(
+        others.map((l) => l.errors),
+        errorsBefore,
+        'publications to the other shards were never refused',
+      );
     } finally {
       cluster.resume(hung);
     }
@@ -197,6 +253,11 @@ describe('Redis Cluster failover drill', () => {
     await assertComplete('the end', true);
     const told = subs.reduce((n, s) => n + s.told.size, 0);
     console.log(`# loss notices over the drills: ${told} (subscriber x channel pairs of ${subs.length * lanes.length})`);
-    for (const n of nodes) for (const l of n.output().split('\n').filter((x) => x.includes('lost or diverged'))) console.log(`# ${n.id}: ${l}`);
+    for (const n of nodes)
+      for (const l of n
+        .output()
+        .split('\n')
+        .filter((x) => x.includes('lost or diverged')))
+        console.log(`# ${n.id}: ${l}`);
   });
 });

@@ -16,12 +16,19 @@ const FAST = { CANARY_INTERVAL_MS: '200', CANARY_TIMEOUT_MS: '500', DRAIN_TIMEOU
 // timeout (45 s) could close them before their buffer fills. Nothing here relies on pings (a killed node's clients
 // see the TCP connection go).
 const NO_PINGS = { PING_INTERVAL_MS: '600000', PING_TIMEOUT_MS: '20000', WS_IDLE_TIMEOUT_S: '960' };
-type SbClient = { subscribe(c: string, o?: object): Promise<any>; lastId(c: string): string | undefined; onLost(fn: (c: string, a: any) => void): void; onRecovered(fn: (c: string, a: any) => void): void };
+type SbClient = {
+  subscribe(c: string, o?: object): Promise<any>;
+  lastId(c: string): string | undefined;
+  onLost(fn: (c: string, a: any) => void): void;
+  onRecovered(fn: (c: string, a: any) => void): void;
+};
 let SwitchboardClient: new (s: Client) => SbClient;
 
 /** GET /api/channels/<channel>: subscribers on every node (Socket.IO and SSE). */
 async function channelInfo(node: TestNode, channel: string): Promise<{ subscribers: number }> {
-  return (await (await fetch(`${node.url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })).json()) as { subscribers: number };
+  return (await (
+    await fetch(`${node.url}/api/channels/${channel}`, { headers: { authorization: 'Bearer test-key-0123456789abcdef' } })
+  ).json()) as { subscribers: number };
 }
 
 /** A subscriber that records the sequence numbers it receives. */
@@ -50,7 +57,11 @@ async function stalledSubscriber(node: TestNode, channel: string) {
 const slowConsumersClosed = (node: TestNode) => metricValue(node.internalUrl, 'switchboard_disconnects_total', { reason: 'slow_consumer' });
 
 function assertExactlyOnceInOrder(got: number[], upTo: number, who: string) {
-  assert.deepEqual(got, Array.from({ length: upTo }, (_, i) => i), `${who} holds every number once, in order`);
+  assert.deepEqual(
+    got,
+    Array.from({ length: upTo }, (_, i) => i),
+    `${who} holds every number once, in order`,
+  );
 }
 
 describe('delivery under faults', () => {
@@ -62,7 +73,8 @@ describe('delivery under faults', () => {
     SwitchboardClient = (await import(pathToFileURL(join(repoRoot, 'node/public/switchboard-client.js')).href)).SwitchboardClient;
     redis = await startRedis();
     nodes = [];
-    for (let i = 0; i < 3; i++) nodes.push(await startNode({ env: { REDIS_URL: redis.url, ...FAST, ...NO_PINGS, MAX_BACKPRESSURE_BYTES: '1048576' } }));
+    for (let i = 0; i < 3; i++)
+      nodes.push(await startNode({ env: { REDIS_URL: redis.url, ...FAST, ...NO_PINGS, MAX_BACKPRESSURE_BYTES: '1048576' } }));
   });
   after(async () => {
     closeClients();
@@ -92,7 +104,9 @@ describe('delivery under faults', () => {
     const ack = await new SwitchboardClient(moved).subscribe(channel, { since: sb[2]!.lastId(channel) });
     assert.deepEqual(ack, { ok: true, recovered: true, replayed: 30 });
     await publishUpTo(60, b);
-    await waitFor(() => got[0]!.length === 60 && got[1]!.length === 60 && got[2]!.length + gotMoved.length === 60, { what: 'all 60 everywhere' });
+    await waitFor(() => got[0]!.length === 60 && got[1]!.length === 60 && got[2]!.length + gotMoved.length === 60, {
+      what: 'all 60 everywhere',
+    });
     assertExactlyOnceInOrder(got[0]!, 60, 'subscriber on a');
     assertExactlyOnceInOrder(got[1]!, 60, 'subscriber on b');
     assertExactlyOnceInOrder([...got[2]!, ...gotMoved], 60, 'the failed-over subscriber');
@@ -107,10 +121,17 @@ describe('delivery under faults', () => {
     await call(s, 'subscribe', channel);
     redis.signal('SIGSTOP');
     // How soon is the bench's to measure; here: it happens, and the reason names the bus.
-    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 503, { what: '503 while Redis hangs', interval: 20, timeout: 10_000 });
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 503, {
+      what: '503 while Redis hangs',
+      interval: 20,
+      timeout: 10_000,
+    });
     assert.match(((await (await fetch(`${a.internalUrl}/readyz`)).json()) as { reason?: string }).reason ?? '', /redis|canary|bus/);
     redis.signal('SIGCONT');
-    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200, { what: 'ready again', timeout: 10000 });
+    await waitFor(
+      async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200,
+      { what: 'ready again', timeout: 10000 },
+    );
     for (let seq = 0; seq < 10; seq++) assert.equal((await apiPublish(a.url, { channel, event: 'n', data: { seq } })).status, 200);
     await waitFor(() => got.length === 10, { what: 'delivery after SIGCONT' });
     assertExactlyOnceInOrder(got, 10, 'subscriber after the hang');
@@ -128,7 +149,10 @@ describe('delivery under faults', () => {
     for (let seq = 0; seq < 5; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq } });
     await waitFor(() => got.length === 5);
     await redis.restart();
-    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200, { what: 'ready after restart', timeout: 15000 });
+    await waitFor(
+      async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200,
+      { what: 'ready after restart', timeout: 15000 },
+    );
     await waitFor(() => lost.includes(channel), { what: 'the client told history was lost', timeout: 10000 });
     // A fresh client asking for the old id gets an honest answer.
     const late = await open(a);
@@ -150,12 +174,18 @@ describe('delivery under faults', () => {
     for (let seq = 0; seq < 3; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq } });
     const ev1 = await first.waitEvents(3);
     first.close();
-    assert.deepEqual(ev1.map((e) => JSON.parse(e.data).seq), [0, 1, 2]);
+    assert.deepEqual(
+      ev1.map((e) => JSON.parse(e.data).seq),
+      [0, 1, 2],
+    );
     for (let seq = 3; seq < 7; seq++) await apiPublish(a.url, { channel, event: 'n', data: { seq } });
     const second = await openSse(`${a.url}/sse?channel=${channel}`, { 'last-event-id': ev1[2]!.id! });
     const ev2 = await second.waitEvents(4);
     second.close();
-    assert.deepEqual(ev2.map((e) => JSON.parse(e.data).seq), [3, 4, 5, 6]);
+    assert.deepEqual(
+      ev2.map((e) => JSON.parse(e.data).seq),
+      [3, 4, 5, 6],
+    );
     assert.ok(ev2.every((e) => e.event === 'n'));
   });
 
@@ -175,7 +205,10 @@ describe('delivery under faults', () => {
     publishing.catch(() => {});
     // The close frame waits behind everything buffered, and uWS drops a closed socket that has not drained within
     // 16 s (then the client only sees 1006): the stalled client reads again as soon as the node has closed it.
-    await waitFor(async () => (await slowConsumersClosed(a)) > closedBefore, { what: 'the node closing the stalled client as slow_consumer', timeout: 120_000 });
+    await waitFor(async () => (await slowConsumersClosed(a)) > closedBefore, {
+      what: 'the node closing the stalled client as slow_consumer',
+      timeout: 120_000,
+    });
     (ws as any)._socket.resume();
     assert.equal(await closed, 4008);
     await publishing;

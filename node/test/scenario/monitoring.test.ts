@@ -101,9 +101,15 @@ async function resolveVariables(prom: TestPrometheus, dashboard: any, start: num
     const m = /^label_values\((?:(.*),\s*)?(\w+)\)$/.exec(q.trim());
     assert.ok(m, `variable ${v.name}: only label_values() queries are handled here (${q})`);
     const selector = m[1] ? fill(m[1], vars) : undefined;
-    const values: string[] = await prom.api(`label/${m[2]}/values`, { ...(selector ? { 'match[]': selector } : {}), start: String(start), end: String(end) });
+    const values: string[] = await prom.api(`label/${m[2]}/values`, {
+      ...(selector ? { 'match[]': selector } : {}),
+      start: String(start),
+      end: String(end),
+    });
     assert.ok(values.length > 0, `variable ${v.name} (${q}) has values`);
-    vars[v.name] = v.includeAll ? (v.allValue ?? `(${values.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})`) : values.sort()[0]!;
+    vars[v.name] = v.includeAll
+      ? (v.allValue ?? `(${values.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})`)
+      : values.sort()[0]!;
   }
   return vars;
 }
@@ -140,7 +146,9 @@ describe('dashboards and alerts on a live cluster', () => {
       BACKEND_URL: backend.url,
       WEBHOOK_SECRET: 'monitoring-test-webhook-secret-0123456789',
       // Subscribe and publish go through the backend's webhooks too.
-      CHANNEL_RULES: JSON.stringify([{ prefix: '', subscribe: 'authorized', publish: 'authorized', history: { size: 100, ttlSeconds: 60 } }]),
+      CHANNEL_RULES: JSON.stringify([
+        { prefix: '', subscribe: 'authorized', publish: 'authorized', history: { size: 100, ttlSeconds: 60 } },
+      ]),
       // A hung Redis is noticed within seconds; a busy machine's slow round trip is not a failure.
       CANARY_INTERVAL_MS: '250',
       CANARY_TIMEOUT_MS: '1000',
@@ -173,7 +181,11 @@ describe('dashboards and alerts on a live cluster', () => {
     const back = await call(onB, 'subscribe', CHANNEL, { since: first.id });
     assert.equal(back.ok, true, JSON.stringify(back));
     assert.equal((await call(viaHaproxy, 'rpc', 'ping', {})).result, 'pong');
-    await sseUntil(`${b.url}/sse?channel=${CHANNEL}`, () => apiPublish(a.url, { channel: CHANNEL, event: 'sse-test', data: {} }), /event: sse-test/);
+    await sseUntil(
+      `${b.url}/sse?channel=${CHANNEL}`,
+      () => apiPublish(a.url, { channel: CHANNEL, event: 'sse-test', data: {} }),
+      /event: sse-test/,
+    );
     const foreign = await fetch(`${a.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: 'https://evil.example' } });
     assert.equal(foreign.status, 403, 'a foreign origin is refused');
     await badFrame(b);
@@ -213,7 +225,11 @@ describe('dashboards and alerts on a live cluster', () => {
     // Grafana on a short range: $__interval is the scrape interval (its floor), and
     // $__rate_interval = max($__interval + scrape interval, 4 × scrape interval).
     const step = SCRAPE_S;
-    const builtins = { __interval: `${step}s`, __rate_interval: `${Math.max(step + SCRAPE_S, 4 * SCRAPE_S)}s`, __range: `${Math.ceil(end - trafficStart)}s` };
+    const builtins = {
+      __interval: `${step}s`,
+      __rate_interval: `${Math.max(step + SCRAPE_S, 4 * SCRAPE_S)}s`,
+      __range: `${Math.ceil(end - trafficStart)}s`,
+    };
     const empty: string[] = [];
     let queries = 0;
     for (const { file, json } of loadDashboards()) {
@@ -224,7 +240,8 @@ describe('dashboards and alerts on a live cluster', () => {
           queries++;
           const series = await prom!.queryRange(expr, trafficStart, end, step);
           // Data: a number somewhere in the range (NaN, as from 0/0 or a quantile without observations, is "No data").
-          if (!series.some((s) => s.values.some(([, v]) => Number.isFinite(Number(v))))) empty.push(`${file} "${panel.title}" ${target.refId}: ${expr}`);
+          if (!series.some((s) => s.values.some(([, v]) => Number.isFinite(Number(v)))))
+            empty.push(`${file} "${panel.title}" ${target.refId}: ${expr}`);
         }
       }
     }
@@ -234,7 +251,10 @@ describe('dashboards and alerts on a live cluster', () => {
     const total = async (expr: string) => Number((await prom!.query(expr))[0]?.value[1] ?? 0);
     assert.ok((await total('sum(switchboard_rejections_total{reason="origin"})')) >= 1, 'the refused origin is counted');
     const reasons = await prom!.query('sum by (reason) (switchboard_disconnects_total) > 0');
-    assert.ok((await total('sum(switchboard_disconnects_total{reason="parse_error"})')) >= 1, `the bad frame is counted: ${JSON.stringify(reasons)}`);
+    assert.ok(
+      (await total('sum(switchboard_disconnects_total{reason="parse_error"})')) >= 1,
+      `the bad frame is counted: ${JSON.stringify(reasons)}`,
+    );
     assert.ok((await total('sum(switchboard_deliveries_total{transport="sse"})')) >= 1, 'the SSE delivery is counted');
     assert.ok((await total('sum(switchboard_webhook_requests_total{hook="rpc",outcome="ok"})')) >= 1, 'the RPC webhook is counted');
     assert.ok((await total('sum(switchboard_history_replays_total)')) >= 1, 'the recovery from history is counted');
@@ -251,7 +271,9 @@ describe('dashboards and alerts on a live cluster', () => {
     const [a, b] = nodes as [TestNode, TestNode];
     const firing = (name: string, labels: Record<string, string>) => async () => {
       const alerts: PromAlert[] = await prom!.alerts();
-      return alerts.find((x) => x.labels.alertname === name && x.state === 'firing' && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+      return alerts.find(
+        (x) => x.labels.alertname === name && x.state === 'firing' && Object.entries(labels).every(([k, v]) => x.labels[k] === v),
+      );
     };
 
     backend!.rpcFails = true;
@@ -259,15 +281,27 @@ describe('dashboards and alerts on a live cluster', () => {
       const r = await call(clients[0]!, 'rpc', 'ping', {});
       assert.equal(r.ok, false, 'the RPC fails while the backend does');
     }
-    const webhook = await waitFor(firing('SwitchboardWebhookErrors', { hook: 'rpc' }), { timeout: 20_000, interval: 250, what: 'SwitchboardWebhookErrors firing' });
+    const webhook = await waitFor(firing('SwitchboardWebhookErrors', { hook: 'rpc' }), {
+      timeout: 20_000,
+      interval: 250,
+      what: 'SwitchboardWebhookErrors firing',
+    });
     assert.equal(webhook.labels.severity, 'warning');
 
     b.kill('SIGKILL');
     await b.exited;
     redis!.signal('SIGSTOP');
-    const down = await waitFor(firing('SwitchboardNodeDown', { instance: `127.0.0.1:${b.internalPort}` }), { timeout: 20_000, interval: 250, what: 'SwitchboardNodeDown firing' });
+    const down = await waitFor(firing('SwitchboardNodeDown', { instance: `127.0.0.1:${b.internalPort}` }), {
+      timeout: 20_000,
+      interval: 250,
+      what: 'SwitchboardNodeDown firing',
+    });
     assert.equal(down.labels.job, 'switchboard');
-    const bus = await waitFor(firing('SwitchboardBusCanaryFailing', { node: a.id }), { timeout: 20_000, interval: 250, what: 'SwitchboardBusCanaryFailing firing' });
+    const bus = await waitFor(firing('SwitchboardBusCanaryFailing', { node: a.id }), {
+      timeout: 20_000,
+      interval: 250,
+      what: 'SwitchboardBusCanaryFailing firing',
+    });
     assert.equal(bus.labels.severity, 'critical');
     redis!.signal('SIGCONT');
   });

@@ -110,14 +110,53 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
 
   /** Waits until every subscriber has caught up to `upTo`, then checks each holds 0..upTo-1 exactly once, in order. */
   async function assertComplete(upTo: number, phase: string) {
-    await waitFor(() => subs.every((s) => s.got.filter((n) => n < upTo).length >= upTo), { what: `every subscriber holding 0..${upTo - 1} after ${phase}`, timeout: 20_000 }).catch((err: Error) => {
-      throw new Error(`${err.message}\n${subs.map((s, i) => `sub ${i}: ${s.got.length} received, lost=${s.lost}, connected=${s.socket.connected}`).join('\n')}`);
+    await waitFor(() => subs.every((s) => s.got.filter((n) => n < upTo).length >= upTo), {
+      what: `every subscriber holding 0..${upTo - 1} after ${phase}`,
+      timeout: 20_000,
+    }).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\n${subs.map((s, i) => `sub ${i}: ${s.got.length} received, lost=${s.lost}, connected=${s.socket.connected}`).join('\n')}`,
+      );
     });
     subs.forEach((s, i) => {
       const upToNow = s.got.filter((n) => n < upTo);
       const dup = upToNow.findIndex((n, k) => n !== k);
-      assert.deepEqual(upToNow, Array.from({ length: upTo }, (_, k) => k), `subscriber ${i} after ${phase}: every number once, in order${dup >= 0 ? `; around the first difference: ${s.trace.slice(Math.max(0, s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) - 3), s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) + 8).join(' ')}\nnode logs:\n${nodes.map((n) => n.output().split('\n').filter((l) => /resync|catch|lost|gap|warn|error/i.test(l) || (dup >= 0 && l.includes(s.trace.find((t) => t.startsWith(`${dup}@`))?.split('@')[1] ?? 'none'))).slice(0, 20).join('\n')).join('\n--\n')}` : ''}`);
-      assert.equal(s.lost, 0, `subscriber ${i} was never told anything was lost in ${phase}; trace ${s.trace.filter((t) => !/^\d/.test(t)).join(' ')}\n${nodes.map((n) => n.output().split('\n').filter((l) => /resync|catch|lost|gap|warn/i.test(l)).slice(0, 8).join('\n')).join('\n--\n')}`);
+      assert.deepEqual(
+        upToNow,
+        Array.from({ length: upTo }, (_, k) => k),
+        `subscriber ${i} after ${phase}: every number once, in order${
+          dup >= 0
+            ? `; around the first difference: ${s.trace.slice(Math.max(0, s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) - 3), s.trace.findIndex((t) => t.startsWith(`${dup - 1}@`)) + 8).join(' ')}\nnode logs:\n${nodes
+                .map((n) =>
+                  n
+                    .output()
+                    .split('\n')
+                    .filter(
+                      (l) =>
+                        /resync|catch|lost|gap|warn|error/i.test(l) ||
+                        (dup >= 0 && l.includes(s.trace.find((t) => t.startsWith(`${dup}@`))?.split('@')[1] ?? 'none')),
+                    )
+                    .slice(0, 20)
+                    .join('\n'),
+                )
+                .join('\n--\n')}`
+            : ''
+        }`,
+      );
+      assert.equal(
+        s.lost,
+        0,
+        `subscriber ${i} was never told anything was lost in ${phase}; trace ${s.trace.filter((t) => !/^\d/.test(t)).join(' ')}\n${nodes
+          .map((n) =>
+            n
+              .output()
+              .split('\n')
+              .filter((l) => /resync|catch|lost|gap|warn/i.test(l))
+              .slice(0, 8)
+              .join('\n'),
+          )
+          .join('\n--\n')}`,
+      );
     });
   }
 
@@ -138,12 +177,18 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
 
   test('Redis hangs (SIGSTOP) past the canary deadline, then resumes: nothing lost, nothing doubled', async () => {
     redis.signal('SIGSTOP');
-    await waitFor(async () => (await fetch(`${nodes[2]!.internalUrl}/readyz`)).status === 503, { what: 'unready while Redis hangs', timeout: 5000 });
+    await waitFor(async () => (await fetch(`${nodes[2]!.internalUrl}/readyz`)).status === 503, {
+      what: 'unready while Redis hangs',
+      timeout: 5000,
+    });
     // Held until the publisher has felt it: an attempt refused or timed out while Redis hangs.
     const errors = publishErrors.length;
     await waitFor(() => publishErrors.length > errors, { what: 'a publication attempt failing while Redis hangs', timeout: 10_000 });
     redis.signal('SIGCONT');
-    await waitFor(async () => (await fetch(`${nodes[2]!.internalUrl}/readyz`)).status === 200, { what: 'ready after SIGCONT', timeout: 10_000 });
+    await waitFor(async () => (await fetch(`${nodes[2]!.internalUrl}/readyz`)).status === 200, {
+      what: 'ready after SIGCONT',
+      timeout: 10_000,
+    });
     await advance(30, 'after SIGCONT');
     await assertComplete(seq, 'SIGSTOP/SIGCONT');
   });
@@ -151,16 +196,29 @@ describe('rolling restart and Redis faults under a steady publisher', () => {
   test('Redis killed and restarted empty: subscribers are told history was lost; no duplicates, order kept', async () => {
     const before = seq;
     await redis.restart();
-    await waitFor(async () => (await fetch(`${nodes[2]!.internalUrl}/readyz`)).status === 200, { what: 'ready after the Redis restart', timeout: 15_000 });
+    await waitFor(async () => (await fetch(`${nodes[2]!.internalUrl}/readyz`)).status === 200, {
+      what: 'ready after the Redis restart',
+      timeout: 15_000,
+    });
     await advance(30, 'after the Redis restart');
     publishing = false;
     await publisher;
     const last = seq;
-    await waitFor(() => subs.every((s) => s.got.includes(last - 1)), { what: 'the last number everywhere', timeout: 15_000 }).catch((err: Error) => {
-      throw new Error(`${err.message} (last ${last - 1})\n${subs.map((s, i) => `sub ${i}: ${s.got.length} received, last ${s.got.at(-1)}, lost=${s.lost}, recovered=${s.recovered}, connected=${s.socket.connected}`).join('\n')}\n${nodes[2]!.output().split('\n').filter((l) => /warn|error|resync|verified|connected/i.test(l)).slice(-25).join('\n')}`);
-    });
+    await waitFor(() => subs.every((s) => s.got.includes(last - 1)), { what: 'the last number everywhere', timeout: 15_000 }).catch(
+      (err: Error) => {
+        throw new Error(
+          `${err.message} (last ${last - 1})\n${subs.map((s, i) => `sub ${i}: ${s.got.length} received, last ${s.got.at(-1)}, lost=${s.lost}, recovered=${s.recovered}, connected=${s.socket.connected}`).join('\n')}\n${nodes[2]!
+            .output()
+            .split('\n')
+            .filter((l) => /warn|error|resync|verified|connected/i.test(l))
+            .slice(-25)
+            .join('\n')}`,
+        );
+      },
+    );
     subs.forEach((s, i) => {
-      for (let k = 1; k < s.got.length; k++) assert.ok(s.got[k]! > s.got[k - 1]!, `subscriber ${i}: ${s.got[k - 1]} then ${s.got[k]} (a duplicate or out of order)`);
+      for (let k = 1; k < s.got.length; k++)
+        assert.ok(s.got[k]! > s.got[k - 1]!, `subscriber ${i}: ${s.got[k - 1]} then ${s.got[k]} (a duplicate or out of order)`);
       const missing = Array.from({ length: last }, (_, k) => k).filter((k) => !s.got.includes(k));
       // Publications are refused while Redis is down (HAProxy has no ready node), so nothing should be missing;
       // if anything is, the subscriber must have been told.

@@ -67,7 +67,11 @@ describe('Redis Sentinel failover under a steady publisher', () => {
       try {
         const res = await fetch(`${via.url}/api/publish`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', 'idempotency-key': `sentinel-${seq}` },
+          headers: {
+            'content-type': 'application/json',
+            authorization: 'Bearer test-key-0123456789abcdef',
+            'idempotency-key': `sentinel-${seq}`,
+          },
           body: JSON.stringify({ channel: CHANNEL, event: 'n', data: { seq } }),
           signal: AbortSignal.timeout(3000),
         });
@@ -87,7 +91,9 @@ describe('Redis Sentinel failover under a steady publisher', () => {
 
   const advance = async (n: number, what: string) => {
     const target = seq + n;
-    await waitFor(() => seq >= target, { what: `publisher past ${target} (${what})`, timeout: 30_000 }).catch((err: Error) => withLogs(new Error(`${err.message}; errors: ${publishErrors.slice(-5).join(',')}`)));
+    await waitFor(() => seq >= target, { what: `publisher past ${target} (${what})`, timeout: 30_000 }).catch((err: Error) =>
+      withLogs(new Error(`${err.message}; errors: ${publishErrors.slice(-5).join(',')}`)),
+    );
   };
   const ready = async (n: TestNode) => (await fetch(`${n.internalUrl}/readyz`).catch(() => undefined))?.status === 200;
 
@@ -96,8 +102,13 @@ describe('Redis Sentinel failover under a steady publisher', () => {
     publishing = false;
     await publisher;
     const last = seq - 1;
-    await waitFor(() => subs.every((s) => numbersOf(s).includes(last)), { what: `the last number (${last}) everywhere after ${phase}`, timeout: 20_000 }).catch((err: Error) => {
-      throw new Error(`${err.message}\n${subs.map((s, i) => `sub ${i}: ${numbersOf(s).length} numbers, last ${numbersOf(s).at(-1)}, lost=${lostCount(s)}`).join('\n')}\n${logs()}`);
+    await waitFor(() => subs.every((s) => numbersOf(s).includes(last)), {
+      what: `the last number (${last}) everywhere after ${phase}`,
+      timeout: 20_000,
+    }).catch((err: Error) => {
+      throw new Error(
+        `${err.message}\n${subs.map((s, i) => `sub ${i}: ${numbersOf(s).length} numbers, last ${numbersOf(s).at(-1)}, lost=${lostCount(s)}`).join('\n')}\n${logs()}`,
+      );
     });
     return last;
   }
@@ -151,10 +162,17 @@ describe('Redis Sentinel failover under a steady publisher', () => {
     const pids = nodes.map((n) => n.proc.pid);
     await sentinel.kill(old);
     // No master reachable: readiness turns false by itself...
-    await waitFor(async () => !(await ready(nodes[0]!)) && !(await ready(nodes[1]!)), { what: 'both nodes unready while there is no master', timeout: 10_000, interval: 20 });
+    await waitFor(async () => !(await ready(nodes[0]!)) && !(await ready(nodes[1]!)), {
+      what: 'both nodes unready while there is no master',
+      timeout: 10_000,
+      interval: 20,
+    });
     const promoted = await sentinel.waitNewMaster(old);
     // ...and back by itself once the sentinels name the promoted replica.
-    await waitFor(async () => (await ready(nodes[0]!)) && (await ready(nodes[1]!)), { what: `both nodes ready on the new master ${promoted}`, timeout: 15_000 }).catch(withLogs);
+    await waitFor(async () => (await ready(nodes[0]!)) && (await ready(nodes[1]!)), {
+      what: `both nodes ready on the new master ${promoted}`,
+      timeout: 15_000,
+    }).catch(withLogs);
     await advance(30, 'after the failover');
     const last = await settle('kill -9');
     assert.deepEqual(
@@ -169,7 +187,9 @@ describe('Redis Sentinel failover under a steady publisher', () => {
       assert.deepEqual(unexplained(s), [], `subscriber ${i} (on ${s.node.id}): once, in order, or told\n${logs()}`);
     });
     if (process.env.SB_DRILL_LOGS) console.log(logs());
-    console.log(`# kill -9 drill: ${last + 1} numbers accepted, loss notices per subscriber ${subs.map(lostCount).join(',')}, publish retries ${publishErrors.length}`);
+    console.log(
+      `# kill -9 drill: ${last + 1} numbers accepted, loss notices per subscriber ${subs.map(lostCount).join(',')}, publish retries ${publishErrors.length}`,
+    );
   });
 
   test('planned SENTINEL FAILOVER: no loss at all', async () => {
@@ -183,15 +203,26 @@ describe('Redis Sentinel failover under a steady publisher', () => {
     const old = await sentinel.master();
     const promoted = await sentinel.failover();
     assert.notEqual(promoted, old);
-    await waitFor(async () => (await ready(nodes[0]!)) && (await ready(nodes[1]!)), { what: 'both nodes ready after the switchover', timeout: 15_000 }).catch(withLogs);
+    await waitFor(async () => (await ready(nodes[0]!)) && (await ready(nodes[1]!)), {
+      what: 'both nodes ready after the switchover',
+      timeout: 15_000,
+    }).catch(withLogs);
     await advance(30, 'after the switchover');
     const last = await settle('SENTINEL FAILOVER');
     // Figures for the record: how long each node held its writes during the switchover (log times).
     const holds = nodes.map((n) => {
-      const t = (msg: string) => n.output().split('\n').filter((l) => l.includes(msg)).map((l) => (JSON.parse(l) as { time: number }).time).at(-1)!;
+      const t = (msg: string) =>
+        n
+          .output()
+          .split('\n')
+          .filter((l) => l.includes(msg))
+          .map((l) => (JSON.parse(l) as { time: number }).time)
+          .at(-1)!;
       return t('writes released') - t('sentinel failover started');
     });
-    console.log(`# planned switchover: ${last - start + 1} numbers, writes held ${holds.join(', ')} ms, publish retries ${publishErrors.length - errorsBefore}`);
+    console.log(
+      `# planned switchover: ${last - start + 1} numbers, writes held ${holds.join(', ')} ms, publish retries ${publishErrors.length - errorsBefore}`,
+    );
     subs.forEach((s, i) => {
       const phase = s.events.slice(from[i]);
       assert.deepEqual(

@@ -12,13 +12,31 @@ import { SbError } from '../../src/core/errors.js';
 test('channel names: 1-200 of A-Z a-z 0-9 _ : . - @ / = ,', () => {
   for (const ok of ['a', 'chat:room-1', 'user@example.com', 'a/b=c,d.e_f', 'x'.repeat(200)]) assert.ok(isValidChannel(ok), ok);
   for (const bad of ['', 'x'.repeat(201), 'has space', 'émoji', 'a#b', 'a*', null, 42, {}]) assert.ok(!isValidChannel(bad), String(bad));
-  assert.throws(() => assertChannel('a b'), (e: unknown) => e instanceof SbError && e.code === 'invalid_channel');
+  assert.throws(
+    () => assertChannel('a b'),
+    (e: unknown) => e instanceof SbError && e.code === 'invalid_channel',
+  );
 });
 
 test('event names: reserved Socket.IO names and our system prefix are refused', () => {
   assert.equal(assertEventName('chat'), 'chat');
-  for (const bad of ['connect', 'disconnect', 'connect_error', 'disconnecting', 'newListener', 'removeListener', 'switchboard:x', '', 'x'.repeat(101), 5]) {
-    assert.throws(() => assertEventName(bad), (e: unknown) => e instanceof SbError && e.code === 'bad_request', String(bad));
+  for (const bad of [
+    'connect',
+    'disconnect',
+    'connect_error',
+    'disconnecting',
+    'newListener',
+    'removeListener',
+    'switchboard:x',
+    '',
+    'x'.repeat(101),
+    5,
+  ]) {
+    assert.throws(
+      () => assertEventName(bad),
+      (e: unknown) => e instanceof SbError && e.code === 'bad_request',
+      String(bad),
+    );
   }
 });
 
@@ -45,7 +63,10 @@ test('rules: the longest prefix wins, defaults are safe, bad rules fail clearly'
   assert.equal(rules.for('demo:lobby').historySize, 20);
   assert.equal(rules.for('demo:lobby').historyTtlMs, 300_000);
   assert.equal(rules.for('orders:1').historySize, 10);
-  const custom = new ChannelRules(readRules('[{"prefix":"a:","publish":"anyone"},{"prefix":"a:b:","publish":"nobody"}]'), { historySize: 1, historyTtlMs: 1 });
+  const custom = new ChannelRules(readRules('[{"prefix":"a:","publish":"anyone"},{"prefix":"a:b:","publish":"nobody"}]'), {
+    historySize: 1,
+    historyTtlMs: 1,
+  });
   assert.equal(custom.for('a:x').publish, 'anyone');
   assert.equal(custom.for('a:b:x').publish, 'nobody');
   assert.equal(custom.for('zzz').publish, 'nobody', 'no matching rule: nothing allowed');
@@ -58,10 +79,16 @@ test('memory history: bounded, replays after an id, says when the id is gone', (
   const now = Date.now();
   for (let i = 0; i < 5; i++) h.append({ channel: 'c', event: 'e', data: i, id: `${now}-${i}`, ts: now }, 3, 60_000);
   const all = h.read('c', undefined, 10);
-  assert.deepEqual(all.entries.map((p) => p.data), [2, 3, 4]);
+  assert.deepEqual(
+    all.entries.map((p) => p.data),
+    [2, 3, 4],
+  );
   const after2 = h.read('c', `${now}-2`, 10);
   assert.equal(after2.found, true);
-  assert.deepEqual(after2.entries.map((p) => p.data), [3, 4]);
+  assert.deepEqual(
+    after2.entries.map((p) => p.data),
+    [3, 4],
+  );
   const trimmed = h.read('c', `${now}-0`, 10);
   assert.equal(trimmed.found, false, 'a trimmed id is never reported as recovered');
   h.close();
@@ -82,12 +109,18 @@ test('memory history: bytes per channel trim the oldest; bytes and channels per 
   assert.ok(h.totalBytes <= 10_000);
   put('b', 9000);
   // a ~9.3 KB + b ~9.1 KB: another 9 KB on a third channel would pass 25 KB.
-  assert.throws(() => put('c', 9000), (e: unknown) => e instanceof HistoryFull && e.code === 'unavailable' && e.reason === 'history_bytes');
+  assert.throws(
+    () => put('c', 9000),
+    (e: unknown) => e instanceof HistoryFull && e.code === 'unavailable' && e.reason === 'history_bytes',
+  );
   assert.equal(h.read('c', undefined, 10).entries.length, 0);
   // On a channel that trims itself to make room it still fits.
   put('a', 3000);
   put('c', 10);
-  assert.throws(() => put('d', 10), (e: unknown) => e instanceof HistoryFull && e.reason === 'history_channels');
+  assert.throws(
+    () => put('d', 10),
+    (e: unknown) => e instanceof HistoryFull && e.reason === 'history_channels',
+  );
   assert.ok(h.totalBytes <= 25_000);
   h.close();
 });

@@ -13,7 +13,11 @@ test('Buffer, ArrayBuffer and typed arrays come back as the same bytes (a Buffer
   const bytes = Buffer.from([0, 1, 2, 254, 255]);
   for (const v of [bytes, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + 5), new Uint8Array(bytes), new Uint16Array([1, 65535])]) {
     const out = roundTrip({ file: v, n: [v] }) as { file: Buffer; n: Buffer[] };
-    const expect = Buffer.isBuffer(v) ? v : v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.from((v as ArrayBufferView).buffer, (v as ArrayBufferView).byteOffset, (v as ArrayBufferView).byteLength);
+    const expect = Buffer.isBuffer(v)
+      ? v
+      : v instanceof ArrayBuffer
+        ? Buffer.from(v)
+        : Buffer.from((v as ArrayBufferView).buffer, (v as ArrayBufferView).byteOffset, (v as ArrayBufferView).byteLength);
     assert.ok(Buffer.isBuffer(out.file));
     assert.deepEqual([...out.file], [...expect]);
     assert.deepEqual([...out.n[0]!], [...expect]);
@@ -35,7 +39,10 @@ test('user objects shaped like the marker stay user objects, at any depth', () =
   ];
   for (const v of tricky) {
     const out = roundTrip(v);
-    assert.deepEqual(JSON.parse(JSON.stringify(out, (_k, x) => (x?.type === 'Buffer' ? `bytes:${x.data}` : x))), JSON.parse(JSON.stringify(v, (_k, x) => (x?.type === 'Buffer' ? `bytes:${x.data}` : x))));
+    assert.deepEqual(
+      JSON.parse(JSON.stringify(out, (_k, x) => (x?.type === 'Buffer' ? `bytes:${x.data}` : x))),
+      JSON.parse(JSON.stringify(v, (_k, x) => (x?.type === 'Buffer' ? `bytes:${x.data}` : x))),
+    );
   }
   assert.ok(Buffer.isBuffer((roundTrip(tricky[2]) as any).a[0].extra));
 });
@@ -51,5 +58,8 @@ test('data without bytes or markers is passed through untouched (no copy)', () =
 test('data nested too deeply to walk is bad input (bad_request), as the HTTP API answers it, not a crash', () => {
   // What JSON.parse accepts from a 16 KB body: brackets 8000 deep.
   const deep = JSON.parse(`${'['.repeat(8000)}${']'.repeat(8000)}`);
-  assert.throws(() => decodeData(deep), (e: unknown) => e instanceof SbError && e.code === 'bad_request');
+  assert.throws(
+    () => decodeData(deep),
+    (e: unknown) => e instanceof SbError && e.code === 'bad_request',
+  );
 });

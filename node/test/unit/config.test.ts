@@ -20,7 +20,10 @@ test('defaults match the contract', () => {
 });
 
 test('env values are parsed; flags override env', () => {
-  const c = loadConfig({ PORT: '4000', API_KEYS: 'key-a-0123456789, key-b-0123456789 ,,key-c-0123456789', PER_MESSAGE_DEFLATE: 'true', NODE_ID: 'n1' }, { port: '5000' });
+  const c = loadConfig(
+    { PORT: '4000', API_KEYS: 'key-a-0123456789, key-b-0123456789 ,,key-c-0123456789', PER_MESSAGE_DEFLATE: 'true', NODE_ID: 'n1' },
+    { port: '5000' },
+  );
   assert.equal(c.port, 5000);
   assert.deepEqual(c.apiKeys, ['key-a-0123456789', 'key-b-0123456789', 'key-c-0123456789']);
   assert.equal(c.perMessageDeflate, true);
@@ -65,7 +68,13 @@ test('Redis modes: cluster > sentinels > URL > memory, with the outranked settin
   const single = redisConnectOptions(loadConfig({ REDIS_URL: 'redis://:pw@r:6380/2' }))!;
   assert.deepEqual(single.target, { mode: 'single', url: 'redis://:pw@r:6380/2' });
   assert.deepEqual(describeRedis(single).addresses, ['redis://:***@r:6380/2']);
-  const env = { REDIS_URL: 'redis://r:6379', REDIS_SENTINELS: 's1:26379, [::1]:26380', REDIS_SENTINEL_NAME: 'main', REDIS_PASSWORD: 'data', REDIS_SENTINEL_PASSWORD: 'sent' };
+  const env = {
+    REDIS_URL: 'redis://r:6379',
+    REDIS_SENTINELS: 's1:26379, [::1]:26380',
+    REDIS_SENTINEL_NAME: 'main',
+    REDIS_PASSWORD: 'data',
+    REDIS_SENTINEL_PASSWORD: 'sent',
+  };
   const s = redisConnectOptions(loadConfig(env))!;
   assert.equal(s.target.mode, 'sentinel');
   assert.deepEqual(s.target.mode === 'sentinel' && s.target.sentinels, [
@@ -102,7 +111,10 @@ test('Redis settings that contradict or lack each other are refused, and secrets
     },
   );
   // A sentinel-mode password in one place only: REDIS_PASSWORD is the data nodes', not the URL's.
-  assert.equal(loadConfig({ REDIS_URL: 'redis://u:p@r', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm', REDIS_PASSWORD: 'x' }).redisPassword, 'x');
+  assert.equal(
+    loadConfig({ REDIS_URL: 'redis://u:p@r', REDIS_SENTINELS: 's:1', REDIS_SENTINEL_NAME: 'm', REDIS_PASSWORD: 'x' }).redisPassword,
+    'x',
+  );
 });
 
 test('CHANNEL_RULES and the JWT key files are read by loadConfig: a bad one is a ConfigError naming it', async () => {
@@ -190,7 +202,10 @@ test('start-up failures outside the schema name their variable too: SWITCHBOARD_
   try {
     await assert.rejects(loadApp(join(dir, 'missing.js')), isConfigError(/SWITCHBOARD_APP=".*missing\.js": cannot load the module/));
     writeFileSync(join(dir, 'number.mjs'), 'export default 42;\n');
-    await assert.rejects(loadApp(join(dir, 'number.mjs')), isConfigError(/SWITCHBOARD_APP=".*number\.mjs": the default export must be an object/));
+    await assert.rejects(
+      loadApp(join(dir, 'number.mjs')),
+      isConfigError(/SWITCHBOARD_APP=".*number\.mjs": the default export must be an object/),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -199,7 +214,14 @@ test('start-up failures outside the schema name their variable too: SWITCHBOARD_
   const taken = createServer();
   await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
   const port = (taken.address() as { port: number }).port;
-  const sb = await createSwitchboard({ host: '127.0.0.1', port, internalPort: 0, logLevel: 'silent', drainDelayMs: 0, drainTimeoutMs: 100 });
+  const sb = await createSwitchboard({
+    host: '127.0.0.1',
+    port,
+    internalPort: 0,
+    logLevel: 'silent',
+    drainDelayMs: 0,
+    drainTimeoutMs: 100,
+  });
   try {
     await assert.rejects(sb.listen(), isConfigError(new RegExp(`PORT=${port}: cannot listen on 127\\.0\\.0\\.1:${port}`)));
   } finally {
@@ -218,7 +240,10 @@ test('the admin view is off by default and never on without credentials', () => 
   // A plain password where the hash belongs is refused, and not echoed.
   assert.throws(
     () => loadConfig({ ADMIN_UI: 'true', ADMIN_UI_USERNAME: 'ops', ADMIN_UI_PASSWORD_HASH: 'hunter2' }),
-    (err: unknown) => err instanceof ConfigError && /ADMIN_UI_PASSWORD_HASH=\(hidden\): must be a bcrypt hash/.test(err.message) && !err.message.includes('hunter2'),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /ADMIN_UI_PASSWORD_HASH=\(hidden\): must be a bcrypt hash/.test(err.message) &&
+      !err.message.includes('hunter2'),
   );
   assert.equal(loadConfig({ ADMIN_UI: 'true', ADMIN_UI_USERNAME: 'ops', ADMIN_UI_PASSWORD_HASH: hash }).adminUi, true);
 });

@@ -99,7 +99,13 @@ function setup() {
   const join = (channel: string, member: string, since?: string) => {
     const replayed: unknown[] = [];
     return delivery
-      .joinWithHistory(channel, since, (p) => replayed.push(p.data), () => sink.add(channel, member), () => true)
+      .joinWithHistory(
+        channel,
+        since,
+        (p) => replayed.push(p.data),
+        () => sink.add(channel, member),
+        () => true,
+      )
       .then((r) => ({ ...r, replayed }));
   };
   return { fb, delivery, sink, join, metrics };
@@ -188,7 +194,13 @@ test('a gap whose publications history no longer holds is announced, not hidden'
 test('a join abandoned while history is read leaves no interest behind', async () => {
   const { fb, delivery } = setup();
   const first = await fb.publish('a', 0);
-  const r = await delivery.joinWithHistory('a', first.id, () => {}, () => assert.fail('must not join'), () => false);
+  const r = await delivery.joinWithHistory(
+    'a',
+    first.id,
+    () => {},
+    () => assert.fail('must not join'),
+    () => false,
+  );
   assert.equal(r.replayed, 0);
   assert.equal(fb.subscribed.has('a'), false);
 });

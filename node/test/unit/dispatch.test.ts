@@ -61,7 +61,15 @@ test('an event without an ack still does its work; its failure comes back as swi
   assert.doesNotThrow(() => dispatch(socket, 'subscribe', ['bad name'], d));
   assert.doesNotThrow(() => dispatch(socket, 'rpc', ['ok', {}], d));
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(emitted, [['switchboard:error', { event: 'subscribe', error: { code: 'invalid_channel', message: 'a channel name is 1-200 characters of A-Z a-z 0-9 _ : . - @ / = ,' } }]]);
+  assert.deepEqual(emitted, [
+    [
+      'switchboard:error',
+      {
+        event: 'subscribe',
+        error: { code: 'invalid_channel', message: 'a channel name is 1-200 characters of A-Z a-z 0-9 _ : . - @ / = ,' },
+      },
+    ],
+  ]);
   const text = await d.metrics.registry.metrics();
   assert.match(text, /switchboard_client_events_total\{event="subscribe",outcome="no_ack",node="t"\} 1/);
   assert.match(text, /switchboard_client_events_total\{event="rpc",outcome="no_ack",node="t"\} 1/);

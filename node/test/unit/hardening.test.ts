@@ -21,7 +21,8 @@ test('`*` in a claim matches exactly one `:` segment', () => {
 
 test('event names: a documented character set, no control characters or line breaks', () => {
   for (const ok of ['chat', 'order.created', 'a b', 'ünïcödé', 'x:y/z=1,2@3']) assert.equal(assertEventName(ok), ok);
-  for (const bad of ['a\nb', 'a\rb', 'a\u0000', 'tab\there', '\u0085', 'a\u2028b', 'del\u007f', '']) assert.throws(() => assertEventName(bad), /event/, JSON.stringify(bad));
+  for (const bad of ['a\nb', 'a\rb', 'a\u0000', 'tab\there', '\u0085', 'a\u2028b', 'del\u007f', ''])
+    assert.throws(() => assertEventName(bad), /event/, JSON.stringify(bad));
 });
 
 test('weak secrets and API keys are a configuration error at start', () => {
@@ -34,32 +35,57 @@ test('weak secrets and API keys are a configuration error at start', () => {
 
 test('JWT_AUDIENCE and JWT_ISSUER bind tokens when set', async () => {
   const secret = 's'.repeat(32);
-  const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+  const sign = (claims: Record<string, unknown>) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
   const keys: Record<string, unknown> = { secret, audience: 'switchboard', issuer: 'https://app.example' };
   const v = (await createTokenVerifier(keys as never))!;
   await assert.rejects(v.verify(await sign({ sub: 'a' })), /aud|iss/);
   await assert.rejects(v.verify(await sign({ sub: 'a', aud: 'other', iss: 'https://app.example' })), /aud/);
   await assert.rejects(v.verify(await sign({ sub: 'a', aud: 'switchboard', iss: 'https://evil.example' })), /iss/);
   assert.equal((await v.verify(await sign({ sub: 'a', aud: 'switchboard', iss: 'https://app.example' }))).user, 'a');
-  const cfg = loadConfig({ JWT_SECRET: secret, JWT_AUDIENCE: 'switchboard', JWT_ISSUER: 'https://app.example' }) as unknown as Record<string, unknown>;
+  const cfg = loadConfig({ JWT_SECRET: secret, JWT_AUDIENCE: 'switchboard', JWT_ISSUER: 'https://app.example' }) as unknown as Record<
+    string,
+    unknown
+  >;
   assert.equal(cfg.jwtAudience, 'switchboard');
   assert.equal(cfg.jwtIssuer, 'https://app.example');
 });
 
 test('origin policy: unset allows only the request’s own origin (through trusted proxies); `*` allows any', () => {
-  const h = (origin: string | undefined, host: string, extra: Record<string, string> = {}) => ({ ...(origin ? { origin } : {}), host, ...extra });
-  const check = (createOriginCheck as (...a: unknown[]) => unknown)(undefined, ['127.0.0.1']) as unknown as (headers: Record<string, string>, peer: string) => boolean;
+  const h = (origin: string | undefined, host: string, extra: Record<string, string> = {}) => ({
+    ...(origin ? { origin } : {}),
+    host,
+    ...extra,
+  });
+  const check = (createOriginCheck as (...a: unknown[]) => unknown)(undefined, ['127.0.0.1']) as unknown as (
+    headers: Record<string, string>,
+    peer: string,
+  ) => boolean;
   assert.equal(check(h(undefined, 'rt.example'), '10.0.0.9'), true, 'no Origin: not a browser');
   assert.equal(check(h('http://rt.example', 'rt.example'), '10.0.0.9'), true, 'own origin');
   assert.equal(check(h('http://RT.example:80', 'rt.example'), '10.0.0.9'), true, 'default port and case');
   assert.equal(check(h('http://evil.example', 'rt.example'), '10.0.0.9'), false, 'foreign origin refused by default');
   assert.equal(check(h('null', 'rt.example'), '10.0.0.9'), false);
   assert.equal(check(h('https://rt.example', 'rt.example'), '10.0.0.9'), false, 'scheme counts');
-  assert.equal(check(h('https://rt.example', 'node-1:3000', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'rt.example' }), '127.0.0.1'), true, 'through HAProxy');
-  assert.equal(check(h('https://rt.example', 'rt.example', { 'x-forwarded-proto': 'https' }), '10.0.0.9'), false, 'forwarded headers only from trusted proxies');
-  const any = (createOriginCheck as (...a: unknown[]) => unknown)(['*'], []) as unknown as (headers: Record<string, string>, peer: string) => boolean;
+  assert.equal(
+    check(h('https://rt.example', 'node-1:3000', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'rt.example' }), '127.0.0.1'),
+    true,
+    'through HAProxy',
+  );
+  assert.equal(
+    check(h('https://rt.example', 'rt.example', { 'x-forwarded-proto': 'https' }), '10.0.0.9'),
+    false,
+    'forwarded headers only from trusted proxies',
+  );
+  const any = (createOriginCheck as (...a: unknown[]) => unknown)(['*'], []) as unknown as (
+    headers: Record<string, string>,
+    peer: string,
+  ) => boolean;
   assert.equal(any(h('http://evil.example', 'rt.example'), '10.0.0.9'), true);
-  const listed = (createOriginCheck as (...a: unknown[]) => unknown)(['https://app.example'], []) as unknown as (headers: Record<string, string>, peer: string) => boolean;
+  const listed = (createOriginCheck as (...a: unknown[]) => unknown)(['https://app.example'], []) as unknown as (
+    headers: Record<string, string>,
+    peer: string,
+  ) => boolean;
   assert.equal(listed(h('https://app.example', 'rt.example'), '10.0.0.9'), true);
   assert.equal(listed(h('http://rt.example', 'rt.example'), '10.0.0.9'), true, 'own origin is always allowed');
   assert.equal(listed(h('https://evil.example', 'rt.example'), '10.0.0.9'), false);
@@ -79,7 +105,13 @@ test('RPC method names are validated like channel names: `.` and `..` never reac
     log: createLogger('silent', 't'),
     checkRate: async () => {},
   } as any;
-  const socket = { id: 's1', rooms: new Set(['s1']), connected: true, data: { ctx: { user: 'u', connectionId: 's1', ip: '127.0.0.1' } }, emit() {} } as any;
+  const socket = {
+    id: 's1',
+    rooms: new Set(['s1']),
+    connected: true,
+    data: { ctx: { user: 'u', connectionId: 's1', ip: '127.0.0.1' } },
+    emit() {},
+  } as any;
   const run = (args: unknown[]) => new Promise<any>((resolve) => dispatch(socket, 'rpc', [...args, resolve], d));
   for (const bad of ['.', '..', '...', 'a/b', '']) assert.equal((await run([bad, {}])).error?.code, 'bad_request', JSON.stringify(bad));
   assert.deepEqual(called, []);

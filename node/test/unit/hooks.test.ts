@@ -14,7 +14,11 @@ import { waitFor } from '../helpers/ports.js';
 test('circuit breaker: opens after N consecutive failures, fails fast, lets one probe through after the cool-down', () => {
   let now = 0;
   const changes: CircuitState[] = [];
-  const cb = new CircuitBreaker({ failureThreshold: 3, cooldownMs: 1000 }, (s) => changes.push(s), () => now);
+  const cb = new CircuitBreaker(
+    { failureThreshold: 3, cooldownMs: 1000 },
+    (s) => changes.push(s),
+    () => now,
+  );
   // A success in between resets the count: failures must be consecutive.
   cb.failure(cb.tryAcquire()!);
   cb.failure(cb.tryAcquire()!);

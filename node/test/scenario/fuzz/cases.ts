@@ -30,7 +30,21 @@ function randStr(r: Rng, max: number): string {
 }
 
 const CHANNELS_OK = ['demo:a', 'demo:b', 'demo:c', 'orders:x', 'chat:1', 'a', 'demo:' + 'x'.repeat(195)];
-const CHANNELS_BAD = ['', ' ', 'a b', 'x'.repeat(201), 'démo:a', 'demo:\u0000', 'demo:a\n', '../../etc', '%2F', 'demo:a?x=1', 'demo:*', '#', '\ud800'];
+const CHANNELS_BAD = [
+  '',
+  ' ',
+  'a b',
+  'x'.repeat(201),
+  'démo:a',
+  'demo:\u0000',
+  'demo:a\n',
+  '../../etc',
+  '%2F',
+  'demo:a?x=1',
+  'demo:*',
+  '#',
+  '\ud800',
+];
 function channel(r: Rng): string {
   return r.weighted([
     [60, () => r.pick(CHANNELS_OK)],
@@ -40,12 +54,89 @@ function channel(r: Rng): string {
   ] as const)();
 }
 
-const EVENTS = ['e', 'message', 'tick', 'chat', 'connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'ping', 'pong', 'message_ack', 'newListener', 'removeListener', 'switchboard:closing', 'switchboard:x', '__proto__', 'constructor', 'toString', 'hasOwnProperty', '', 'x'.repeat(100), 'x'.repeat(101), '😀', '\u0000'];
-const KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'since', 'channel', 'channels', 'event', 'data', 'ok', '_placeholder', 'num', 'id', 'formats', 'items', ''];
-const NUMBERS = ['0', '-0', '1', '-1', '42', '1.5', '1e400', '-1e400', '1e-400', '9007199254740993', '123456789012345678901234567890', '1E+2', '0.1e1', '2147483648', '-2147483649', '4294967296', '1e21', '5e-324'];
+const EVENTS = [
+  'e',
+  'message',
+  'tick',
+  'chat',
+  'connect',
+  'connect_error',
+  'disconnect',
+  'disconnecting',
+  'error',
+  'ping',
+  'pong',
+  'message_ack',
+  'newListener',
+  'removeListener',
+  'switchboard:closing',
+  'switchboard:x',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  '',
+  'x'.repeat(100),
+  'x'.repeat(101),
+  '😀',
+  '\u0000',
+];
+const KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'since',
+  'channel',
+  'channels',
+  'event',
+  'data',
+  'ok',
+  '_placeholder',
+  'num',
+  'id',
+  'formats',
+  'items',
+  '',
+];
+const NUMBERS = [
+  '0',
+  '-0',
+  '1',
+  '-1',
+  '42',
+  '1.5',
+  '1e400',
+  '-1e400',
+  '1e-400',
+  '9007199254740993',
+  '123456789012345678901234567890',
+  '1E+2',
+  '0.1e1',
+  '2147483648',
+  '-2147483649',
+  '4294967296',
+  '1e21',
+  '5e-324',
+];
 
 function pubId(r: Rng): string {
-  return r.pick([`${Date.now() - r.int(100_000)}-${r.int(5)}`, '0-0', '1-0', '9999999999999999-9999999999999999', '99999999999999999-0', '1-', '-1', '1-2-3', 'abc', '', ' 1-0', '1700000000000-0\n', `${Date.now() + 1e9}-0`]);
+  return r.pick([
+    `${Date.now() - r.int(100_000)}-${r.int(5)}`,
+    '0-0',
+    '1-0',
+    '9999999999999999-9999999999999999',
+    '99999999999999999-0',
+    '1-',
+    '-1',
+    '1-2-3',
+    'abc',
+    '',
+    ' 1-0',
+    '1700000000000-0\n',
+    `${Date.now() + 1e9}-0`,
+  ]);
 }
 
 /** Random JSON text: valid JSON, but of every type, size and shape. */
@@ -62,7 +153,16 @@ function jsonText(r: Rng, depth: number): string {
     case 4:
       return JSON.stringify(randStr(r, 40));
     case 5:
-      return r.pick(['""', '"\\u0000"', '"\\ud800"', '"\\udfff\\ud800"', '"\\"\\\\\\/\\b\\f\\n\\r\\t"', JSON.stringify('x'.repeat(r.int(6000))), JSON.stringify(channel(r)), JSON.stringify(pubId(r))]);
+      return r.pick([
+        '""',
+        '"\\u0000"',
+        '"\\ud800"',
+        '"\\udfff\\ud800"',
+        '"\\"\\\\\\/\\b\\f\\n\\r\\t"',
+        JSON.stringify('x'.repeat(r.int(6000))),
+        JSON.stringify(channel(r)),
+        JSON.stringify(pubId(r)),
+      ]);
     case 6:
     case 7:
       return `[${Array.from({ length: r.int(5) }, () => jsonText(r, depth - 1)).join(',')}]`;
@@ -83,7 +183,14 @@ function arg(r: Rng, good: () => string): string {
 }
 
 function placeholder(r: Rng): string {
-  return r.pick(['{"_placeholder":true,"num":0}', '{"_placeholder":true,"num":1}', '{"_placeholder":true,"num":-1}', '{"_placeholder":true,"num":"0"}', '{"_placeholder":true}', '{"_placeholder":1,"num":0}']);
+  return r.pick([
+    '{"_placeholder":true,"num":0}',
+    '{"_placeholder":true,"num":1}',
+    '{"_placeholder":true,"num":-1}',
+    '{"_placeholder":true,"num":"0"}',
+    '{"_placeholder":true}',
+    '{"_placeholder":1,"num":0}',
+  ]);
 }
 
 function eventArray(r: Rng, binary: boolean): string {
@@ -101,7 +208,10 @@ function eventArray(r: Rng, binary: boolean): string {
   switch (ev) {
     case 'subscribe':
       args = [arg(r, ch)];
-      if (r.chance(0.6)) args.push(arg(r, () => r.pick(['{}', `{"since":${JSON.stringify(pubId(r))}}`, '{"since":null}', '{"since":1}', '{"x":1}', 'null'])));
+      if (r.chance(0.6))
+        args.push(
+          arg(r, () => r.pick(['{}', `{"since":${JSON.stringify(pubId(r))}}`, '{"since":null}', '{"since":1}', '{"x":1}', 'null'])),
+        );
       break;
     case 'unsubscribe':
     case 'presence':
@@ -111,7 +221,12 @@ function eventArray(r: Rng, binary: boolean): string {
       args = [arg(r, ch), arg(r, () => JSON.stringify(r.pick(EVENTS))), arg(r, () => jsonText(r, 3))];
       break;
     case 'rpc':
-      args = [arg(r, () => JSON.stringify(r.pick(['echo', 'x', 'a.b:c-d', '', 'x'.repeat(101), '__proto__', 'constructor', 'toString', randStr(r, 10)]))), arg(r, () => jsonText(r, 2))];
+      args = [
+        arg(r, () =>
+          JSON.stringify(r.pick(['echo', 'x', 'a.b:c-d', '', 'x'.repeat(101), '__proto__', 'constructor', 'toString', randStr(r, 10)])),
+        ),
+        arg(r, () => jsonText(r, 2)),
+      ];
       break;
     case 'auth:refresh':
       args = [arg(r, () => JSON.stringify(r.pick(['', 'a.b.c', 'eyJhbGciOiJub25lIn0.e30.', randStr(r, 30)])))];
@@ -183,7 +298,35 @@ function sioFrame(r: Rng): string {
 
 /** Engine.IO-level frames: control packets, unknown types, junk. */
 function engineFrame(r: Rng): string {
-  return r.pick(['1', '2', '2probe', '3', '3probe', '5', '6', '0', '0{}', '7', '8', '9', 'x', '', ' ', '4', '40', '41', '40{}', '44', '44{"message":"x"}', '4\u0000', '\u0000', 'b', 'bAAAA', '4' + randStr(r, 20), randStr(r, 30)]);
+  return r.pick([
+    '1',
+    '2',
+    '2probe',
+    '3',
+    '3probe',
+    '5',
+    '6',
+    '0',
+    '0{}',
+    '7',
+    '8',
+    '9',
+    'x',
+    '',
+    ' ',
+    '4',
+    '40',
+    '41',
+    '40{}',
+    '44',
+    '44{"message":"x"}',
+    '4\u0000',
+    '\u0000',
+    'b',
+    'bAAAA',
+    '4' + randStr(r, 20),
+    randStr(r, 30),
+  ]);
 }
 
 function mutate(r: Rng, s: string): string {
@@ -249,21 +392,48 @@ function wsFrames(r: Rng): Frame[] {
       },
     ],
     [5, () => [{ t: 'bin', b: r.bytes(r.pick([0, 1, 8, 64, 1000])) } as Frame]],
-    [3, () => [{ t: 'textBytes', b: Buffer.concat([Buffer.from('42["publish","demo:a","e","'), r.bytes(r.range(1, 8)), Buffer.from('"]')]) } as Frame]],
+    [
+      3,
+      () => [
+        {
+          t: 'textBytes',
+          b: Buffer.concat([Buffer.from('42["publish","demo:a","e","'), r.bytes(r.range(1, 8)), Buffer.from('"]')]),
+        } as Frame,
+      ],
+    ],
     [
       4,
       () => [
         {
           t: 'text',
-          s: r.chance(0.5) ? 'x'.repeat(r.range(MAX_PAYLOAD + 1, MAX_PAYLOAD * 2)) : `421["publish","demo:a","e",${JSON.stringify('y'.repeat(r.range(MAX_PAYLOAD - 100, MAX_PAYLOAD + 100)))}]`,
+          s: r.chance(0.5)
+            ? 'x'.repeat(r.range(MAX_PAYLOAD + 1, MAX_PAYLOAD * 2))
+            : `421["publish","demo:a","e",${JSON.stringify('y'.repeat(r.range(MAX_PAYLOAD - 100, MAX_PAYLOAD + 100)))}]`,
         } as Frame,
       ],
     ],
-    [4, () => [{ t: 'text', s: `42${r.range(1, 1000)}["publish","demo:a","e",${jsonText(r, 1)}]` } as Frame, { t: 'text', s: `42${r.range(1, 1000)}["subscribe","demo:a",{"since":${JSON.stringify(pubId(r))}}]` } as Frame]],
+    [
+      4,
+      () => [
+        { t: 'text', s: `42${r.range(1, 1000)}["publish","demo:a","e",${jsonText(r, 1)}]` } as Frame,
+        { t: 'text', s: `42${r.range(1, 1000)}["subscribe","demo:a",{"since":${JSON.stringify(pubId(r))}}]` } as Frame,
+      ],
+    ],
   ] as const)();
 }
 
-const CONTENT_TYPES = ['text/plain;charset=UTF-8', 'text/plain;charset=UTF-8', 'text/plain', 'application/octet-stream', 'application/json', 'text/html', 'multipart/form-data; boundary=x', '', 'x/y;;;', 'text/plain; charset=latin1'];
+const CONTENT_TYPES = [
+  'text/plain;charset=UTF-8',
+  'text/plain;charset=UTF-8',
+  'text/plain',
+  'application/octet-stream',
+  'application/json',
+  'text/html',
+  'multipart/form-data; boundary=x',
+  '',
+  'x/y;;;',
+  'text/plain; charset=latin1',
+];
 
 /** A long-polling POST body: Engine.IO packets joined by the record separator, or junk. */
 function pollingBody(r: Rng): { body: Buffer; contentType: string } {
@@ -277,7 +447,11 @@ function pollingBody(r: Rng): { body: Buffer; contentType: string } {
             [75, () => textFrame(r)],
             [10, () => 'b' + r.bytes(r.int(40)).toString('base64')],
             [5, () => 'b' + randStr(r, 10)],
-            [10, () => `42${r.range(1, 1000)}["subscribe",${JSON.stringify(r.pick(CHANNELS_OK))}${r.chance(0.5) ? `,{"since":${JSON.stringify(pubId(r))}}` : ''}]`],
+            [
+              10,
+              () =>
+                `42${r.range(1, 1000)}["subscribe",${JSON.stringify(r.pick(CHANNELS_OK))}${r.chance(0.5) ? `,{"since":${JSON.stringify(pubId(r))}}` : ''}]`,
+            ],
           ] as const)(),
         );
         return Buffer.from(parts.join(r.chance(0.9) ? '\x1e' : r.pick(['\x1e\x1e', '\n', ''])) + (r.chance(0.1) ? '\x1e' : ''));
@@ -294,7 +468,8 @@ function pollingBody(r: Rng): { body: Buffer; contentType: string } {
 /** Percent-encodes the UTF-8 bytes of `s` (lone surrogates become U+FFFD, as on the wire), never throws. */
 export function pct(s: string): string {
   let out = '';
-  for (const b of Buffer.from(s, 'utf8')) out += /[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  for (const b of Buffer.from(s, 'utf8'))
+    out += /[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   return out;
 }
 
@@ -310,7 +485,8 @@ function sseCase(r: Rng): SseCase {
   if (r.chance(0.1)) for (let i = 0; i < MAX_SUBS + r.range(1, 3); i++) params.push(`channel=demo:${i}`);
   if (r.chance(0.3)) params.push(`lastEventId=${pct(pubId(r))}`);
   if (r.chance(0.2)) params.push(`token=${pct(r.pick(['', 'x', 'a.b.c', randStr(r, 40)]))}`);
-  if (r.chance(0.2)) params.push(r.pick(['%', '%zz', '&&&', '=', 'channel', 'channel=', '%E0%A4%A', 'channel=%00', 'x=' + 'y'.repeat(3000)]));
+  if (r.chance(0.2))
+    params.push(r.pick(['%', '%zz', '&&&', '=', 'channel', 'channel=', '%E0%A4%A', 'channel=%00', 'x=' + 'y'.repeat(3000)]));
   const headers: Record<string, string> = {};
   if (r.chance(0.3)) headers['last-event-id'] = r.pick([pubId(r), 'garbage', '', ' ', '1-0 ', 'x'.repeat(500), '0-0', '-'.repeat(40)]);
   if (r.chance(0.1)) headers.origin = r.pick(['http://evil.example', 'null', '']);
@@ -327,9 +503,21 @@ interface ApiCase {
 function publishBodyText(r: Rng): string {
   const fields: string[] = [];
   const add = (k: string, v: string) => fields.push(`${JSON.stringify(k)}:${v}`);
-  if (r.chance(0.8)) add('channel', arg(r, () => JSON.stringify(channel(r))));
-  if (r.chance(0.15)) add('channels', arg(r, () => `[${Array.from({ length: r.pick([0, 1, 2, 101]) }, () => JSON.stringify(channel(r))).join(',')}]`));
-  if (r.chance(0.85)) add('event', arg(r, () => JSON.stringify(r.pick(EVENTS))));
+  if (r.chance(0.8))
+    add(
+      'channel',
+      arg(r, () => JSON.stringify(channel(r))),
+    );
+  if (r.chance(0.15))
+    add(
+      'channels',
+      arg(r, () => `[${Array.from({ length: r.pick([0, 1, 2, 101]) }, () => JSON.stringify(channel(r))).join(',')}]`),
+    );
+  if (r.chance(0.85))
+    add(
+      'event',
+      arg(r, () => JSON.stringify(r.pick(EVENTS))),
+    );
   if (r.chance(0.8)) add('data', jsonText(r, 3));
   if (r.chance(0.1)) add(r.pick(KEYS), jsonText(r, 1));
   return `{${fields.join(',')}}`;
@@ -411,7 +599,15 @@ function apiCase(r: Rng): ApiCase {
 
 /** Raw HTTP requests with broken framing, sent over a plain TCP socket. */
 function rawRequest(r: Rng): Buffer {
-  const path = r.pick(['/api/publish', '/publish/', '/sse?channel=demo:a', '/socket.io/?EIO=4&transport=polling', '/api/stats', '/api/channels/demo:a', `/${randStr(r, 10)}`]);
+  const path = r.pick([
+    '/api/publish',
+    '/publish/',
+    '/sse?channel=demo:a',
+    '/socket.io/?EIO=4&transport=polling',
+    '/api/stats',
+    '/api/channels/demo:a',
+    `/${randStr(r, 10)}`,
+  ]);
   const body = Buffer.from(r.chance(0.7) ? publishBodyText(r) : randStr(r, 50));
   const method = r.weighted<string>([
     [5, 'POST'],
@@ -425,7 +621,20 @@ function rawRequest(r: Rng): Buffer {
     [1, r.pick(['HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1x', '', 'HTTP/1.1 x'])],
   ]);
   const head: string[] = [`${method} ${path} ${version}`, 'Host: 127.0.0.1', 'Authorization: Bearer test-key-0123456789abcdef'];
-  const framing = r.pick(['short', 'none', 'chunked', 'chunked-bad', 'dup-length', 'negative', 'huge', 'long-header', 'many-headers', 'bad-header', 'exact', 'exact']);
+  const framing = r.pick([
+    'short',
+    'none',
+    'chunked',
+    'chunked-bad',
+    'dup-length',
+    'negative',
+    'huge',
+    'long-header',
+    'many-headers',
+    'bad-header',
+    'exact',
+    'exact',
+  ]);
   switch (framing) {
     case 'short':
       head.push(`Content-Length: ${Math.max(0, body.length - r.range(1, 10))}`);
@@ -434,10 +643,20 @@ function rawRequest(r: Rng): Buffer {
       break;
     case 'chunked':
       head.push('Transfer-Encoding: chunked');
-      return Buffer.concat([Buffer.from(head.join('\r\n') + '\r\n\r\n'), Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
+      return Buffer.concat([
+        Buffer.from(head.join('\r\n') + '\r\n\r\n'),
+        Buffer.from(`${body.length.toString(16)}\r\n`),
+        body,
+        Buffer.from('\r\n0\r\n\r\n'),
+      ]);
     case 'chunked-bad':
       head.push('Transfer-Encoding: chunked');
-      return Buffer.concat([Buffer.from(head.join('\r\n') + '\r\n\r\n'), Buffer.from(`${r.pick(['zz', 'fffffffffffffffff', '-1', ''])}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
+      return Buffer.concat([
+        Buffer.from(head.join('\r\n') + '\r\n\r\n'),
+        Buffer.from(`${r.pick(['zz', 'fffffffffffffffff', '-1', ''])}\r\n`),
+        body,
+        Buffer.from('\r\n0\r\n\r\n'),
+      ]);
     case 'dup-length':
       head.push(`Content-Length: ${body.length}`, `Content-Length: ${body.length + 5}`);
       break;
@@ -455,7 +674,17 @@ function rawRequest(r: Rng): Buffer {
       head.push(`Content-Length: ${body.length}`);
       break;
     case 'bad-header':
-      head.push(r.pick(['NoColon', ': empty-name', 'X-Bin: \u0000\u0001', 'Content-Type: application/json\u0000', ' folded: x', 'Last-Event-ID: \u00ff\u00fe']), `Content-Length: ${body.length}`);
+      head.push(
+        r.pick([
+          'NoColon',
+          ': empty-name',
+          'X-Bin: \u0000\u0001',
+          'Content-Type: application/json\u0000',
+          ' folded: x',
+          'Last-Event-ID: \u00ff\u00fe',
+        ]),
+        `Content-Length: ${body.length}`,
+      );
       break;
     default:
       head.push(`Content-Length: ${body.length}`);
@@ -494,7 +723,15 @@ function handshakeCase(r: Rng): HandshakeCase {
   if (r.chance(0.1)) headers.origin = r.pick(['http://evil.example', 'null']);
   if (r.chance(0.1)) headers['x-forwarded-for'] = r.pick(['1.2.3.4', 'garbage', '::1, 10.0.0.1', ',,,']);
   if (r.chance(0.1)) headers.cookie = r.pick(['io=x', 'a', '=;=;', 'x'.repeat(2000)]);
-  return { via: r.chance(0.5) ? 'http' : 'ws', method: r.weighted<string>([[8, 'GET'], [2, r.pick(['POST', 'PUT', 'OPTIONS', 'DELETE'])]]), query: params.join('&'), headers };
+  return {
+    via: r.chance(0.5) ? 'http' : 'ws',
+    method: r.weighted<string>([
+      [8, 'GET'],
+      [2, r.pick(['POST', 'PUT', 'OPTIONS', 'DELETE'])],
+    ]),
+    query: params.join('&'),
+    headers,
+  };
 }
 
 export type Case =
@@ -538,6 +775,8 @@ export function kindOf(index: number): Kind {
 
 export function describeCase(c: Case): string {
   const show = (x: unknown) => (Buffer.isBuffer(x) ? { utf8: x.toString('utf8'), base64: x.toString('base64') } : x);
-  const text = JSON.stringify(c, (_k, v) => (v && typeof v === 'object' && v.type === 'Buffer' && Array.isArray(v.data) ? show(Buffer.from(v.data)) : v));
+  const text = JSON.stringify(c, (_k, v) =>
+    v && typeof v === 'object' && v.type === 'Buffer' && Array.isArray(v.data) ? show(Buffer.from(v.data)) : v,
+  );
   return text.length > 1500 ? `${text.slice(0, 1500)}… (${text.length} chars)` : text;
 }

@@ -6,7 +6,18 @@ import { pct, type Frame } from './cases.js';
 
 /** How long any one answer may take before the case counts as hung. */
 export const ANSWER_MS = 5000;
-export const CODES = new Set(['bad_request', 'unauthorized', 'forbidden', 'not_found', 'invalid_channel', 'rate_limited', 'too_large', 'unavailable', 'timeout', 'internal']);
+export const CODES = new Set([
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'invalid_channel',
+  'rate_limited',
+  'too_large',
+  'unavailable',
+  'timeout',
+  'internal',
+]);
 
 /** The Socket.IO ack expected for a text frame, when the frame parses as an event with an id (as socket.io-parser would). */
 export function predictedAck(s: string): number | undefined {
@@ -47,7 +58,8 @@ export function checkAck(where: string, value: unknown, problems: string[]) {
   }
   const ack = a as { ok: boolean; error?: { code?: unknown; message?: unknown } };
   if (ack.ok) return;
-  if (!ack.error || !CODES.has(String(ack.error.code)) || typeof ack.error.message !== 'string') problems.push(`${where}: malformed error ack ${JSON.stringify(ack).slice(0, 200)}`);
+  if (!ack.error || !CODES.has(String(ack.error.code)) || typeof ack.error.message !== 'string')
+    problems.push(`${where}: malformed error ack ${JSON.stringify(ack).slice(0, 200)}`);
   else if (ack.error.code === 'internal') problems.push(`${where}: internal error ack ${JSON.stringify(ack).slice(0, 200)}`);
 }
 
@@ -124,7 +136,8 @@ export class RawWs {
       this.ws.once('close', () => reject(new Error(`closed while opening: ${this.closeInfo}`)));
     });
     this.ws.send('40');
-    if (!(await this.until(() => this.nspConnected, ANSWER_MS)) || this.closed) throw new Error(`namespace connect not answered (${this.closeInfo || 'timeout'})`);
+    if (!(await this.until(() => this.nspConnected, ANSWER_MS)) || this.closed)
+      throw new Error(`namespace connect not answered (${this.closeInfo || 'timeout'})`);
   }
 
   send(f: Frame) {
@@ -255,7 +268,11 @@ export function errorLines(output: string): string[] {
       continue;
     }
     if ((j.level ?? 0) < 50) continue;
-    const frames = (j.err?.stack ?? '').split('\n').filter((l) => l.trim().startsWith('at ')).slice(0, 3).map((l) => l.trim().replace(/file:\/\/\S*\/(node_modules|dist)\//, '$1/'));
+    const frames = (j.err?.stack ?? '')
+      .split('\n')
+      .filter((l) => l.trim().startsWith('at '))
+      .slice(0, 3)
+      .map((l) => l.trim().replace(/file:\/\/\S*\/(node_modules|dist)\//, '$1/'));
     out.push(`${j.msg}: ${j.err?.type}: ${j.err?.message?.split('\n')[0]} ${frames.join(' < ')}`);
   }
   return out;
