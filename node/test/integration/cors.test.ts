@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startNode, type TestNode } from '../helpers/node.js';
 import { freePort } from '../helpers/ports.js';
-import { requireOptional, hasBinary } from '../helpers/prereq.js';
+import { hasBinary } from '../helpers/prereq.js';
+import { launchChromium } from '../helpers/browser.js';
 
 const KEY = 'test-key-0123456789abcdef';
 
@@ -69,22 +70,8 @@ describe('cross-origin browsers', { timeout: 120_000 }, () => {
   });
 
   test('an allowed second origin receives over polling-only Socket.IO, EventSource and fetch; another origin is refused; a foreign page with the victim’s cookie is refused by default', async (t) => {
-    if (!requireOptional(t, 'chromium', 'apt-get install -y chromium')) return;
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const browser = await launchChromium(t);
+    if (!browser) return;
     try {
       const ctx = await browser.newContext();
       // The victim is logged in to the site whose backend authenticates sockets by cookie (any port of this host).
