@@ -56,9 +56,12 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
             payloadBytes: p.payloadBytes,
           }));
           const sampler = rateSampler(ctx);
-          if (p.warmupSeconds > 0) {
+          // A fresh cluster's first round warms up longer: its backend connections are still being opened and
+          // nothing is compiled yet (both systems stalled for ~0.5 s at the start of a first round with the profile's 1-2 s).
+          const warmup = r === 0 ? Math.max(p.warmupSeconds, Math.min(3, p.durationSeconds / p.rounds)) : p.warmupSeconds;
+          if (warmup > 0) {
             ctx.progress.phase(`${label} · warm-up`);
-            await ctx.progress.wait(p.warmupSeconds, ctx.signal, sampler);
+            await ctx.progress.wait(warmup, ctx.signal, sampler);
           }
           await ctx.pool.all(() => ({ op: 'stats', reset: true }));
           const cpu0 = cluster.cpu().nodes;

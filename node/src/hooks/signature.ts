@@ -1,6 +1,6 @@
 // Webhook signatures: `X-Switchboard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` keyed with WEBHOOK_SECRET,
 // over the bytes `<t>.<METHOD>.<path>.<raw body>`, so a logged call can't be replayed later or sent to another hook.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export const SIGNATURE_HEADER = 'x-switchboard-signature';
 
@@ -16,12 +16,12 @@ export interface SignedRequest {
   body: string | Buffer;
 }
 
-function mac(secret: string, t: number, r: SignedRequest): string {
+function mac(secret: string | KeyObject, t: number, r: SignedRequest): string {
   return createHmac('sha256', secret).update(`${t}.${r.method.toUpperCase()}.${r.path}.`).update(r.body).digest('hex');
 }
 
 /** The header value for a request sent at `nowS` (unix seconds). */
-export function sign(secret: string, r: SignedRequest, nowS = Math.floor(Date.now() / 1000)): string {
+export function sign(secret: string | KeyObject, r: SignedRequest, nowS = Math.floor(Date.now() / 1000)): string {
   return `t=${nowS},v1=${mac(secret, nowS, r)}`;
 }
 

@@ -48,12 +48,14 @@ export function createMetrics(nodeId: string) {
 
   const eventCells = new CounterCells(['event', 'outcome'] as const);
   const deliveryCells = new CounterCells(['transport'] as const);
+  const webhookCells = new CounterCells(['hook', 'outcome'] as const);
   const m = {
     registry,
     providers,
     /** switchboard_client_events_total and switchboard_deliveries_total counted on the hot path (see CounterCells). */
     eventCells,
     deliveryCells,
+    webhookCells,
     connections: new client.Gauge({
       name: 'switchboard_connections',
       help: 'Open client connections by transport',
@@ -224,6 +226,9 @@ export function createMetrics(nodeId: string) {
       help: 'Webhook calls by hook and outcome',
       labelNames: ['hook', 'outcome'] as const,
       registers: r,
+      collect() {
+        webhookCells.fold(this);
+      },
     }),
     webhookDuration: new client.Histogram({
       name: 'switchboard_webhook_duration_seconds',
