@@ -49,31 +49,53 @@ export interface RedisBusOptions {
 // idle past its state TTL), so a sequence that starts over can't pass for continuity. The id of each sequence
 // number is carried too: after a failover that lost acknowledged writes, the same sequence number comes back
 // with another id, and receivers compare.
+// Ids are XADD's own (<ms>-<n>), kept above the channel's last id `i` when the clock steps back or several
+// publications share a millisecond; a channel without history makes them here and costs no stream at all.
+// Were the meta hash lost while the stream lived on with a higher id, the stream picks the id (the new epoch tells
+// receivers not to compare across). Every Redis call in a script costs about a microsecond of Lua on top of the
+// command, so the TTLs are refreshed only every tenth of the shorter one (`x`: when next), each set a tenth longer:
+// a key still lives at least its TTL after the last publication.
 // The optional idempotency key is checked and set in the same step (see PublishInput.once).
 // All keys and the shard channel carry one hash tag (see slots.ts): one slot, so one shard, runs it all.
 // KEYS[1] stream, KEYS[2] meta, KEYS[3] idempotency key (or the stream), KEYS[4] shard channel.
 // ARGV: payload, maxlen ('0': keep none), stream ttl ms, idempotency ttl s ('': no key), meta ttl ms.
-const PUBLISH_LUA = `
+export const PUBLISH_LUA = `
 if ARGV[4] ~= '' then
   local prev = redis.call('GET', KEYS[3])
   if prev then return {prev, 1} end
 end
-local epoch = redis.call('HGET', KEYS[2], 'e')
-if not epoch then
-  local t = redis.call('TIME')
-  epoch = string.format('%d%06d', t[1], t[2])
-  redis.call('HSET', KEYS[2], 'e', epoch)
+local m = redis.call('HMGET', KEYS[2], 'e', 's', 'i', 'x')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local epoch = m[1]
+if not epoch then epoch = string.format('%d%06d', t[1], t[2]) end
+local seq = (tonumber(m[2]) or 0) + 1
+local id = nil
+if m[3] then
+  local dash = string.find(m[3], '-', 1, true)
+  local lms = dash and tonumber(string.sub(m[3], 1, dash - 1))
+  if lms and lms >= now then id = string.format('%d', lms) .. '-' .. (tonumber(string.sub(m[3], dash + 1)) + 1) end
 end
-local seq = redis.call('HINCRBY', KEYS[2], 's', 1)
-local id
-if ARGV[2] == '0' then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '0', '*', 'p', ARGV[1])
+local hist = ARGV[2] ~= '0'
+if hist then
+  if id then
+    local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], id, 'p', ARGV[1])
+    if type(r) == 'table' and r.err then id = nil end
+  end
+  if not id then id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'p', ARGV[1]) end
+elseif not id then
+  id = string.format('%d', now) .. '-0'
+end
+local due = tonumber(m[4])
+if m[1] and due and now < due then
+  redis.call('HSET', KEYS[2], 's', seq, 'i', id)
 else
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'p', ARGV[1])
+  local metaTtl = tonumber(ARGV[5])
+  local every = math.floor(math.min(metaTtl, tonumber(ARGV[3])) / 10)
+  redis.call('HSET', KEYS[2], 'e', epoch, 's', seq, 'i', id, 'x', string.format('%d', now + every))
+  redis.call('PEXPIRE', KEYS[2], metaTtl + every)
+  if hist then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + every) end
 end
-redis.call('HSET', KEYS[2], 'i', id)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('SPUBLISH', KEYS[4], seq .. ' ' .. epoch .. ' ' .. id .. ' ' .. ARGV[1])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[3], id, 'EX', ARGV[4]) end
 return {id, 0}
@@ -693,7 +715,7 @@ export class RedisBus implements Bus {
       input.dataJson,
     );
     try {
-      // The stream keeps its last id even at MAXLEN 0, so ids stay increasing for channels without history.
+      // The script makes the id above the channel's last one (meta `i`), with or without a stream.
       const [id, dup] = await this.scripts.sbPublish(
         k.stream,
         k.meta,
