@@ -19,6 +19,15 @@ export interface RunnerInput<N extends ScenarioName> {
 
 export type Runner<N extends ScenarioName> = (input: RunnerInput<N>) => Promise<SystemRun[]>;
 
+/**
+ * The warm-up of round `r`: a fresh cluster's first round warms up for at least 3 s (or the measured time, if
+ * shorter). Nothing is compiled yet and connection pools are still filling; with a 1-2 s warm-up every system's
+ * first round stalled for up to a second and made the round's p99 (rpc, many-channels).
+ */
+export function warmupOf(r: number, warmupSeconds: number, measureSeconds: number): number {
+  return r === 0 ? Math.max(warmupSeconds, Math.min(3, measureSeconds)) : warmupSeconds;
+}
+
 /** A SystemRun that only says what went wrong. */
 export function failedRun(system: SystemName, err: unknown, variant?: Variant): SystemRun {
   return {

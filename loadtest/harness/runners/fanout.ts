@@ -5,7 +5,7 @@ import type { Cluster, SystemName } from '../cluster.js';
 import type { PubSubAgg } from '../aggregate.js';
 import { PubSubSession, roundOrder, type Ctx } from '../session.js';
 import type { FanoutParams } from '../scenarios.js';
-import { eachRound, failedRun, pubsubRound, pubsubRun, type Runner } from './common.js';
+import { eachRound, failedRun, pubsubRound, pubsubRun, warmupOf, type Runner } from './common.js';
 import { maxRate, maxRates } from './max-rate.js';
 
 function session(ctx: Ctx, system: SystemName, p: FanoutParams, nodes: number, tag: string, cluster: Cluster) {
@@ -30,7 +30,7 @@ export const runFanout: Runner<'fanout'> = async ({ ctx, scenario, params: p, sy
     const status = `fanout · ${system} · round ${r + 1}/${p.rounds} · ${p.publishRate} pub/s`;
     await pubsubRound(ctx, aggs, system, session(ctx, system, p, nodes, `r${r}`, cluster), {
       rate: p.publishRate,
-      warmupSeconds: p.warmupSeconds,
+      warmupSeconds: warmupOf(r, p.warmupSeconds, p.durationSeconds / p.rounds),
       measureSeconds: p.durationSeconds / p.rounds,
       status,
     });

@@ -2,7 +2,7 @@
 // publications (HTTP API by default) round-robin over the channels from node 1; rounds alternate systems.
 import type { SystemName } from '../cluster.js';
 import type { PubSubAgg } from '../aggregate.js';
-import { eachRound, failedRun, pubsubRound, pubsubRun, spreadSession, type Runner } from './common.js';
+import { eachRound, failedRun, pubsubRound, pubsubRun, spreadSession, warmupOf, type Runner } from './common.js';
 
 export const runManyChannels: Runner<'many-channels'> = async ({ ctx, scenario, params: p, systems }) => {
   if (p.channelsPerConnection > p.channels) throw new Error('many-channels: channelsPerConnection must not exceed channels');
@@ -20,7 +20,7 @@ export const runManyChannels: Runner<'many-channels'> = async ({ ctx, scenario, 
     const status = `many-channels · ${system} · round ${r + 1}/${p.rounds} · ${p.publishRate} pub/s over ${p.channels} channels`;
     await pubsubRound(ctx, aggs, system, s, {
       rate: p.publishRate,
-      warmupSeconds: p.warmupSeconds,
+      warmupSeconds: warmupOf(r, p.warmupSeconds, p.durationSeconds / p.rounds),
       measureSeconds: p.durationSeconds / p.rounds,
       status,
     });

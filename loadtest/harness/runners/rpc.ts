@@ -9,7 +9,7 @@ import { addWindow, counter, emptyWindow, mergeWindows, round } from '../aggrega
 import { closeGroup, connectClients, nextId, rateSampler, sumConnect } from '../session.js';
 import { evaluate } from '../thresholds.js';
 import { nowUs } from '../clock.js';
-import { eachRound, failedRun, finish, type Runner } from './common.js';
+import { eachRound, failedRun, finish, warmupOf, type Runner } from './common.js';
 
 export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems }) => {
   const runs: SystemRun[] = [];
@@ -56,9 +56,7 @@ export const runRpc: Runner<'rpc'> = async ({ ctx, scenario, params: p, systems 
             payloadBytes: p.payloadBytes,
           }));
           const sampler = rateSampler(ctx);
-          // A fresh cluster's first round warms up longer: its backend connections are still being opened and
-          // nothing is compiled yet (both systems stalled for ~0.5 s at the start of a first round with the profile's 1-2 s).
-          const warmup = r === 0 ? Math.max(p.warmupSeconds, Math.min(3, p.durationSeconds / p.rounds)) : p.warmupSeconds;
+          const warmup = warmupOf(r, p.warmupSeconds, p.durationSeconds / p.rounds);
           if (warmup > 0) {
             ctx.progress.phase(`${label} · warm-up`);
             await ctx.progress.wait(warmup, ctx.signal, sampler);
