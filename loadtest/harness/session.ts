@@ -363,6 +363,7 @@ export class PubSubSession {
     // Sequence and reconnect counts cover the whole phase; latency and rates only the measured window.
     for (const w of [windows[0]!, windows[2]!]) {
       measured.seqGaps += w.seqGaps;
+      measured.seqLate += w.seqLate;
       measured.seqLost += w.seqLost;
       measured.reconnects += w.reconnects;
       measured.reconnectFailures += w.reconnectFailures;

@@ -147,6 +147,8 @@ export function pubsubRun(
       expectedDeliveries: agg.expected,
       lost: agg.lost,
       extra: agg.extra,
+      // Arrivals at or below a publisher's highest sequence already seen: duplicates, or reordering.
+      lateOrRepeated: agg.window.seqLate,
       publishBehind: agg.window.pubBehind,
       ...extraFigures,
     },

@@ -2,7 +2,7 @@
 // source address), parsed as it arrives; publications carrying bench data `{ p, s, t }` are recorded like Socket.IO
 // deliveries, and fence events (`{ fence }`) mark a stream as live (the harness publishes them before measuring).
 import http from 'node:http';
-import { isBenchData } from '../../k6/lib/protocol.js';
+import { isBenchData, SeqTracker } from '../../k6/lib/protocol.js';
 import { nowUs } from '../clock.js';
 import { encode, newHistogram } from '../histogram.js';
 import { channelsOf, type ChannelPlan, type SseConnectResult } from '../messages.js';
@@ -16,6 +16,8 @@ export class SseStream {
   live = false;
   closing = false;
   private buf = '';
+  /** Per publisher: a repeated or out-of-order arrival counts as late (seqLate), a skipped one as lost. */
+  private readonly seq = new SeqTracker();
 
   constructor(
     readonly url: string,
@@ -72,7 +74,14 @@ export class SseStream {
         this.rec.win.malformed++;
         continue;
       }
-      if (isBenchData(v)) this.rec.delivered(this.channel, nowUs() - v.t);
+      if (isBenchData(v)) {
+        this.rec.delivered(this.channel, nowUs() - v.t);
+        const { lost, gaps, late } = this.seq;
+        this.seq.see(this.channel, v.p, v.s);
+        this.rec.win.seqLost += this.seq.lost - lost;
+        this.rec.win.seqGaps += this.seq.gaps - gaps;
+        this.rec.win.seqLate += this.seq.late - late;
+      }
       else if ((v as { fence?: unknown } | null)?.fence !== undefined) this.live = true;
       else this.rec.win.malformed++;
     }
