@@ -81,8 +81,7 @@ export class SseStream {
         this.rec.win.seqLost += this.seq.lost - lost;
         this.rec.win.seqGaps += this.seq.gaps - gaps;
         this.rec.win.seqLate += this.seq.late - late;
-      }
-      else if ((v as { fence?: unknown } | null)?.fence !== undefined) this.live = true;
+      } else if ((v as { fence?: unknown } | null)?.fence !== undefined) this.live = true;
       else this.rec.win.malformed++;
     }
   }
