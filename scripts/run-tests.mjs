@@ -114,10 +114,13 @@ function aptInstall(prereqs) {
   process.on('SIGINT', stayForCleanup).on('SIGTERM', stayForCleanup);
   try {
     apt(['update', '-q']);
-    apt(['install', '-y', '-q', '--no-install-recommends', ...prereqs.map((p) => p.packages[0])]);
+    apt(['install', '-y', '-q', '--no-install-recommends', ...prereqs.flatMap((p) => p.packages[0].split(' '))]);
     for (const p of prereqs.filter((q) => !q.present())) {
       // Alternatives in turn (kubectl, then kubernetes-client); recommends only where a package fails without them.
-      p.packages.some((pkg) => apt(['install', '-y', '-q', '--no-install-recommends', pkg]) || apt(['install', '-y', '-q', pkg]));
+      p.packages.some(
+        (alt) =>
+          apt(['install', '-y', '-q', '--no-install-recommends', ...alt.split(' ')]) || apt(['install', '-y', '-q', ...alt.split(' ')]),
+      );
     }
   } finally {
     if (ownPolicy) rmSync(policy, { force: true });

@@ -8,7 +8,10 @@ export type Tier = (typeof TIERS)[number];
 
 export interface Prereq {
   name: string;
-  /** Debian packages to try in turn (the first that installs wins: kubectl is `kubernetes-client` on some releases). */
+  /**
+   * Debian packages to try in turn (the first that installs wins: kubectl is `kubernetes-client` on some releases);
+   * one alternative may name several packages, space-separated, installed together.
+   */
   packages: string[];
   /** Tiers whose tests use it. */
   tiers: Tier[];
@@ -44,11 +47,13 @@ export const PREREQS: Prereq[] = [
   { name: 'pushpin', packages: ['pushpin'], tiers: services, optional: true, present: () => onPath('pushpin') },
   {
     name: 'python3-socketio',
-    packages: ['python3-socketio'],
+    // The client's HTTP and WebSocket libraries are only Recommends of python3-socketio, and the runner installs
+    // without recommends: without them the client never connects (polling needs requests, WebSocket websocket-client).
+    packages: ['python3-socketio python3-requests python3-websocket'],
     tiers: services,
     optional: true,
-    // Debian's interpreter, not a pyenv `python3` earlier on PATH: the package installs into it.
-    present: () => spawnSync('/usr/bin/python3', ['-c', 'import socketio'], { stdio: 'ignore' }).status === 0,
+    // Debian's interpreter, not a pyenv `python3` earlier on PATH: the packages install into it.
+    present: () => spawnSync('/usr/bin/python3', ['-c', 'import socketio, requests, websocket'], { stdio: 'ignore' }).status === 0,
   },
 ];
 
