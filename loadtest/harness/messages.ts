@@ -70,6 +70,8 @@ export type Request =
     }
   /** How many of the group's SSE streams have seen a fence event. */
   | { op: 'sseLive'; group: string }
+  /** Closes the group's streams that have seen no fence yet and opens each again; returns how many. */
+  | { op: 'sseReopen'; group: string }
   | PublishStart
   | { op: 'publishStop'; group: string }
   | { op: 'rpcStart'; group: string; rate: number; method: string; payloadBytes: number }

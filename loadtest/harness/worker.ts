@@ -3,7 +3,7 @@
 import type { Peek, PublishTotals, Reply, Request, RpcTotals } from './messages.js';
 import { startCalling, startPublishing, type Running } from './worker/load.js';
 import { Recorder } from './worker/recorder.js';
-import { connectStreams, type SseStream } from './worker/sse.js';
+import { connectStreams, reopenStreams, type SseStream } from './worker/sse.js';
 import { Subscribers, type Sub } from './worker/subscribers.js';
 
 interface Group {
@@ -41,6 +41,8 @@ async function handle(req: Request): Promise<unknown> {
       return connectStreams(group(req.group).streams, rec, req);
     case 'sseLive':
       return group(req.group).streams.filter((s) => s.live).length;
+    case 'sseReopen':
+      return reopenStreams(group(req.group).streams);
     case 'publishStart': {
       const g = group(req.group);
       if (g.publisher) throw new Error(`group ${req.group} is already publishing`);

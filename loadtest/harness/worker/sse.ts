@@ -26,6 +26,11 @@ export class SseStream {
     private readonly localAddress: string,
   ) {}
 
+  /** A new, unopened stream like this one (same server, channel, source address). */
+  again(): SseStream {
+    return new SseStream(this.url, this.channel, this.rec, this.localAddress);
+  }
+
   /** Opens the stream; resolves with µs to the response headers. */
   open(timeoutMs = 15_000): Promise<number> {
     const t0 = nowUs();
@@ -117,4 +122,21 @@ export async function connectStreams(
   res.t1 = nowUs();
   res.handshake = encode(hist);
   return res;
+}
+
+/**
+ * Opens again, in place, every stream that has seen no fence yet (its subscription never became live on the server;
+ * seen with Pushpin under load); returns how many. A stream that fails to open stays closed and not live.
+ */
+export async function reopenStreams(streams: SseStream[]): Promise<number> {
+  const stale = streams.map((s, i) => [s, i] as const).filter(([s]) => !s.live);
+  await Promise.all(
+    stale.map(async ([s, i]) => {
+      s.close();
+      const fresh = s.again();
+      streams[i] = fresh;
+      await fresh.open().catch(() => undefined);
+    }),
+  );
+  return stale.length;
 }
