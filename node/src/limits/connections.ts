@@ -9,11 +9,40 @@ export interface ConnectionLimits {
   handshake(ip: string): Promise<void>;
   /**
    * Counts one connection for `ip` and/or `user` (either may be undefined: Socket.IO takes the address slot at the
-   * Engine.IO handshake and the user slot at CONNECT); throws `rate_limited` past the limits; returns its release.
+   * Engine.IO handshake and the user slot at CONNECT); throws `rate_limited` past the limits; returns the slot.
    */
-  acquire(ip: string | undefined, user: string | undefined): Promise<() => void>;
+  acquire(ip: string | undefined, user: string | undefined): Promise<Slot>;
   /** Stops timers and closes connections (at shutdown). */
   close?(): Promise<void>;
+}
+
+/** What a connection holds against the limits until released (release is idempotent). */
+export interface Held {
+  release(): void;
+}
+
+/** Gives counts back: the limits implementation a slot belongs to. */
+export interface SlotOwner {
+  free(ip: string | undefined, user: string | undefined): void;
+}
+
+/**
+ * One counted connection. An object with a prototype method rather than a closure: every idle connection keeps
+ * one, and a closure costs its context and function on top.
+ */
+export class Slot implements Held {
+  constructor(
+    private owner: SlotOwner | undefined,
+    readonly ip: string | undefined,
+    readonly user: string | undefined,
+  ) {}
+
+  release() {
+    const owner = this.owner;
+    if (!owner) return;
+    this.owner = undefined;
+    owner.free(this.ip, this.user);
+  }
 }
 
 export interface LimitOptions {
@@ -23,7 +52,7 @@ export interface LimitOptions {
 }
 
 /** Per-node counters; also the fallback when Redis is unavailable (limits stay, per node). */
-export class LocalConnectionLimits implements ConnectionLimits {
+export class LocalConnectionLimits implements ConnectionLimits, SlotOwner {
   private readonly handshakes: RateLimiterAbstract;
   private readonly perIp = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
@@ -46,13 +75,13 @@ export class LocalConnectionLimits implements ConnectionLimits {
     if (user !== undefined && nUser >= this.opts.connectionsPerUser) throw limitError('user', this.opts, this.metrics);
     if (ip !== undefined) this.perIp.set(ip, nIp + 1);
     if (user !== undefined) this.perUser.set(user, nUser + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      if (ip !== undefined) dec(this.perIp, ip);
-      if (user !== undefined) dec(this.perUser, user);
-    };
+    return new Slot(this, ip, user);
+  }
+
+  /** A slot's counts back (Slot.release calls it once). */
+  free(ip: string | undefined, user: string | undefined) {
+    if (ip !== undefined) dec(this.perIp, ip);
+    if (user !== undefined) dec(this.perUser, user);
   }
 }
 

@@ -6,7 +6,15 @@ import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Logger } from '../log/logger.js';
 import { createRedisClient, createRedisCluster, type RedisConnectOptions } from '../bus/redis-connect.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { consumeHandshake, limitError, LocalConnectionLimits, type ConnectionLimits, type LimitOptions } from './connections.js';
+import {
+  consumeHandshake,
+  limitError,
+  LocalConnectionLimits,
+  Slot,
+  type ConnectionLimits,
+  type LimitOptions,
+  type SlotOwner,
+} from './connections.js';
 
 export interface RedisLimitOptions extends LimitOptions {
   /** Which Redis and how to reach it (one URL or Sentinel). */
@@ -93,7 +101,7 @@ type LimitsRedis = Redis & {
   sbLimHeartbeat(alive: string, instance: string, deadAfterMs: number, ledgerPrefix: string, ttl: number): Promise<number>;
 };
 
-export class RedisConnectionLimits implements ConnectionLimits {
+export class RedisConnectionLimits implements ConnectionLimits, SlotOwner {
   private readonly redis: LimitsRedis;
   private readonly local: LocalConnectionLimits;
   private readonly handshakes: RateLimiterRedis;
@@ -150,7 +158,7 @@ export class RedisConnectionLimits implements ConnectionLimits {
     await consumeHandshake(this.handshakes, ip, this.opts, this.metrics);
   }
 
-  async acquire(ip: string | undefined, user: string | undefined): Promise<() => void> {
+  async acquire(ip: string | undefined, user: string | undefined): Promise<Slot> {
     let verdict: number;
     try {
       verdict = await this.redis.sbLimAcquire(
@@ -171,15 +179,11 @@ export class RedisConnectionLimits implements ConnectionLimits {
     }
     if (verdict === 1) throw limitError('ip', this.opts, this.metrics);
     if (verdict === 2) throw limitError('user', this.opts, this.metrics);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.release(ip, user);
-    };
+    return new Slot(this, ip, user);
   }
 
-  private release(ip: string | undefined, user: string | undefined) {
+  /** A slot's counts back (Slot.release calls it once). */
+  free(ip: string | undefined, user: string | undefined) {
     this.redis
       .sbLimRelease(this.key('ip', ip), this.key('user', user), this.ledger, user === undefined ? '0' : '1', ip === undefined ? '0' : '1')
       .catch(() => {
@@ -198,7 +202,7 @@ export class RedisConnectionLimits implements ConnectionLimits {
       .sbLimHeartbeat(this.alive, this.instance, this.opts.heartbeatMs * DEAD_AFTER_HEARTBEATS, this.ledgerPrefix, KEY_TTL_MS)
       .then((reaped) => {
         if (reaped > 0) this.log.info({ nodes: reaped }, 'released the connection counts of nodes that stopped without closing');
-        for (const r of this.unreleased.splice(0)) this.release(r.ip, r.user);
+        for (const r of this.unreleased.splice(0)) this.free(r.ip, r.user);
       })
       .catch((err: Error) => this.log.debug({ err: { message: err.message } }, 'limits heartbeat failed'));
   }

@@ -14,7 +14,9 @@ import {
   type ProtocolOptions,
   type SocketState,
 } from './handlers.js';
-import { applyClaims, NOTHING_HELD, type Admission, type Handshake } from './handshake.js';
+import { applyClaims, NOTHING_HELD, type Handshake } from './handshake.js';
+import type { Held } from '../limits/connections.js';
+import type { SessionSlots } from '../transport/socketio.js';
 
 /**
  * Per-connection bookkeeping. Not in socket.data: the Redis adapter serializes socket.data for cluster-wide
@@ -28,9 +30,11 @@ interface ConnState extends SocketState {
   count: number;
   strikes: number;
   strikeSecond: number;
-  /** The per-user slot (the per-address one is the admission's, on the Engine.IO request). */
-  release: () => void;
   autoJoin?: string[];
+  /** The per-user slot (the per-address one is the admission, on the Engine.IO request). */
+  slot: Held;
+  /** What the connections gauge counts it under: polling until an upgrade. */
+  transport: string;
 }
 
 export interface ConnectionOptions extends ProtocolOptions {
@@ -62,9 +66,9 @@ function connectError(e: SbError): Error & { data?: unknown } {
   return out;
 }
 
-/** The engine-level admission of the connection's first request (transport/socketio.ts sets it). */
-function admissionOf(socket: Socket): Admission | undefined {
-  return (socket.conn.request as unknown as { sbAdmission?: Admission }).sbAdmission;
+/** The limit slots of the connection's Engine.IO session (transport/socketio.ts admits, CONNECT adds the user's). */
+function slotsOf(socket: Socket): SessionSlots {
+  return socket.conn.request as unknown as SessionSlots;
 }
 
 function closeWith(socket: Socket, reason: string) {
@@ -148,7 +152,7 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
 
   io.use(async (socket, next) => {
     const hs = socket.handshake;
-    const adm = admissionOf(socket);
+    const adm = slotsOf(socket).sbAdmission;
     try {
       const auth = (hs.auth ?? {}) as Record<string, unknown>;
       const ip = adm?.ip ?? d.handshake.clientIp(hs.address, hs.headers['x-forwarded-for'] as string | undefined);
@@ -159,11 +163,14 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
         auth,
         token: auth.token ?? hs.query.token,
       });
-      // A client gone while the handshake ran never gets 'disconnect' (Socket.IO drops it silently): release
-      // on the transport's close as well (release is idempotent), or the count would leak for good.
-      if (id.release !== NOTHING_HELD) {
-        if (socket.conn.readyState === 'open') socket.conn.once('close', id.release);
-        else id.release();
+      // A client gone while the handshake ran never gets 'disconnect' (Socket.IO drops it silently): the slot
+      // goes with the session's as well (transport/socketio.ts releases them as it ends; release is idempotent),
+      // or now if it has ended. A second CONNECT on one session (a second socket) gets a listener of its own.
+      if (id.slot !== NOTHING_HELD) {
+        const slots = slotsOf(socket);
+        if (socket.conn.readyState !== 'open') id.slot.release();
+        else if (slots.sbUser === undefined) slots.sbUser = id.slot;
+        else socket.conn.once('close', () => id.slot.release());
       }
       states.set(socket, {
         ctx: id.ctx,
@@ -173,7 +180,8 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
         count: 0,
         strikes: 0,
         strikeSecond: 0,
-        release: id.release,
+        slot: id.slot,
+        transport: '',
       });
       socket.data = { ctx: id.ctx } satisfies SocketState;
       // The token has done its job; keep it out of what the adapter ships between nodes.
@@ -186,16 +194,32 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     }
   });
 
+  // Listeners shared by every socket (Socket.IO calls them with the socket as `this`): no closures and context
+  // per connection.
+  function onEvent(this: Socket, event: string, ...args: unknown[]) {
+    dispatch(this, event, args, pd);
+  }
+  function onDisconnect(this: Socket, reason: string) {
+    const st = stateOf(this);
+    st.expiry?.stop();
+    st.slot.release();
+    slotsOf(this).sbAdmission?.release();
+    metrics.connections.dec({ transport: st.transport });
+    const why = (this.conn as unknown as { sbCloseReason?: string }).sbCloseReason ?? normalizeReason(reason);
+    metrics.disconnects.inc({ reason: why });
+    d.backend?.disconnect(st.ctx, why);
+  }
+
   io.on('connection', (socket) => {
     const st = stateOf(socket);
-    let transport = socket.conn.transport.name;
-    metrics.connections.inc({ transport });
+    st.transport = socket.conn.transport.name;
+    metrics.connections.inc({ transport: st.transport });
     // Only a polling session can upgrade; a WebSocket one keeps no listener for it.
-    if (transport !== 'websocket') {
+    if (st.transport !== 'websocket') {
       socket.conn.on('upgrade', (t: { name: string }) => {
-        metrics.connections.dec({ transport });
-        transport = t.name;
-        metrics.connections.inc({ transport });
+        metrics.connections.dec({ transport: st.transport });
+        st.transport = t.name;
+        metrics.connections.inc({ transport: st.transport });
       });
     }
     // Timer and closures only for a token that expires (auth:refresh starts one if a later token does).
@@ -205,17 +229,9 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     // this session, which reads only what retainedHeaders() keeps. The uWS response object of the upgrade is dead.
     const req = socket.conn.request as unknown as { headers: Record<string, unknown>; res?: unknown };
     req.headers = socket.handshake.headers = d.handshake.retainedHeaders(socket.handshake.headers) as typeof socket.handshake.headers;
-    if (transport === 'websocket') req.res = undefined;
-    socket.onAny((event: string, ...args: unknown[]) => dispatch(socket, event, args, pd));
-    socket.on('disconnect', (reason) => {
-      st.expiry?.stop();
-      st.release();
-      admissionOf(socket)?.release();
-      metrics.connections.dec({ transport });
-      const why = (socket.conn as unknown as { sbCloseReason?: string }).sbCloseReason ?? normalizeReason(reason);
-      metrics.disconnects.inc({ reason: why });
-      d.backend?.disconnect(st.ctx, why);
-    });
+    if (st.transport === 'websocket') req.res = undefined;
+    socket.onAny(onEvent);
+    socket.on('disconnect', onDisconnect);
     if (st.autoJoin?.length) {
       // Channels named by the backend's /connect answer: subscribed server-side, allowed by definition.
       for (const c of st.autoJoin)

@@ -6,7 +6,7 @@ import type { ClientContext } from '../core/app.js';
 import { clientIp, TrustedProxies } from '../core/client-ip.js';
 import { SbError } from '../core/errors.js';
 import type { Backend } from '../hooks/backend.js';
-import type { ConnectionLimits } from '../limits/connections.js';
+import type { ConnectionLimits, Held } from '../limits/connections.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 
@@ -29,9 +29,8 @@ export interface HandshakeDeps {
 }
 
 /** The address part of a handshake: counted against the rate and holding one per-address slot until released. */
-export interface Admission {
-  ip: string;
-  release(): void;
+export interface Admission extends Held {
+  readonly ip: string;
 }
 
 /** Who the client is, and the per-user slot it holds until released. */
@@ -41,7 +40,8 @@ export interface Identity {
   tokenExp?: number;
   /** Channels the backend's `/connect` answer names: subscribed server-side. */
   autoJoin?: string[];
-  release(): void;
+  /** The per-user slot; NOTHING_HELD without a user. */
+  slot: Held;
 }
 
 export interface Credentials {
@@ -54,8 +54,8 @@ export interface Credentials {
   token: unknown;
 }
 
-/** The release of an anonymous identity: nothing held, one shared function rather than a closure per connection. */
-export const NOTHING_HELD = () => {};
+/** The slot of an anonymous identity: nothing held, one shared object. */
+export const NOTHING_HELD: Held = Object.freeze({ release() {} });
 
 export class Handshake {
   private readonly trusted: TrustedProxies;
@@ -74,8 +74,8 @@ export class Handshake {
   async admit(ip: string): Promise<Admission> {
     try {
       await this.d.limits.handshake(ip);
-      const release = await this.d.limits.acquire(ip, undefined);
-      return { ip, release };
+      // The slot names the address it counts: it is the admission, no second object per connection.
+      return (await this.d.limits.acquire(ip, undefined)) as Admission;
     } catch (err) {
       throw this.refused(err);
     }
@@ -103,8 +103,8 @@ export class Handshake {
         // Open mode (no JWT_SECRET, no BACKEND_URL): the client names itself; nothing is verified.
         ctx.user = c.auth.user.slice(0, 100);
       }
-      const release = ctx.user === undefined ? NOTHING_HELD : await this.d.limits.acquire(undefined, ctx.user);
-      return { ctx, tokenExp, autoJoin, release };
+      const slot = ctx.user === undefined ? NOTHING_HELD : await this.d.limits.acquire(undefined, ctx.user);
+      return { ctx, tokenExp, autoJoin, slot };
     } catch (err) {
       throw this.refused(err);
     }

@@ -5,6 +5,7 @@ import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Bus } from '../bus/bus.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/logger.js';
+import type { Held } from '../limits/connections.js';
 
 /** Engine.IO and WebSocket settings. */
 export interface SocketServerOptions extends TransportGuardOptions {
@@ -41,13 +42,13 @@ export interface SocketServerDeps {
    * The address part of the shared handshake (protocol/handshake.ts), run on the first request of every Engine.IO
    * session: a session that never sends CONNECT still counts against the per-address rate and connection limits.
    */
-  admit(req: { headers: Record<string, string>; peer: string }): Promise<{ ip: string; release(): void }>;
+  admit(req: { headers: Record<string, string>; peer: string }): Promise<Held & { readonly ip: string }>;
   metrics: Metrics;
   log: Logger;
 }
 
 /** The engine.io request on uWS (userver.js prepare()): headers copied, the uWS response alongside. */
-interface EngineRequest {
+interface EngineRequest extends SessionSlots {
   method: string;
   headers: Record<string, string>;
   _query: { transport?: string; sid?: string };
@@ -59,7 +60,25 @@ interface EngineRequest {
     writeHeader(k: string, v: string): void;
     end(body?: string): void;
   };
-  sbAdmission?: { ip: string; release(): void };
+}
+
+/**
+ * The limit slots an Engine.IO session holds, kept on its first request (transport/socketio.ts admits the address,
+ * protocol/connection.ts adds the user's at CONNECT): released together when the session ends.
+ */
+export interface SessionSlots {
+  sbAdmission?: Held & { readonly ip: string };
+  sbUser?: Held;
+}
+
+export function releaseSlots(req: SessionSlots) {
+  req.sbAdmission?.release();
+  req.sbUser?.release();
+}
+
+/** A polling session's close listener: one function for all of them, called with the Engine.IO socket as `this`. */
+function releaseOnClose(this: { request: SessionSlots }) {
+  releaseSlots(this.request);
 }
 
 /** Engine.IO error codes (engine.io Server.errors) → our metric reasons. */
@@ -118,7 +137,11 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
   // engine.io calls verify() for every HTTP request and upgrade, with or without a session id; allowRequest
   // only sees handshakes. Checking Origin here covers polling requests and upgrades that carry a sid.
   type Verify = (req: EngineRequest, upgrade: boolean, fn: (code?: number, ctx?: unknown) => void) => void;
-  const engine = io.engine as unknown as { verify: Verify; handshake(t: string, req: EngineRequest, close: unknown): Promise<unknown> };
+  const engine = io.engine as unknown as {
+    verify: Verify;
+    handshake(t: string, req: EngineRequest, close: unknown): Promise<unknown>;
+    createTransport(name: string, req: EngineRequest): EngineTransport;
+  };
   const verify = engine.verify.bind(engine);
   const answer = (req: EngineRequest, status: string, headers: Record<string, string>, body = '') =>
     req.res.cork(() => {
@@ -181,6 +204,15 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
     log.debug({ code: err.code, message: err.message }, 'engine connection error');
   });
   const guard = new TransportGuard(config, metrics);
+  // Every WebSocket transport is made from the guard's subclass, the guard's checks in its methods: nothing per
+  // connection. engine.io exports no uWS transport class; the first WebSocket transport made shows it.
+  const createTransport = engine.createTransport.bind(engine);
+  let Guarded: TransportClass | undefined;
+  engine.createTransport = (name, req) => {
+    if (name !== 'websocket') return createTransport(name, req);
+    Guarded ??= guard.transportClass(createTransport(name, req).constructor as TransportClass);
+    return new Guarded(req);
+  };
   // Buffers grow only by sends. Transport sends are checked as they happen; what uWS pub/sub publishes (our room
   // fan-out, Socket.IO's broadcasts) is not, so the sweep follows publishes: an idle node no longer asks every
   // WebSocket for its buffered amount ten times a second (the idle scenario's CPU gap to plain Socket.IO).
@@ -190,11 +222,13 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
     return publish(...a);
   };
   io.engine.on('connection', (conn: EngineSocket) => {
-    const adm = (conn as unknown as { request: EngineRequest }).request.sbAdmission;
-    if (adm) conn.on('close', adm.release);
     guard.watch(conn, conn.transport);
-    // Only polling upgrades: a WebSocket session keeps no listener for it.
-    if (conn.transport.name !== 'websocket') conn.on('upgrade', (t: EngineTransport) => guard.watch(conn, t));
+    // A WebSocket session's slots go when its transport ends (the guard's subclass): no close listener, which would
+    // be the third and grow the listener array to 19 slots. Only polling sessions need one, and can upgrade.
+    if (conn.transport.name !== 'websocket') {
+      conn.on('close', releaseOnClose);
+      conn.on('upgrade', (t: EngineTransport) => guard.watch(conn, t));
+    }
   });
   io.engine.on('close', () => guard.close());
   return io;
@@ -205,9 +239,13 @@ interface EngineTransport {
   socket?: { getBufferedAmount(): number; end(code: number, reason: string): void };
   send(packets: unknown[]): void;
   onClose(code?: number, message?: ArrayBuffer): void;
+  doClose(fn?: () => void): void;
 }
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a mixin's base constructor must take any[]
+type TransportClass = new (...args: any[]) => EngineTransport;
 interface EngineSocket {
   transport: EngineTransport;
+  request: SessionSlots;
   on(ev: string, fn: (...a: never[]) => void): void;
   close(): void;
 }
@@ -215,12 +253,13 @@ interface EngineSocket {
 export const CLOSE_SLOW_CONSUMER = 4008;
 
 /**
- * Watches every WebSocket transport (wrapping the instance, not the prototype):
+ * Watches every WebSocket transport of its sessions (made from transportClass(), whose methods call it):
  * - a socket whose outbound buffer passes MAX_BACKPRESSURE_BYTES is closed with 4008 `slow_consumer`, checked
  *   on every transport send and on a short sweep (broadcasts go through uWS pub/sub and never reach the
  *   transport); uWS itself closes at 16x that (closeOnBackpressureLimit) rather than drop silently. The client
  *   reconnects and recovers with `since`; nobody else waits for it.
  * - a frame over the payload limit (uWS closes with 1009) is counted as `too_large`.
+ * - the session's limit slots are released when the transport ends (a WebSocket session ends with it).
  */
 export class TransportGuard {
   /** Open WebSocket transports and their sessions (a Map: no entry object per connection). */
@@ -273,27 +312,45 @@ export class TransportGuard {
   }
 
   watch(conn: EngineSocket, t: EngineTransport) {
-    if (t.name !== 'websocket') return;
-    this.open.set(t, conn);
-    // The prototype's methods, called on t: no bound function per connection.
-    const send = t.send;
-    t.send = (packets) => {
-      if (this.tooSlow(conn, t)) {
-        this.metrics.dropped.inc({ reason: 'slow_consumer' }, packets.length);
-        return;
+    if (t.name === 'websocket') this.open.set(t, conn);
+  }
+
+  /** A subclass of engine.io's uWS WebSocket transport whose watched instances this guard checks. */
+  transportClass(Base: TransportClass): TransportClass {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the methods' `this` is the transport
+    const guard = this;
+    return class GuardedWebSocket extends Base {
+      override send(packets: unknown[]) {
+        const conn = guard.open.get(this);
+        if (conn && guard.tooSlow(conn, this)) {
+          guard.metrics.dropped.inc({ reason: 'slow_consumer' }, packets.length);
+          return;
+        }
+        super.send(packets);
+        // This send may have taken the buffer past the limit and no later send may come: the next sweep looks at it.
+        if (conn) guard.sent.add(this);
       }
-      send.call(t, packets);
-      // This send may have taken the buffer past the limit and no later send may come: the next sweep looks at it.
-      this.sent.add(t);
-    };
-    const onClose = t.onClose;
-    t.onClose = (code, message) => {
-      this.open.delete(t);
-      this.sent.delete(t);
-      const text = message && message.byteLength > 0 ? Buffer.from(message).toString() : '';
-      // uWS reports an oversized frame as 1009, or as 1006 with "Received too big message".
-      if (code === 1009 || /too big/i.test(text)) this.metrics.rejections.inc({ reason: 'too_large' });
-      onClose.call(t, code, message);
+
+      override onClose(code?: number, message?: ArrayBuffer) {
+        const conn = guard.open.get(this);
+        if (conn) {
+          guard.open.delete(this);
+          guard.sent.delete(this);
+          const text = message && message.byteLength > 0 ? Buffer.from(message).toString() : '';
+          // uWS reports an oversized frame as 1009, or as 1006 with "Received too big message".
+          if (code === 1009 || /too big/i.test(text)) guard.metrics.rejections.inc({ reason: 'too_large' });
+          releaseSlots(conn.request);
+        }
+        super.onClose(code, message);
+      }
+
+      // Closed from this side (engine.io closes the transport as the session ends): uWS reports it to onClose
+      // as well, but only once the socket was open; the slots go now.
+      override doClose(fn?: () => void) {
+        const conn = guard.open.get(this);
+        if (conn) releaseSlots(conn.request);
+        super.doClose(fn);
+      }
     };
   }
 }

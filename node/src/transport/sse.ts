@@ -213,7 +213,7 @@ export class SseHub implements DeliverySink {
         // The same handshake as Socket.IO: address rate and slot, identity and user slot, counted the same way.
         const hs = d.handshake;
         const adm = await hs.admit(hs.clientIp(req.remoteAddress, req.headers['x-forwarded-for']));
-        let release = adm.release;
+        let release = () => adm.release();
         let id: Identity;
         try {
           id = await hs.identify({
@@ -224,7 +224,7 @@ export class SseHub implements DeliverySink {
             token: req.query.get('token') ?? undefined,
           });
           release = () => {
-            id.release();
+            id.slot.release();
             adm.release();
           };
           try {
