@@ -109,6 +109,24 @@ async function join(socket: Socket, channel: string, since: string | undefined, 
   return { recovered: r.recovered, replayed: r.replayed };
 }
 
+/** callApp for an in-process RPC method, without a closure or a hook name built per call (it is the hot path). */
+async function callAppRpc(
+  d: ProtocolDeps,
+  method: string,
+  fn: NonNullable<SwitchboardApp['rpc']>[string],
+  params: unknown,
+  ctx: ClientContext,
+): Promise<unknown> {
+  try {
+    return await fn(params, ctx);
+  } catch (err) {
+    if (err instanceof SbError) throw err;
+    return callApp(d.metrics, d.log, `rpc:${method}`, () => {
+      throw err;
+    });
+  }
+}
+
 /** The protocol's events. Frozen: an instance adds its own in ProtocolDeps.handlers, never here. */
 export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
   async subscribe(socket, args, d) {
@@ -169,8 +187,9 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
     s[RPC_IN_FLIGHT] = inFlight + 1;
     try {
       const fn = d.app.rpc && Object.hasOwn(d.app.rpc, method) ? d.app.rpc[method] : undefined;
-      if (fn) return { result: (await callApp(d.metrics, d.log, `rpc:${method}`, () => fn(params, ctxOf(socket)))) ?? null };
-      if (d.backend) return { result: (await d.backend.rpc(ctxOf(socket), method, params)) ?? null };
+      // Answered with `ok` in place: dispatch acks the object as it is.
+      if (fn) return { ok: true, result: (await callAppRpc(d, method, fn, params, ctxOf(socket))) ?? null };
+      if (d.backend) return { ok: true, result: (await d.backend.rpc(ctxOf(socket), method, params)) ?? null };
       throw new SbError('not_found', `no RPC method "${method}"`);
     } finally {
       s[RPC_IN_FLIGHT] = (s[RPC_IN_FLIGHT] ?? 1) - 1;
@@ -189,62 +208,78 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
 /**
  * Dispatches one client event: the rate check comes first, for every event, with an ack or without. An event without
  * an ack still does its work (`emit('subscribe', ch)`); its failure comes back as `switchboard:error { event, error }`.
- * Every outcome is counted; nothing a client sends throws out of here. One promise per event (the handler's own):
- * the handler runs in the same tick as the event when the rate check is synchronous.
+ * Every outcome is counted; nothing a client sends throws out of here. One async call per event and no closures: the
+ * handler runs in the same tick as the event when the rate check is synchronous (the usual case).
  */
 export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {
-  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (r: unknown) => void) : undefined;
+  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
   const handlers = d.handlers ?? HANDLERS;
   const handler = Object.hasOwn(handlers, event) ? handlers[event] : undefined;
   const label = handler ? event : 'unknown';
-  const cells = d.metrics.eventCells;
   // Without an ack nobody awaits the answer; counted apart so a client that never asks for one shows in metrics.
-  if (!ack) cells.cell(label, 'no_ack').n++;
-  const fail = (err: unknown) => {
+  if (!ack) d.metrics.eventCells.cell(label, 'no_ack').n++;
+  let gate: void | Promise<void>;
+  try {
+    gate = d.checkRate(socket);
+  } catch (err) {
+    return failEvent(socket, event, label, ack, err, d);
+  }
+  answer(socket, event, label, handler, args, ack, d, gate).catch((err: unknown) =>
+    d.log.warn({ err, event: label }, 'answering a client event failed'),
+  );
+}
+
+type Ack = (r: unknown) => void;
+
+/** Runs the handler (after an asynchronous rate check, if one was given) and acks its answer or its failure. */
+async function answer(
+  socket: Socket,
+  event: string,
+  label: string,
+  handler: Handler | undefined,
+  args: unknown[],
+  ack: Ack | undefined,
+  d: ProtocolDeps,
+  gate: void | Promise<void>,
+) {
+  let r: Record<string, unknown>;
+  try {
+    if (gate) await gate;
+    if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
+    r = await handler(socket, args, d);
+  } catch (err) {
+    return failEvent(socket, event, label, ack, err, d);
+  }
+  // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
+  if (nestedDeeperThan(r, MAX_ANSWER_DEPTH))
+    return failEvent(
+      socket,
+      event,
+      label,
+      ack,
+      new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`),
+      d,
+    );
+  if (!ack) return;
+  d.metrics.eventCells.cell(label, 'ok').n++;
+  // A handler may answer with `ok: true` already in place (rpc does): no copy of the answer then.
+  ack(r.ok === true ? r : { ok: true, ...r });
+}
+
+/** A failed event: acked as `{ ok: false, error }`, or told as `switchboard:error` when the client asked for no ack. */
+function failEvent(socket: Socket, event: string, label: string, ack: Ack | undefined, err: unknown, d: ProtocolDeps) {
+  try {
     const a = errorAck(err);
     if (a.error.code === 'internal' && !(err instanceof SbError)) d.log.error({ err, event: label }, 'event handler failed');
     if (ack) {
-      cells.cell(label, a.error.code).n++;
+      d.metrics.eventCells.cell(label, a.error.code).n++;
       return ack(a);
     }
     // Told once per window: answering every event of a flood would only feed it.
     if (!(err instanceof RepeatedRateLimit) && socket.connected)
       socket.emit('switchboard:error', { event: String(event).slice(0, 100), error: a.error });
-  };
-  const run = () => {
-    let result: Promise<Record<string, unknown>>;
-    try {
-      if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
-      result = handler(socket, args, d);
-    } catch (err) {
-      return fail(err);
-    }
-    result
-      .then((r) => {
-        // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
-        if (nestedDeeperThan(r, MAX_ANSWER_DEPTH))
-          return fail(new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`));
-        if (!ack) return;
-        cells.cell(label, 'ok').n++;
-        ack({ ok: true, ...r });
-      }, fail)
-      .catch((err: unknown) => d.log.warn({ err, event: label }, 'answering a client event failed'));
-  };
-  let gate: void | Promise<void>;
-  try {
-    gate = d.checkRate(socket);
-  } catch (err) {
-    return safely(() => fail(err), d, label);
-  }
-  if (gate) gate.then(run, fail).catch((err: unknown) => d.log.warn({ err, event: label }, 'answering a client event failed'));
-  else safely(run, d, label);
-}
-
-/** An ack callback that throws (a broken transport) is logged, as the promise chain did, never thrown to Socket.IO. */
-function safely(fn: () => void, d: ProtocolDeps, label: string) {
-  try {
-    fn();
-  } catch (err) {
-    d.log.warn({ err, event: label }, 'answering a client event failed');
+  } catch (e) {
+    // An ack callback that throws (a broken transport) is logged, never thrown to Socket.IO.
+    d.log.warn({ err: e, event: label }, 'answering a client event failed');
   }
 }
