@@ -47,7 +47,6 @@ const connectAnswer = z.object({
   channels: z.array(z.string().min(1).max(200)).max(1000).optional(),
   data: z.unknown().optional(),
 });
-const rpcAnswer = z.object({ result: z.unknown().optional() });
 const errorAnswer = z.object({
   error: z.union([z.string(), z.object({ code: z.string().optional(), message: z.string().optional() })]),
 });
@@ -180,7 +179,7 @@ export class Webhooks implements Backend {
   async rpc(ctx: ClientContext, method: string, params: unknown): Promise<unknown> {
     const path = `/rpc/${encodeURIComponent(method)}`;
     const interpret = (a: Answer) => {
-      if (ok(a)) return parseAnswer(path, a.text, rpcAnswer).result ?? null;
+      if (ok(a)) return rpcResult(path, a.text);
       throw refusal(path, a, a.status === 404 ? `the backend has no RPC method "${method}"` : `the backend refused ${method}`);
     };
     return this.call('rpc', path, { user: ctx.user ?? null, params }, interpret, this.methodBreaker(method));
@@ -386,6 +385,22 @@ function backendMessage(text: string): string | undefined {
   if (!r.success) return undefined;
   const m = typeof r.data.error === 'string' ? r.data.error : (r.data.error.message ?? r.data.error.code);
   return m?.slice(0, 500) || undefined;
+}
+
+/** `{ result? }` from a 2xx `/rpc/<method>` answer: any JSON object (a typed check, not a schema, on every call). */
+function rpcResult(path: string, text: string): unknown {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidAnswer(path, `invalid JSON: ${(err as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new InvalidAnswer(
+      path,
+      `an unexpected shape: expected an object like {"result": …}, got ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`,
+    );
+  return (v as { result?: unknown }).result ?? null;
 }
 
 function parseAnswer<S extends z.ZodType>(path: string, text: string, schema: S): z.output<S> {
