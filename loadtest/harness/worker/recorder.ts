@@ -1,5 +1,6 @@
 // What one worker process measures: window counters and histograms (reset per measured window) and session totals
 // of what its subscribers received per channel (reset per phase, for exact loss accounting).
+import type { BenchData, SeqTracker } from '../../k6/lib/protocol.js';
 import { nowUs } from '../clock.js';
 import { encode, newHistogram } from '../histogram.js';
 import { zeroCounters, type Counters, type Totals, type WindowStats } from '../messages.js';
@@ -40,6 +41,15 @@ export class Recorder {
     this.win.received++;
     this.received++;
     this.byChannel.set(channel, (this.byChannel.get(channel) ?? 0) + 1);
+  }
+
+  /** One delivery of bench data through a receiver's sequence tracker: its losses, gaps and late arrivals counted. */
+  sequenced(seq: SeqTracker, channel: string, d: BenchData): void {
+    const { lost, gaps, late } = seq;
+    seq.see(channel, d.p, d.s);
+    this.win.seqLost += seq.lost - lost;
+    this.win.seqGaps += seq.gaps - gaps;
+    this.win.seqLate += seq.late - late;
   }
 
   stats(reset: boolean): WindowStats {

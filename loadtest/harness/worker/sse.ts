@@ -81,11 +81,7 @@ export class SseStream {
       }
       if (isBenchData(v)) {
         this.rec.delivered(this.channel, nowUs() - v.t);
-        const { lost, gaps, late } = this.seq;
-        this.seq.see(this.channel, v.p, v.s);
-        this.rec.win.seqLost += this.seq.lost - lost;
-        this.rec.win.seqGaps += this.seq.gaps - gaps;
-        this.rec.win.seqLate += this.seq.late - late;
+        this.rec.sequenced(this.seq, this.channel, v);
       } else if ((v as { fence?: unknown } | null)?.fence !== undefined) this.live = true;
       else this.rec.win.malformed++;
     }

@@ -39,11 +39,7 @@ export class Subscribers {
       return;
     }
     this.rec.delivered(meta.channel, nowUs() - data.t);
-    const { lost, gaps, late } = sub.seq;
-    sub.seq.see(meta.channel, data.p, data.s);
-    this.rec.win.seqLost += sub.seq.lost - lost;
-    this.rec.win.seqGaps += sub.seq.gaps - gaps;
-    this.rec.win.seqLate += sub.seq.late - late;
+    this.rec.sequenced(sub.seq, meta.channel, data);
     sub.lastId.set(meta.channel, meta.id);
   }
 
