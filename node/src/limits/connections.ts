@@ -21,6 +21,20 @@ export interface Held {
   release(): void;
 }
 
+/**
+ * The limit slots an Engine.IO session holds, kept on its first request (transport/socketio.ts admits the address,
+ * protocol/connection.ts adds the user's at CONNECT): released together when the session ends.
+ */
+export interface SessionSlots {
+  sbAdmission?: Held & { readonly ip: string };
+  sbUser?: Held;
+}
+
+export function releaseSlots(req: SessionSlots) {
+  req.sbAdmission?.release();
+  req.sbUser?.release();
+}
+
 /** Gives counts back: the limits implementation a slot belongs to. */
 export interface SlotOwner {
   free(ip: string | undefined, user: string | undefined): void;

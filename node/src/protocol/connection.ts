@@ -2,7 +2,7 @@
 // limit, the dispatcher, token expiry and refresh, and the accounting when it ends.
 import type { Server, Socket } from 'socket.io';
 import type { TokenVerifier } from '../auth/tokens.js';
-import type { ConnectionLimits } from '../limits/connections.js';
+import type { ConnectionLimits, Held, SessionSlots } from '../limits/connections.js';
 import { SbError } from '../core/errors.js';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import {
@@ -15,8 +15,6 @@ import {
   type SocketState,
 } from './handlers.js';
 import { applyClaims, NOTHING_HELD, type Handshake } from './handshake.js';
-import type { Held } from '../limits/connections.js';
-import type { SessionSlots } from '../transport/socketio.js';
 
 /**
  * Per-connection bookkeeping. Not in socket.data: the Redis adapter serializes socket.data for cluster-wide

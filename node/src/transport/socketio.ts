@@ -5,7 +5,7 @@ import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Bus } from '../bus/bus.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/logger.js';
-import type { Held } from '../limits/connections.js';
+import { releaseSlots, type Held, type SessionSlots } from '../limits/connections.js';
 
 /** Engine.IO and WebSocket settings. */
 export interface SocketServerOptions extends TransportGuardOptions {
@@ -60,20 +60,6 @@ interface EngineRequest extends SessionSlots {
     writeHeader(k: string, v: string): void;
     end(body?: string): void;
   };
-}
-
-/**
- * The limit slots an Engine.IO session holds, kept on its first request (transport/socketio.ts admits the address,
- * protocol/connection.ts adds the user's at CONNECT): released together when the session ends.
- */
-export interface SessionSlots {
-  sbAdmission?: Held & { readonly ip: string };
-  sbUser?: Held;
-}
-
-export function releaseSlots(req: SessionSlots) {
-  req.sbAdmission?.release();
-  req.sbUser?.release();
 }
 
 /** A polling session's close listener: one function for all of them, called with the Engine.IO socket as `this`. */
