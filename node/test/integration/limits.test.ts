@@ -177,6 +177,37 @@ describe('abuse limits', { timeout: 90_000 }, () => {
     assert.ok((await metricValue(a.internalUrl, 'switchboard_rejections_total', { reason: 'connections_per_user' })) >= 1);
   });
 
+  test('two CONNECTs on one Engine.IO session hold two user slots, and both are given back when the session ends', async () => {
+    const user = 'u-twice';
+    const ws = new WebSocket(`${a.url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`, {
+      origin: GOOD,
+      headers: { 'x-forwarded-for': '10.3.1.1' },
+    });
+    const connected: string[] = [];
+    ws.on('message', (m: Buffer) => {
+      const text = m.toString();
+      if (text === '2') ws.send('3');
+      else if (text.startsWith('0')) for (let i = 0; i < 2; i++) ws.send(`40${JSON.stringify({ user })}`);
+      else if (text.startsWith('40')) connected.push(text);
+    });
+    await waitFor(() => connected.length === 2, { what: 'two sockets connected on one session' });
+    // Both slots are taken: a third connection of the user is refused.
+    assert.deepEqual(await refused(b.url, from('10.3.1.2', { auth: { user } })), {
+      code: 'rate_limited',
+      message: 'at most 2 connections per user',
+    });
+    const closed = new Promise((resolve) => ws.once('close', resolve));
+    ws.close();
+    await closed;
+    // Both come back (cluster-wide counts follow within a heartbeat): two new connections of the user are accepted.
+    const first = await waitFor(() => connect(a.url, from('10.3.1.3', { auth: { user } })), {
+      what: 'a new connection of the user accepted',
+      interval: 250,
+    });
+    clients.push(first);
+    assert.equal((await open(b, from('10.3.1.4', { auth: { user } }))).connected, true);
+  });
+
   test('handshakes per second per address are limited', async () => {
     const ip = '10.4.0.1';
     const outcomes: string[] = [];
