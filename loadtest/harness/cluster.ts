@@ -104,20 +104,14 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
+/** A bench redis-server's arguments: loopback, nothing on disk, warnings only; `extra` (cluster mode, …) on top. */
+export function redisArgs(port: number, extra: string[] = []): string[] {
+  return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...extra];
+}
+
 async function startRedis(opts: ClusterOptions, tag: string) {
   const port = await freePort();
-  const managed = opts.registry.spawn(`redis ${tag}`, 'redis-server', [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--loglevel',
-    'warning',
-  ]);
+  const managed = opts.registry.spawn(`redis ${tag}`, 'redis-server', redisArgs(port));
   let dead = false;
   void managed.exited.then(() => (dead = true));
   await waitFor(

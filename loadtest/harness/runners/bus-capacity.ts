@@ -15,7 +15,7 @@ import { io, type Socket } from 'socket.io-client';
 import { channelSlot } from '../../../node/src/bus/slots.js';
 import { round } from '../aggregate.js';
 import { sleep } from '../clock.js';
-import { SWITCHBOARD_BENCH_ENV } from '../cluster.js';
+import { redisArgs, SWITCHBOARD_BENCH_ENV } from '../cluster.js';
 import { cpuSeconds, FatalError, freePort, waitFor, type Managed } from '../proc.js';
 import type { Ctx } from '../session.js';
 import { evaluate } from '../thresholds.js';
@@ -51,19 +51,7 @@ async function ping(port: number): Promise<boolean> {
 }
 
 function spawnRedis(ctx: Ctx, port: number, args: string[]): Managed {
-  return ctx.registry.spawn(`redis ${port}`, 'redis-server', [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--loglevel',
-    'warning',
-    ...args,
-  ]);
+  return ctx.registry.spawn(`redis ${port}`, 'redis-server', redisArgs(port, args));
 }
 
 async function oneRedis(ctx: Ctx): Promise<Topology> {
