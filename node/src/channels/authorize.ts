@@ -63,9 +63,14 @@ export async function callApp<T>(metrics: Metrics, log: Logger, hook: string, fn
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof SbError) throw err;
-    metrics.appErrors.inc({ hook });
-    log.error({ err, hook }, 'application code failed');
-    throw new SbError('internal', `${hook} failed`);
+    throw appFailure(metrics, log, hook, err);
   }
+}
+
+/** What app code's throw becomes: an SbError as it is; anything else logged, counted, and `internal` for the client. */
+export function appFailure(metrics: Metrics, log: Logger, hook: string, err: unknown): SbError {
+  if (err instanceof SbError) return err;
+  metrics.appErrors.inc({ hook });
+  log.error({ err, hook }, 'application code failed');
+  return new SbError('internal', `${hook} failed`);
 }

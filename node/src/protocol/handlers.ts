@@ -3,7 +3,7 @@
 import type { Socket } from 'socket.io';
 import { z } from 'zod';
 import type { Authorizer } from '../channels/authorize.js';
-import { callApp } from '../channels/authorize.js';
+import { appFailure } from '../channels/authorize.js';
 import type { Delivery } from '../channels/delivery.js';
 import { sendPublication } from './publication.js';
 import { parseId } from '../core/ids.js';
@@ -120,10 +120,7 @@ async function callAppRpc(
   try {
     return await fn(params, ctx);
   } catch (err) {
-    if (err instanceof SbError) throw err;
-    return callApp(d.metrics, d.log, `rpc:${method}`, () => {
-      throw err;
-    });
+    throw appFailure(d.metrics, d.log, `rpc:${method}`, err);
   }
 }
 
