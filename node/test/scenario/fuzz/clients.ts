@@ -6,6 +6,7 @@ import { pct, type Frame } from './cases.js';
 
 /** How long any one answer may take before the case counts as hung. */
 export const ANSWER_MS = 5000;
+// The contract's error codes written out, not imported from core/errors.ts: a code renamed or added there must fail here.
 export const CODES = new Set([
   'bad_request',
   'unauthorized',
