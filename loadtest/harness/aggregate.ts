@@ -117,6 +117,10 @@ export class PubSubAgg {
       cpuSecondsPer1kDeliveries: r.window.received > 0 ? round(r.cpu.nodes / (r.window.received / 1000), 5) : null,
       serverCpuPercent: r.seconds > 0 ? round((r.cpu.nodes / r.seconds) * 100, 1) : null,
       redisCpuPercent: r.seconds > 0 ? round((r.cpu.redis / r.seconds) * 100, 1) : null,
+      // Where the server CPU sits (node 1 publishes in fanout and many-channels): % of a core, per node.
+      ...Object.fromEntries(
+        r.cpu.perNode.map((c, i) => [`node${i + 1}CpuPercent`, r.seconds > 0 ? round((c / r.seconds) * 100, 1) : null]),
+      ),
       lost: r.lost,
       window0Us: r.window0Us,
       window1Us: r.window1Us,
