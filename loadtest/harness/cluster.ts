@@ -90,7 +90,8 @@ export interface ClusterOptions {
   signal?: AbortSignal;
 }
 
-function ping(port: number): Promise<boolean> {
+/** True once a redis-server answers PING on `port`. */
+export function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     s.setTimeout(500);
