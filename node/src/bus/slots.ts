@@ -63,6 +63,18 @@ export function slotTag(slot: number): string {
 /** FNV-1a (32 bits) over the UTF-8 bytes of the name: stable, fast, and not Redis's own CRC16. */
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;
+  // Channel names are ASCII (names.ts), where a char code is the UTF-8 byte: no Buffer per publication.
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return fnv1aBytes(s);
+    h ^= c;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+function fnv1aBytes(s: string): number {
+  let h = 0x811c9dc5;
   for (const b of Buffer.from(s)) {
     h ^= b;
     h = Math.imul(h, 0x01000193) >>> 0;

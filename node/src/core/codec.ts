@@ -67,11 +67,23 @@ function decFields(o: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** The inverse of encodeData, on a parsed JSON value: markers become Buffers again. */
+/** True when a parsed JSON value holds a marker object anywhere: only then does decoding copy anything. */
+function needsDecoding(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v)) return v.some(needsDecoding);
+  if (Object.hasOwn(v, MARK)) return true;
+  for (const k in v) if (Object.hasOwn(v, k) && needsDecoding((v as Record<string, unknown>)[k])) return true;
+  return false;
+}
+
+/**
+ * The inverse of encodeData, on a parsed JSON value: markers become Buffers again. Returns `value` itself when it
+ * holds no marker (as encodeData does), so ordinary data published over HTTP is not copied on its way.
+ */
 export function decodeData(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
   try {
-    return dec(value);
+    return needsDecoding(value) ? dec(value) : value;
   } catch (err) {
     // JSON.parse takes data nested thousands of levels deep; a recursive walk does not. Bad input, as in
     // Publisher.validate, not an internal error (found by the fuzz tests).

@@ -43,9 +43,15 @@ export class Reply {
     this.done = true;
     this.res.cork(() => {
       this.res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
-      for (const [k, v] of Object.entries({ ...this.headers, ...headers })) this.res.writeHeader(k, v);
+      this.writeHeaders(headers);
       this.res.end(body, this.closeAfter);
     });
+  }
+
+  /** `this.headers`, then `headers` (which win on a name both have), without building a merged copy per answer. */
+  private writeHeaders(headers: Record<string, string>) {
+    for (const k in this.headers) if (!Object.hasOwn(headers, k)) this.res.writeHeader(k, this.headers[k]!);
+    for (const k in headers) this.res.writeHeader(k, headers[k]!);
   }
 
   json(status: number, value: unknown, headers: Record<string, string> = {}) {
@@ -65,7 +71,7 @@ export class Reply {
     if (this.aborted || this.done) return false;
     this.res.cork(() => {
       this.res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
-      for (const [k, v] of Object.entries({ ...this.headers, ...headers })) this.res.writeHeader(k, v);
+      this.writeHeaders(headers);
     });
     return true;
   }

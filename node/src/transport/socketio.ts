@@ -276,7 +276,8 @@ export class TransportGuard {
   private sweep() {
     if (this.due > 0) {
       this.due--;
-      for (const [t, conn] of this.open) this.tooSlow(conn, t);
+      // forEach: iterating the map's entries would allocate a [key, value] pair per connection on every sweep.
+      this.open.forEach((conn, t) => this.tooSlow(conn, t));
     } else {
       for (const t of this.sent) {
         const conn = this.open.get(t);

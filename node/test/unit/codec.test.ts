@@ -52,6 +52,10 @@ test('data without bytes or markers is passed through untouched (no copy)', () =
   assert.equal(encodeData(plain), plain);
   const parsed = { a: 1 };
   assert.equal(decodeParsed(parsed, '{"a":1}'), parsed);
+  // What the HTTP API decodes: a parsed body's data, copied only when it holds a marker.
+  const body = JSON.parse('{"a":[1,{"b":"x"}],"c":{"d":null}}');
+  assert.equal(decodeData(body), body);
+  assert.deepEqual(decodeData(JSON.parse('{"a":[1,{"b":"x"}]}')), { a: [1, { b: 'x' }] });
   assert.equal(decodeData(5), 5);
 });
 
