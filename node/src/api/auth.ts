@@ -2,13 +2,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import { SbError } from '../core/errors.js';
 
+/** Each configured key list as bytes, made once (the list is the configuration's, fixed for the process). */
+const encoded = new WeakMap<readonly string[], Buffer[]>();
+
 export function keyMatches(keys: readonly string[], presented: string): boolean {
+  let bufs = encoded.get(keys);
+  if (!bufs) encoded.set(keys, (bufs = keys.map((k) => Buffer.from(k))));
   const p = Buffer.from(presented);
   let hit = false;
-  for (const k of keys) {
-    const b = Buffer.from(k);
-    if (b.length === p.length && timingSafeEqual(b, p)) hit = true;
-  }
+  for (const b of bufs) if (b.length === p.length && timingSafeEqual(b, p)) hit = true;
   return hit;
 }
 

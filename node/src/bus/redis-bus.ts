@@ -110,13 +110,17 @@ interface WirePayload {
   v?: 1; // volatile
 }
 
+/** A payload serialized for the bus (wireOf writes the same bytes when the data is encoded already). */
+function toWire(p: WirePayload): string {
+  return JSON.stringify(p);
+}
+
 /**
- * The one place a payload is serialized for the bus. With `dataJson` (`d` already encoded, by Publisher.validate) the
- * same bytes as JSON.stringify(p), same key order, without serializing the data a second time.
+ * toWire's bytes for data already encoded (`dataJson`, by Publisher.validate) and the node id already in JSON:
+ * the same key order as JSON.stringify, without an object built or the data serialized a second time.
  */
-function toWire(p: WirePayload, dataJson?: string): string {
-  if (dataJson === undefined) return JSON.stringify(p);
-  return `{"c":${JSON.stringify(p.c)},"e":${JSON.stringify(p.e)},"d":${dataJson},"t":${JSON.stringify(p.t)},"o":${JSON.stringify(p.o)}${p.v ? ',"v":1' : ''}}`;
+function wireOf(channel: string, event: string, dataJson: string, ts: number, nodeIdJson: string, volatile?: boolean): string {
+  return `{"c":${JSON.stringify(channel)},"e":${JSON.stringify(event)},"d":${dataJson},"t":${JSON.stringify(ts)},"o":${nodeIdJson}${volatile ? ',"v":1' : ''}}`;
 }
 
 /** The one place a payload from the bus (live or history) is parsed; undefined when it is not ours. */
@@ -193,6 +197,8 @@ export class RedisBus implements Bus {
   readonly mode = 'redis' as const;
   private readonly topo: RedisTopology;
   private readonly scripts: ScriptClient;
+  /** NODE_ID as JSON, written into every publication's payload. */
+  private readonly nodeIdJson: string;
   private readonly shards = new Map<string, Shard>();
   private readonly chans = new Map<string, Chan>();
   private readonly byShardChannel = new Map<string, Chan>();
@@ -217,6 +223,7 @@ export class RedisBus implements Bus {
     private readonly metrics: Metrics,
   ) {
     this.log = log.child({ module: 'bus' });
+    this.nodeIdJson = JSON.stringify(opts.nodeId);
     // Commands fail fast while Redis is away (publish answers `unavailable`), instead of queueing in memory.
     this.topo = createTopology(opts.redis, { commandTimeoutMs: opts.canaryTimeoutMs, slotsRefreshMs: opts.canaryIntervalMs });
     this.topo.commands.defineCommand('sbPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
@@ -703,17 +710,17 @@ export class RedisBus implements Bus {
     // One failed shard fails only its own channels, at once, until a replica has taken over.
     if (!sh?.verified)
       throw new SbError('unavailable', `the Redis shard of this channel is unavailable (${sh?.failure ?? 'failover in progress'}); retry`);
-    const payload = toWire(
-      {
-        c: input.channel,
-        e: input.event,
-        d: input.dataJson === undefined ? encodeData(input.data) : undefined,
-        t: input.ts,
-        o: this.opts.nodeId,
-        ...(input.volatile ? { v: 1 as const } : {}),
-      },
-      input.dataJson,
-    );
+    const payload =
+      input.dataJson === undefined
+        ? toWire({
+            c: input.channel,
+            e: input.event,
+            d: encodeData(input.data),
+            t: input.ts,
+            o: this.opts.nodeId,
+            ...(input.volatile ? { v: 1 as const } : {}),
+          })
+        : wireOf(input.channel, input.event, input.dataJson, input.ts, this.nodeIdJson, input.volatile);
     try {
       // The script makes the id above the channel's last one (meta `i`), with or without a stream.
       const [id, dup] = await this.scripts.sbPublish(

@@ -145,6 +145,29 @@ function readBody(res: UwsResponse, reply: Reply, declared: number, limit: numbe
   });
 }
 
+/** A request copied out of uWS's (valid only until the handler first yields). A class: no closures per request. */
+class RouteRequest implements Request {
+  private parsedQuery?: URLSearchParams;
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    private readonly rawQuery: string,
+    readonly headers: Record<string, string>,
+    readonly remoteAddress: string,
+    private readonly res: UwsResponse,
+    private readonly reply: Reply,
+  ) {}
+
+  /** Parsed when a handler reads it (SSE, GRIP); the publish API never does. */
+  get query(): URLSearchParams {
+    return (this.parsedQuery ??= new URLSearchParams(this.rawQuery));
+  }
+
+  body(limit: number): Promise<Buffer> {
+    return readBody(this.res, this.reply, Number(this.headers['content-length'] ?? 0) || 0, limit);
+  }
+}
+
 /** Wraps a handler for uWS: copies the request, registers onAborted, and answers errors as JSON. */
 export function route(log: Logger, handler: Handler, onError?: (err: unknown) => void) {
   return (res: UwsResponse, ureq: UwsRequest) => {
@@ -152,18 +175,15 @@ export function route(log: Logger, handler: Handler, onError?: (err: unknown) =>
     res.onAborted(() => reply.abort());
     const headers: Record<string, string> = {};
     ureq.forEach((k, v) => (headers[k] = v));
-    const query = ureq.getQuery() ?? '';
-    const req: Request = {
-      method: ureq.getMethod().toUpperCase(),
-      path: ureq.getUrl(),
-      query: new URLSearchParams(query),
+    const req = new RouteRequest(
+      ureq.getMethod().toUpperCase(),
+      ureq.getUrl(),
+      ureq.getQuery() ?? '',
       headers,
-      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
-      body: (limit) => {
-        const p = readBody(res, reply, Number(headers['content-length'] ?? 0) || 0, limit);
-        return p;
-      },
-    };
+      Buffer.from(res.getRemoteAddressAsText()).toString(),
+      res,
+      reply,
+    );
     const fail = (err: unknown) => {
       if (err instanceof SbError) return reply.error(err);
       onError?.(err);
