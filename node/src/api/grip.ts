@@ -80,19 +80,19 @@ export function mountGrip(app: TemplatedApp | PostRoutes, d: GripDeps, opts: Gri
     const body = gripBody.safeParse(await readJsonBody(req, d.options.maxHttpBodyBytes));
     if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
     // Validate every item before publishing any: a bad request publishes nothing.
-    const pubs: { channel: string; data: unknown; id?: string }[] = [];
+    const pubs: { channel: string; data: unknown; json: string; id?: string }[] = [];
     for (const [i, item] of body.data.items.entries()) {
       const content = messageOf(item.formats, i);
       if (content === undefined) continue;
       const p = d.publisher.validate(item.channel, GRIP_EVENT, content);
-      pubs.push({ channel: p.channel, data: p.data, id: item.id });
+      pubs.push({ channel: p.channel, data: p.data, json: p.json, id: item.id });
     }
     const ids: string[] = [];
     let local = false;
     for (const p of pubs) {
       // GRIP item ids make retried publishes harmless, as Pushpin's do: one publication per channel and id.
       const once = p.id === undefined ? undefined : { key: `grip:${p.channel}:${p.id}`, ttlSeconds: d.options.idempotencyWindowSeconds };
-      const r = await d.publisher.publish(p.channel, GRIP_EVENT, p.data, 'grip', once);
+      const r = await d.publisher.publish(p.channel, GRIP_EVENT, p.data, 'grip', once, false, p.json);
       if (r.duplicate) continue;
       ids.push(r.id);
       local ||= r.local === true;

@@ -15,7 +15,7 @@ import type {
   ResyncKind,
 } from './bus.js';
 import { IdGenerator, parseId } from '../core/ids.js';
-import { decodeParsed, encodeData } from '../core/codec.js';
+import { decodeParsed, stringifyData } from '../core/codec.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RedisConnectOptions } from './redis-connect.js';
@@ -110,16 +110,12 @@ interface WirePayload {
   v?: 1; // volatile
 }
 
-/** A payload serialized for the bus (wireOf writes the same bytes when the data is encoded already). */
-function toWire(p: WirePayload): string {
-  return JSON.stringify(p);
-}
-
 /**
- * toWire's bytes for data already encoded (`dataJson`, by Publisher.validate) and the node id already in JSON:
- * the same key order as JSON.stringify, without an object built or the data serialized a second time.
+ * The one place a payload is serialized for the bus: the bytes JSON.stringify gives a WirePayload, same key order,
+ * with the data (in the codec's JSON form) and the node id passed in as JSON already, so nothing is built or
+ * serialized twice on the way.
  */
-function wireOf(channel: string, event: string, dataJson: string, ts: number, nodeIdJson: string, volatile?: boolean): string {
+function toWire(channel: string, event: string, dataJson: string, ts: number, nodeIdJson: string, volatile?: boolean): string {
   return `{"c":${JSON.stringify(channel)},"e":${JSON.stringify(event)},"d":${dataJson},"t":${JSON.stringify(ts)},"o":${nodeIdJson}${volatile ? ',"v":1' : ''}}`;
 }
 
@@ -710,17 +706,14 @@ export class RedisBus implements Bus {
     // One failed shard fails only its own channels, at once, until a replica has taken over.
     if (!sh?.verified)
       throw new SbError('unavailable', `the Redis shard of this channel is unavailable (${sh?.failure ?? 'failover in progress'}); retry`);
-    const payload =
-      input.dataJson === undefined
-        ? toWire({
-            c: input.channel,
-            e: input.event,
-            d: encodeData(input.data),
-            t: input.ts,
-            o: this.opts.nodeId,
-            ...(input.volatile ? { v: 1 as const } : {}),
-          })
-        : wireOf(input.channel, input.event, input.dataJson, input.ts, this.nodeIdJson, input.volatile);
+    const payload = toWire(
+      input.channel,
+      input.event,
+      input.dataJson ?? stringifyData(input.data),
+      input.ts,
+      this.nodeIdJson,
+      input.volatile,
+    );
     try {
       // The script makes the id above the channel's last one (meta `i`), with or without a stream.
       const [id, dup] = await this.scripts.sbPublish(
@@ -836,7 +829,7 @@ export class RedisBus implements Bus {
     sh.canary = { token, sentAt: now };
     const tag = `{${slotTag(sh.slot)}}`;
     const key = `${this.opts.prefix}:${tag}:k:${this.opts.nodeId}`;
-    const payload = toWire({ c: '', e: token, d: null, t: now, o: this.opts.nodeId });
+    const payload = toWire('', token, 'null', now, this.nodeIdJson);
     this.scripts
       .sbPublish(
         key,

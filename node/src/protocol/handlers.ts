@@ -166,7 +166,8 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
     const ctx = ctxOf(socket);
     if (ctx.user === undefined) await d.checkAnonymousPublish?.(ctx.ip);
     await d.authorizer.publish(ctx, p.channel, p.event, p.data);
-    return d.publisher.publish(p.channel, p.event, p.data, 'client');
+    // validate()'s encoding goes along: what was size-checked is what is published, and the bus encodes nothing again.
+    return d.publisher.publish(p.channel, p.event, p.data, 'client', undefined, false, p.json);
   },
 
   async rpc(socket, args, d) {
