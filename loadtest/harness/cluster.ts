@@ -90,8 +90,7 @@ export interface ClusterOptions {
   signal?: AbortSignal;
 }
 
-/** True once a redis-server answers PING on `port`. */
-export function ping(port: number): Promise<boolean> {
+function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     s.setTimeout(500);
@@ -110,7 +109,8 @@ export function redisArgs(port: number, extra: string[] = []): string[] {
   return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...extra];
 }
 
-async function startRedis(opts: ClusterOptions, tag: string) {
+/** A bench redis-server on a free port, once it answers PING; fails naming the install command when it can't start. */
+export async function startRedis(opts: Pick<ClusterOptions, 'registry' | 'signal'>, tag: string) {
   const port = await freePort();
   const managed = opts.registry.spawn(`redis ${tag}`, 'redis-server', redisArgs(port));
   let dead = false;

@@ -1,9 +1,9 @@
 // Allocation sites by bytes sampled, from alloc-sampling's files: each function's own allocations (not its
 // callees'), with the caller that made most of them.
 //   node dist/loadtest/harness/tools/alloc-top.js FILE-or-DIR… [--top 30]
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { profileFiles } from './profile-files.js';
 
 interface Node {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -12,13 +12,7 @@ interface Node {
 }
 
 const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '30' } }, allowPositionals: true });
-const files = positionals.flatMap((p) =>
-  statSync(p).isDirectory()
-    ? readdirSync(p)
-        .filter((f) => f.endsWith('.heapprofile'))
-        .map((f) => join(p, f))
-    : [p],
-);
+const files = profileFiles(positionals, '.heapprofile');
 if (files.length === 0) {
   process.stderr.write('usage: alloc-top FILE-or-DIR… [--top N]\n');
   process.exit(2);

@@ -3,9 +3,9 @@
 // limiter, prom-client, zod, JSON, Redis) so a claim about the hot path is a number.
 //   node dist/loadtest/harness/tools/cpuprofile-top.js DIR-or-FILES… [--top 30] [--windows bench/results/<run>.json [--system switchboard]]
 // With --windows, only samples inside that run's measured windows count (profiles and harness share CLOCK_MONOTONIC).
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { profileFiles } from './profile-files.js';
 
 interface ProfileNode {
   id: number;
@@ -171,13 +171,7 @@ if (isMain) {
     options: { top: { type: 'string', default: '30' }, windows: { type: 'string' }, system: { type: 'string', default: 'switchboard' } },
     allowPositionals: true,
   });
-  const files = positionals.flatMap((p) =>
-    statSync(p).isDirectory()
-      ? readdirSync(p)
-          .filter((f) => f.endsWith('.cpuprofile'))
-          .map((f) => join(p, f))
-      : [p],
-  );
+  const files = profileFiles(positionals, '.cpuprofile');
   if (files.length === 0) {
     process.stderr.write('usage: cpuprofile-top DIR-or-FILES… [--top N]\n');
     process.exit(2);

@@ -6,8 +6,8 @@
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { PUBLISH_LUA } from '../../../node/src/bus/redis-bus.js';
-import { ping, redisArgs } from '../cluster.js';
-import { cpuSeconds, freePort, Processes, waitFor } from '../proc.js';
+import { startRedis } from '../cluster.js';
+import { cpuSeconds, Processes } from '../proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,20 +25,11 @@ const [calls, channels, rounds, batch] = [values.calls, values.channels, values.
   number,
 ];
 
-const registry = new Processes();
-const port = await freePort();
-const redisProc = registry.spawn('redis', 'redis-server', redisArgs(port));
-const r = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0 });
-const sub = new Redis({ port, lazyConnect: true });
+const redis = await startRedis({ registry: new Processes() }, 'script-cost');
+const port = redis.port;
+const r = new Redis({ port, maxRetriesPerRequest: 0 });
+const sub = new Redis({ port });
 try {
-  let dead = false;
-  void redisProc.exited.then(() => (dead = true));
-  await waitFor(() => {
-    if (dead) throw new Error(`redis-server exited: ${redisProc.output() || 'apt-get install -y redis-server'}`);
-    return ping(port);
-  }, `redis-server on ${port}`);
-  await r.connect();
-  await sub.connect();
   // A subscriber on every kind's channels, as a node with subscribers of them would be.
   await sub.psubscribe('socket.io#/#*');
   for (let i = 0; i < channels; i += 500)
@@ -78,9 +69,9 @@ try {
       // Every channel exists before measuring (a first XADD creates the stream: a cost of its own).
       for (let i = 0; i < channels; i += batch) await Promise.all(Array.from({ length: batch }, (_, j) => call(i + j)));
       await r.config('RESETSTAT');
-      const cpu0 = cpuSeconds(redisProc.proc.pid!);
+      const cpu0 = cpuSeconds(redis.pid);
       for (let i = 0; i < calls; i += batch) await Promise.all(Array.from({ length: batch }, (_, j) => call(i + j)));
-      const cpu = cpuSeconds(redisProc.proc.pid!) - cpu0;
+      const cpu = cpuSeconds(redis.pid) - cpu0;
       const stats = await r.info('commandstats');
       const m = new RegExp(`cmdstat_${stat}:calls=(\\d+),usec=(\\d+)`).exec(stats);
       const usec = m ? Number(m[2]) / Number(m[1]) : NaN;
@@ -94,5 +85,5 @@ try {
 } finally {
   r.disconnect();
   sub.disconnect();
-  await redisProc.stop();
+  await redis.managed.stop();
 }
