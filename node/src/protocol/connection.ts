@@ -15,6 +15,7 @@ import {
   type SocketState,
 } from './handlers.js';
 import { applyClaims, NOTHING_HELD, type Handshake } from './handshake.js';
+import { installEventLane } from './event-lane.js';
 
 /**
  * Per-connection bookkeeping. Not in socket.data: the Redis adapter serializes socket.data for cluster-wide
@@ -197,6 +198,10 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
   function onEvent(this: Socket, event: string, ...args: unknown[]) {
     dispatch(this, event, args, pd);
   }
+  /** The same, for events that come by the event lane (already split into name and arguments). */
+  function onLaneEvent(socket: Socket, event: string, args: unknown[]) {
+    dispatch(socket, event, args, pd);
+  }
   function onDisconnect(this: Socket, reason: string) {
     const st = stateOf(this);
     st.expiry?.stop();
@@ -238,6 +243,7 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     const any = socket as unknown as { _anyListeners?: unknown[] };
     if (any._anyListeners === undefined) any._anyListeners = [onEvent];
     if (!socket.listenersAny().includes(onEvent)) socket.onAny(onEvent);
+    installEventLane(socket, onEvent, onLaneEvent);
     socket.on('disconnect', onDisconnect);
     if (st.autoJoin?.length) {
       // Channels named by the backend's /connect answer: subscribed server-side, allowed by definition.

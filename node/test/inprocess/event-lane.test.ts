@@ -1,0 +1,89 @@
+// Client events take two paths on the server: plain-text events of the main namespace the event lane
+// (src/protocol/event-lane.ts), everything else Socket.IO's own decoder. What a client sees must not tell them apart:
+// one connection's events are handled in the order it sent them, whichever path each took, and answered as before.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Switchboard } from '../../src/index.js';
+import { compareIds } from '../../src/core/ids.js';
+import { call, clientPool, collect } from '../helpers/client.js';
+import { waitFor } from '../helpers/ports.js';
+import { startInProcess } from '../helpers/inprocess.js';
+
+describe('client events: the event lane and Socket.IO’s path', () => {
+  let sb: Switchboard;
+  let url: string;
+  const pool = clientPool();
+
+  before(async () => {
+    ({ sb, url } = await startInProcess(
+      {
+        apiKeys: 'test-key-0123456789abcdef',
+        channelRules: JSON.stringify([{ prefix: 'lane:', subscribe: 'anyone', publish: 'anyone' }]),
+        anonymousPublishesPerSecondPerIp: '1000',
+      },
+      { rpc: { echo: async (params: unknown) => params } },
+    ));
+  });
+  after(async () => {
+    pool.close();
+    await sb?.close();
+  });
+
+  test('text and binary events sent at once are handled in the order sent, and answered', async () => {
+    const channel = 'lane:order';
+    const c = await pool.open(url);
+    const got = collect(c);
+    assert.equal((await call(c, 'subscribe', channel)).ok, true);
+    // Sent in one go, without waiting for answers: text events (the lane) around binary ones (Socket.IO's decoder
+    // and its attachment frames), one without an ack, and an rpc in the middle.
+    const answers = Promise.all([
+      call(c, 'publish', channel, 'm', { seq: 0 }),
+      call(c, 'publish', channel, 'm', { seq: 1, bytes: Buffer.from([1, 2, 3]) }),
+      call(c, 'rpc', 'echo', { seq: 'rpc' }),
+      call(c, 'publish', channel, 'm', { seq: 2 }),
+      call(c, 'publish', channel, 'm', { seq: 3, bytes: Buffer.from([4]) }),
+    ]);
+    c.emit('publish', channel, 'm', { seq: 4 });
+    const [p0, p1, r, p2, p3] = await answers;
+    for (const a of [p0, p1, p2, p3]) assert.equal(a.ok, true, JSON.stringify(a));
+    assert.deepEqual(r, { ok: true, result: { seq: 'rpc' } });
+    const ids = [p0.id, p1.id, p2.id, p3.id] as string[];
+    assert.ok(
+      ids.every((id, i) => i === 0 || compareIds(ids[i - 1]!, id) < 0),
+      `publication ids in the order sent: ${ids.join(' ')}`,
+    );
+    await waitFor(() => got.length === 5, { what: 'the five publications' });
+    assert.deepEqual(
+      got.map((g) => (g.data as { seq: number }).seq),
+      [0, 1, 2, 3, 4],
+    );
+    const bytes = got.map((g) => (g.data as { bytes?: unknown }).bytes);
+    assert.ok(Buffer.isBuffer(bytes[1]) && Buffer.isBuffer(bytes[3]), 'binary data arrives as Buffers');
+    assert.deepEqual([...(bytes[1] as Buffer)], [1, 2, 3]);
+  });
+
+  test('a text event while a binary one waits for its attachment is refused with the connection, as Socket.IO does', async () => {
+    const channel = 'lane:refused';
+    const [bystander, c] = await Promise.all([pool.open(url), pool.open(url)]);
+    const got = collect(bystander);
+    assert.equal((await call(bystander, 'subscribe', channel)).ok, true);
+    let reason: string | undefined;
+    c.on('disconnect', (r) => (reason = r));
+    // A BINARY_EVENT header announcing one attachment, then a text event: socket.io-parser refuses plain text while
+    // it waits for the attachment, and Socket.IO closes the connection. The lane must not take the text event.
+    const engine = c.io.engine as unknown as { write(d: string): void };
+    engine.write(`51-["publish","${channel}","m",{"seq":0,"b":{"_placeholder":true,"num":0}}]`);
+    engine.write(`2["publish","${channel}","m",{"seq":1}]`);
+    await waitFor(() => reason, { what: 'the refused connection to close' });
+    assert.equal(reason, 'transport close');
+    // Fence: a publication after the close reaches the bystander after anything the refused client could have sent.
+    await sb.publish(channel, 'm', { seq: 'fence' });
+    await waitFor(() => got.length > 0 && got.at(-1)!.event === 'm' && (got.at(-1)!.data as { seq: unknown }).seq === 'fence', {
+      what: 'the fence publication',
+    });
+    assert.deepEqual(
+      got.map((g) => (g.data as { seq: unknown }).seq),
+      ['fence'],
+    );
+  });
+});
