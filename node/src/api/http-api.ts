@@ -43,7 +43,7 @@ export interface ApiDeps {
   sseSubscribers(channel: string): number;
 }
 
-const publishBody = z
+export const publishBody = z
   .object({
     channel: z.string().optional(),
     channels: z.array(z.string()).min(1).max(100).optional(),
@@ -54,6 +54,31 @@ const publishBody = z
   })
   .strict()
   .refine((b) => (b.channel === undefined) !== (b.channels === undefined), { message: 'give exactly one of `channel` or `channels`' });
+
+type PublishBody = z.infer<typeof publishBody>;
+const PUBLISH_KEYS = new Set(['channel', 'channels', 'event', 'data', 'volatile']);
+
+/**
+ * publishBody's answer for a body it accepts, without zod's parse: a few typed checks that accept exactly what the
+ * schema accepts (the usual request: one channel, an event, data). Anything else is left to zod (undefined here),
+ * which refuses it with its own message, so refusals read the same whichever way a body came.
+ */
+export function plainPublishBody(b: unknown): PublishBody | undefined {
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) return undefined;
+  const o = b as Record<string, unknown>;
+  for (const k in o) if (!PUBLISH_KEYS.has(k)) return undefined;
+  if (typeof o.event !== 'string' || (o.volatile !== undefined && typeof o.volatile !== 'boolean')) return undefined;
+  if (o.channels !== undefined || typeof o.channel !== 'string') return undefined;
+  return o as PublishBody;
+}
+
+function readPublishBody(raw: unknown): PublishBody {
+  const plain = plainPublishBody(raw);
+  if (plain) return plain;
+  const parsed = publishBody.safeParse(raw);
+  if (!parsed.success) throw new SbError('bad_request', formatIssues(parsed.error));
+  return parsed.data;
+}
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
@@ -77,21 +102,20 @@ export function mountApi(app: TemplatedApp, d: ApiDeps) {
   app.post(
     '/api/publish',
     keyed('publish', async (req, reply) => {
-      const body = publishBody.safeParse(await readJsonBody(req, d.options.maxHttpBodyBytes));
-      if (!body.success) throw new SbError('bad_request', formatIssues(body.error));
-      const channels = body.data.channels ?? [body.data.channel!];
+      const body = readPublishBody(await readJsonBody(req, d.options.maxHttpBodyBytes));
+      const channels = body.channels ?? [body.channel!];
       // Validate everything before publishing anything: a bad request publishes nothing.
-      const items = channels.map((c) => d.publisher.validate(c, body.data.event, decodeData(body.data.data)));
+      const items = channels.map((c) => d.publisher.validate(c, body.event, decodeData(body.data)));
       const idemKey = req.headers['idempotency-key'];
       if (idemKey !== undefined && !IDEMPOTENCY_KEY.test(idemKey))
         throw new SbError('bad_request', 'Idempotency-Key must be 1-200 printable ASCII characters');
       const once = (channel: string) =>
         idemKey === undefined ? undefined : { key: `idem:${idemKey}:${channel}`, ttlSeconds: d.options.idempotencyWindowSeconds };
       const rs = await Promise.all(
-        items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.data.volatile, p.json)),
+        items.map((p) => d.publisher.publish(p.channel, p.event, p.data, 'http', once(p.channel), body.volatile, p.json)),
       );
       const flags = { ...(rs.some((r) => r.local) ? { local: true } : {}), ...(rs.every((r) => r.duplicate) ? { duplicate: true } : {}) };
-      reply.json(200, body.data.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
+      reply.json(200, body.channels ? { ok: true, ids: rs.map((r) => r.id), ...flags } : { ok: true, id: rs[0]!.id, ...flags });
     }),
   );
 

@@ -64,7 +64,7 @@ export class Publisher {
       throw err;
     }
     if (r.duplicate) return { id: r.id, duplicate: true };
-    this.d.metrics.publications.inc({ source });
+    this.d.metrics.publicationCells.cell(source).n++;
     return r.localOnly ? { id: r.id, local: true } : { id: r.id };
   }
 }

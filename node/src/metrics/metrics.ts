@@ -49,6 +49,8 @@ export function createMetrics(nodeId: string) {
   const eventCells = new CounterCells(['event', 'outcome'] as const);
   const deliveryCells = new CounterCells(['transport'] as const);
   const webhookCells = new CounterCells(['hook', 'outcome'] as const);
+  const publicationCells = new CounterCells(['source'] as const);
+  const httpCells = new CounterCells(['route', 'status'] as const);
   const m = {
     registry,
     providers,
@@ -56,6 +58,9 @@ export function createMetrics(nodeId: string) {
     eventCells,
     deliveryCells,
     webhookCells,
+    /** switchboard_publications_total and switchboard_http_requests_total, counted per publication and per request. */
+    publicationCells,
+    httpCells,
     connections: new client.Gauge({
       name: 'switchboard_connections',
       help: 'Open client connections by transport',
@@ -112,6 +117,9 @@ export function createMetrics(nodeId: string) {
       help: 'Publications accepted by source (client, http, grip, emitter)',
       labelNames: ['source'] as const,
       registers: r,
+      collect() {
+        publicationCells.fold(this);
+      },
     }),
     deliveries: new client.Counter({
       name: 'switchboard_deliveries_total',
@@ -282,6 +290,9 @@ export function createMetrics(nodeId: string) {
       help: 'HTTP API requests by route and status code',
       labelNames: ['route', 'status'] as const,
       registers: r,
+      collect() {
+        httpCells.fold(this);
+      },
     }),
     draining: new client.Gauge({ name: 'switchboard_draining', help: '1 while the node drains', registers: r }),
     drainRemaining: new client.Gauge({

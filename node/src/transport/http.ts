@@ -27,10 +27,18 @@ export class Reply {
   /** Close the connection after the answer (a body we will not read). */
   closeAfter = false;
   private abortHandlers: (() => void)[] = [];
+  /** countReplies(): every answer is counted under this route (fields, not a wrapper: no closures per request). */
+  private countRoute: string | undefined;
+  private countMetrics: Metrics | undefined;
   constructor(readonly res: UwsResponse) {}
 
   onAbort(fn: () => void) {
     this.abortHandlers.push(fn);
+  }
+  /** @internal countReplies() */
+  countAs(metrics: Metrics, route: string) {
+    this.countMetrics = metrics;
+    this.countRoute = route;
   }
   /** @internal */
   abort() {
@@ -39,6 +47,10 @@ export class Reply {
   }
 
   send(status: number, body: string | Buffer, headers: Record<string, string> = {}) {
+    if (this.countMetrics) {
+      this.countMetrics.httpCells.cell(this.countRoute!, String(status)).n++;
+      if (status === 400 || status === 413) this.countMetrics.badInput.inc({ kind: `http_${status}` });
+    }
     if (this.aborted || this.done) return;
     this.done = true;
     this.res.cork(() => {
@@ -208,12 +220,7 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
 
 /** Counts every answer of `reply` under `route`, and 400/413 answers as bad input, whichever path sends it. */
 export function countReplies(reply: Reply, metrics: Metrics, route: string) {
-  const send = reply.send.bind(reply);
-  reply.send = (status, body, headers) => {
-    metrics.httpRequests.inc({ route, status: String(status) });
-    if (status === 400 || status === 413) metrics.badInput.inc({ kind: `http_${status}` });
-    send(status, body, headers);
-  };
+  reply.countAs(metrics, route);
 }
 
 export function parseJson(buf: Buffer): unknown {

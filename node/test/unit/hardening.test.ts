@@ -8,6 +8,8 @@ import { assertEventName } from '../../src/channels/names.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createTokenVerifier } from '../../src/auth/tokens.js';
 import { createOriginCheck } from '../../src/limits/origin.js';
+import { plainPublishBody, publishBody } from '../../src/api/http-api.js';
+import { Rng, seedFrom } from '../helpers/rng.js';
 
 test('`*` in a claim matches exactly one `:` segment', () => {
   assert.equal(matchesPattern('user:*', 'user:alice'), true);
@@ -130,4 +132,34 @@ test('a refusal that looks like a TLS proxy missing from TRUSTED_PROXIES says wh
   assert.match(said[0]!, /TRUSTED_PROXIES/);
   assert.equal(p.allows({ origin: 'https://evil.example', host: 'rt.example' }, '10.0.0.1'), false);
   assert.equal(said.length, 1, 'a foreign host is no hint');
+});
+
+test('the publish body’s fast check accepts only what its zod schema accepts, and the usual body', () => {
+  const seed = seedFrom('BODY_SEED');
+  const rng = new Rng(seed);
+  const values: unknown[] = ['ch:a', '', 1, 0, true, false, null, [], ['ch:a'], ['ch:a', 'ch:b'], [1], {}, { a: 1 }, undefined];
+  const keys = ['channel', 'channels', 'event', 'data', 'volatile', 'extra', '__proto__', 'constructor'];
+  let fast = 0;
+  for (let i = 0; i < 5000; i++) {
+    // No prototype: `__proto__` is then an own key, as JSON.parse makes it.
+    const body = Object.create(null) as Record<string, unknown>;
+    for (const k of keys)
+      if (rng.chance(k === 'extra' || k === '__proto__' || k === 'constructor' ? 0.05 : 0.6)) body[k] = rng.pick(values);
+    // As a client sends it: through JSON (no undefined values; "__proto__" an own key).
+    const raw = rng.chance(0.1) ? rng.pick(values) : JSON.parse(JSON.stringify(body));
+    const plain = plainPublishBody(raw);
+    const schema = publishBody.safeParse(raw);
+    if (plain === undefined) continue;
+    fast++;
+    assert.ok(schema.success, `BODY_SEED=${seed}: the fast check accepted ${JSON.stringify(raw)}, the schema refuses it`);
+    assert.deepEqual(plain, schema.data, `BODY_SEED=${seed}: ${JSON.stringify(raw)}`);
+  }
+  assert.ok(fast > 0, 'some generated bodies took the fast path');
+  for (const b of [
+    { channel: 'ch:a', event: 'e', data: { x: 1 } },
+    { channel: 'ch:a', event: 'e' },
+    { channel: 'c', event: 'e', volatile: true },
+  ])
+    assert.deepEqual(plainPublishBody(b), b);
+  assert.equal(plainPublishBody(JSON.parse('{"channel":"c","event":"e","__proto__":{"x":1}}')), undefined);
 });

@@ -1,0 +1,165 @@
+// Instructions one operation costs a server, counted by valgrind's callgrind: the same count for the same build and
+// load whatever else the machine does, so an A/B of a few per cent (which the bench's CPU seconds cannot resolve on
+// two shared cores) is one number against another. Counts the node process's user-space instructions only: the
+// kernel's share of each send and receive is not in it.
+// Starts its own Redis and one server under callgrind with instrumentation off, warms it up with real
+// socket.io-clients, counts the instructions of the next N operations, and prints them per operation.
+//   node dist/loadtest/harness/tools/instructions.js [--op rpc|http-publish] [--systems switchboard,plain]
+//        [--warm 12000] [--ops 5000] [--rounds 2] [--dist DIR]   (DIR: another build's dist/, for an A/B of two builds)
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { io, type Socket } from 'socket.io-client';
+import { startRedis, SWITCHBOARD_BENCH_ENV } from '../cluster.js';
+import { freePort, hasBinary, Processes, waitFor } from '../proc.js';
+
+const { values } = parseArgs({
+  options: {
+    op: { type: 'string', default: 'rpc' },
+    systems: { type: 'string', default: 'switchboard,plain' },
+    warm: { type: 'string', default: '12000' },
+    ops: { type: 'string', default: '5000' },
+    rounds: { type: 'string', default: '2' },
+    dist: { type: 'string' },
+  },
+});
+const op = values.op;
+if (op !== 'rpc' && op !== 'http-publish') throw new Error(`--op must be rpc or http-publish, not ${op}`);
+const [warm, ops, rounds] = [values.warm, values.ops, values.rounds].map(Number) as [number, number, number];
+for (const bin of ['valgrind', 'callgrind_control', 'callgrind_annotate'])
+  if (!hasBinary(bin)) throw new Error(`${bin} not found: apt-get install -y valgrind`);
+const dist = values.dist ? resolve(values.dist) : fileURLToPath(new URL('../../../', import.meta.url));
+const SERVERS: Record<string, [string, string[]]> = {
+  switchboard: ['node/src/main.js', ['listen']],
+  plain: ['loadtest/baselines/plain.js', []],
+  stock: ['loadtest/baselines/stock.js', []],
+};
+const API_KEY = 'instructions-key-0123456789abcdef';
+const CHANNELS = 200;
+const CLIENTS = 20;
+/** Calls in flight at once: a steady trickle, so each wake-up carries about one operation (as at the bench's rates). */
+const CONCURRENCY = 4;
+
+const registry = new Processes();
+process.on('exit', () => registry.killAll());
+const redis = await startRedis({ registry }, 'instructions');
+// callgrind_control finds the process by names valgrind derives from USER and HOST: the same on both sides.
+const vgEnv = { USER: process.env.USER ?? 'bench', LOGNAME: process.env.USER ?? 'bench', HOST: '127.0.0.1' };
+
+async function measure(system: string): Promise<{ perOp: number; compilerShare: number }> {
+  const [js, args] = SERVERS[system] ?? [];
+  if (!js) throw new Error(`--systems: one of ${Object.keys(SERVERS).join(', ')}, not ${system}`);
+  const [port, internalPort] = [await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), 'sb-callgrind-'));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    ...vgEnv,
+    PORT: String(port),
+    INTERNAL_PORT: String(internalPort),
+    REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+    NODE_ID: `instructions-${system}`,
+    API_KEYS: API_KEY,
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'production',
+    ...(system === 'switchboard' ? { ...SWITCHBOARD_BENCH_ENV, SWITCHBOARD_APP: join(dist, 'loadtest/harness/bench-app.js') } : {}),
+  };
+  const server = registry.spawn(
+    `${system} under callgrind`,
+    'valgrind',
+    ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${dir}/out`, process.execPath, join(dist, js), ...args!],
+    { env, stopGraceMs: 30_000 },
+  );
+  const control = (...a: string[]) => {
+    const r = spawnSync('callgrind_control', [...a, String(server.proc.pid)], { env: { ...process.env, ...vgEnv }, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`callgrind_control ${a.join(' ')}: ${r.stderr || r.stdout}`);
+  };
+  const clients: Socket[] = [];
+  try {
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${port}/socket.io/?EIO=4&transport=polling`).catch(() => undefined))?.status === 200,
+      `${system} under valgrind`,
+      120_000,
+    );
+    for (let i = 0; i < CLIENTS; i++) {
+      const c = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false });
+      await new Promise<void>((res, rej) => (c.once('connect', res), c.once('connect_error', rej)));
+      clients.push(c);
+    }
+    let received = 0;
+    for (const c of clients) c.onAny(() => received++);
+    for (let ch = 0; ch < CHANNELS; ch++) {
+      const a = (await clients[ch % CLIENTS]!.timeout(60_000).emitWithAck('subscribe', `bench:i${ch}`)) as { ok: boolean };
+      if (!a.ok) throw new Error(`subscribe: ${JSON.stringify(a)}`);
+    }
+    let sent = 0;
+    const one = async (n: number) => {
+      if (op === 'rpc') {
+        const a = (await clients[n % CLIENTS]!.timeout(60_000).emitWithAck('rpc', 'echo', { n, pad: 'x'.repeat(64) })) as {
+          ok: boolean;
+        };
+        if (!a.ok) throw new Error(`rpc: ${JSON.stringify(a)}`);
+        return;
+      }
+      const res = await fetch(`http://127.0.0.1:${port}/api/publish`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ channel: `bench:i${n % CHANNELS}`, event: 'm', data: { n, t: Date.now(), pad: 'x'.repeat(100) } }),
+      });
+      if (res.status !== 200) throw new Error(`publish: ${res.status} ${await res.text()}`);
+      sent++;
+    };
+    const run = async (count: number) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < count) await one(next++);
+        }),
+      );
+      // Publications are delivered after the answer: wait for them, so each window holds its own deliveries.
+      if (op === 'http-publish') await waitFor(() => received >= sent, 'the deliveries', 60_000);
+    };
+    await run(warm);
+    control('-i', 'on');
+    await run(ops);
+    control('-i', 'off');
+    control('-d');
+    await server.stop();
+    const out = readdirSync(dir).find((f) => /^out\.\d+$/.test(f));
+    if (!out) throw new Error(`no callgrind dump in ${dir}: ${server.output().slice(-2000)}`);
+    const totals = Number(/^totals: (\d+)/m.exec(readFileSync(join(dir, out), 'utf8'))?.[1]);
+    // V8's optimizing compiler still at work in the window means the warm-up was too short for this build.
+    const annotated = spawnSync('callgrind_annotate', ['--threshold=100', join(dir, out)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    let compiler = 0;
+    for (const line of annotated.stdout.split('\n')) {
+      const m = /^\s*([\d,]+) .*(compiler::|[Mm]aglev)/.exec(line);
+      if (m) compiler += Number(m[1]!.replace(/,/g, ''));
+    }
+    return { perOp: totals / ops, compilerShare: compiler / totals };
+  } finally {
+    for (const c of clients) c.close();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+try {
+  const systems = values.systems.split(',');
+  const rows: string[] = [];
+  for (let round = 1; round <= rounds; round++)
+    for (const system of systems) {
+      const r = await measure(system);
+      rows.push(`| ${round} | ${system} | ${Math.round(r.perOp).toLocaleString('en-US')} | ${(r.compilerShare * 100).toFixed(1)} % |`);
+      console.error(rows.at(-1));
+    }
+  const what = op === 'rpc' ? 'embedded rpc call (echo, 64-byte pad)' : `HTTP publication (one subscriber each, ${CHANNELS} channels)`;
+  console.log(`Instructions per ${what}, ${ops} counted after ${warm} to warm up; build ${dist}\n`);
+  console.log('| round | system | instructions per operation | of them in V8’s compiler |');
+  console.log('|---|---|---:|---:|');
+  for (const row of rows) console.log(row);
+} finally {
+  await redis.managed.stop();
+}
