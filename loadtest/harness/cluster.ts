@@ -317,6 +317,28 @@ async function startPushpin(opts: ClusterOptions): Promise<Cluster> {
       30_000,
       opts.signal,
     );
+    // The whole chain, as a stream will use it: the proxy hands a GRIP hold to the handler, which answers 200. Right
+    // after start the handler may not have taken its first hold yet (a loaded machine saw `SSE 500` then).
+    await waitFor(
+      async () => {
+        if (dead) throw new FatalError(`pushpin exited: ${managed.output().slice(-2000)}`);
+        const ac = new AbortController();
+        const t = setTimeout(() => ac.abort(), 2000);
+        try {
+          const res = await fetch(`http://127.0.0.1:${httpPort}/sse?channel=bench:ready`, {
+            headers: { accept: 'text/event-stream' },
+            signal: ac.signal,
+          });
+          return res.status === 200;
+        } finally {
+          clearTimeout(t);
+          ac.abort();
+        }
+      },
+      'pushpin holding an SSE stream',
+      30_000,
+      opts.signal,
+    );
   } catch (err) {
     await stop();
     throw err;

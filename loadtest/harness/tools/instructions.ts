@@ -4,7 +4,7 @@
 // kernel's share of each send and receive is not in it.
 // Starts its own Redis and one server under callgrind with instrumentation off, warms it up with real
 // socket.io-clients, counts the instructions of the next N operations, and prints them per operation.
-//   node dist/loadtest/harness/tools/instructions.js [--op rpc|http-publish] [--systems switchboard,plain]
+//   node dist/loadtest/harness/tools/instructions.js [--op rpc|publish|http-publish] [--systems switchboard,plain]
 //        [--warm 12000] [--ops 5000] [--rounds 2] [--dist DIR]   (DIR: another build's dist/, for an A/B of two builds)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -27,7 +27,7 @@ const { values } = parseArgs({
   },
 });
 const op = values.op;
-if (op !== 'rpc' && op !== 'http-publish') throw new Error(`--op must be rpc or http-publish, not ${op}`);
+if (op !== 'rpc' && op !== 'publish' && op !== 'http-publish') throw new Error(`--op must be rpc, publish or http-publish, not ${op}`);
 const [warm, ops, rounds] = [values.warm, values.ops, values.rounds].map(Number) as [number, number, number];
 for (const bin of ['valgrind', 'callgrind_control', 'callgrind_annotate'])
   if (!hasBinary(bin)) throw new Error(`${bin} not found: apt-get install -y valgrind`);
@@ -104,6 +104,16 @@ async function measure(system: string): Promise<{ perOp: number; compilerShare: 
         if (!a.ok) throw new Error(`rpc: ${JSON.stringify(a)}`);
         return;
       }
+      if (op === 'publish') {
+        // A client's publish with an ack, from a client that is not the channel's subscriber.
+        const data = { n, t: Date.now(), pad: 'x'.repeat(100) };
+        const a = (await clients[(n + 1) % CLIENTS]!.timeout(60_000).emitWithAck('publish', `bench:i${n % CHANNELS}`, 'm', data)) as {
+          ok: boolean;
+        };
+        if (!a.ok) throw new Error(`publish: ${JSON.stringify(a)}`);
+        sent++;
+        return;
+      }
       const res = await fetch(`http://127.0.0.1:${port}/api/publish`, {
         method: 'POST',
         headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
@@ -120,7 +130,7 @@ async function measure(system: string): Promise<{ perOp: number; compilerShare: 
         }),
       );
       // Publications are delivered after the answer: wait for them, so each window holds its own deliveries.
-      if (op === 'http-publish') await waitFor(() => received >= sent, 'the deliveries', 60_000);
+      if (op !== 'rpc') await waitFor(() => received >= sent, 'the deliveries', 60_000);
     };
     await run(warm);
     control('-i', 'on');
@@ -155,7 +165,10 @@ try {
       rows.push(`| ${round} | ${system} | ${Math.round(r.perOp).toLocaleString('en-US')} | ${(r.compilerShare * 100).toFixed(1)} % |`);
       console.error(rows.at(-1));
     }
-  const what = op === 'rpc' ? 'embedded rpc call (echo, 64-byte pad)' : `HTTP publication (one subscriber each, ${CHANNELS} channels)`;
+  const what =
+    op === 'rpc'
+      ? 'embedded rpc call (echo, 64-byte pad)'
+      : `${op === 'publish' ? 'client publication (Socket.IO, with ack)' : 'HTTP publication'} (one subscriber each, ${CHANNELS} channels)`;
   console.log(`Instructions per ${what}, ${ops} counted after ${warm} to warm up; build ${dist}\n`);
   console.log('| round | system | instructions per operation | of them in V8’s compiler |');
   console.log('|---|---|---:|---:|');

@@ -250,19 +250,32 @@ export const CLOSE_SLOW_CONSUMER = 4008;
 export class TransportGuard {
   /** Open WebSocket transports and their sessions (a Map: no entry object per connection). */
   private readonly open = new Map<EngineTransport, EngineSocket>();
-  private readonly timer: NodeJS.Timeout;
+  /** The next sweep, armed only while there is something to look at: an idle node does not wake up for it. */
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     private readonly config: TransportGuardOptions,
     private readonly metrics: Metrics,
-  ) {
-    this.timer = setInterval(() => this.sweep(), config.slowConsumerCheckMs);
+  ) {}
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm() {
+    if (this.timer !== undefined || this.closed) return;
+    this.timer = setTimeout(this.tick, this.config.slowConsumerCheckMs);
     this.timer.unref();
   }
 
-  close() {
-    clearInterval(this.timer);
-  }
+  private readonly tick = () => {
+    this.timer = undefined;
+    this.sweep();
+    if (this.due > 0) this.arm();
+  };
 
   /** Full sweeps still due since the last uWS publish: two, as uWS may write a publish out after the next timer ran. */
   private due = 0;
@@ -271,6 +284,7 @@ export class TransportGuard {
 
   published() {
     this.due = 2;
+    this.arm();
   }
 
   private sweep() {
@@ -315,7 +329,10 @@ export class TransportGuard {
         }
         super.send(packets);
         // This send may have taken the buffer past the limit and no later send may come: the next sweep looks at it.
-        if (conn) guard.sent.add(this);
+        if (conn) {
+          guard.sent.add(this);
+          guard.arm();
+        }
       }
 
       override onClose(code?: number, message?: ArrayBuffer) {
