@@ -232,7 +232,7 @@ export const FIELDS = {
   slowConsumerCheckMs: f(
     'SLOW_CONSUMER_CHECK_MS',
     ms.default(100),
-    'How often WebSocket outbound buffers are checked against MAX_BACKPRESSURE_BYTES',
+    'How often WebSocket outbound buffers are checked against MAX_BACKPRESSURE_BYTES, while anything is being sent',
   ),
   perMessageDeflate: f('PER_MESSAGE_DEFLATE', bool.default(false), 'WebSocket per-message deflate (costs CPU and memory per connection)'),
   pingIntervalMs: f('PING_INTERVAL_MS', ms.default(25000), 'Engine.IO ping interval'),
