@@ -17,15 +17,52 @@ export const SSE_SYSTEMS: readonly SystemName[] = ['switchboard', 'pushpin'];
 /** `embedded`: rpc answered in-process (Switchboard loads the bench app); `webhook`: through BACKEND_URL. */
 export type Variant = 'embedded' | 'webhook';
 
-const dist = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
+/** The build the harness runs from (this dist/); a tool may point serverCommand/serverEnv at another one. */
+export const DIST_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const dist = (rel: string, root = DIST_ROOT) => join(root, rel);
 const SERVER_JS: Record<Exclude<SystemName, 'pushpin'>, string> = {
-  switchboard: dist('node/src/main.js'),
-  plain: dist('loadtest/baselines/plain.js'),
-  stock: dist('loadtest/baselines/stock.js'),
-  ceiling: dist('loadtest/baselines/ceiling.js'),
+  switchboard: 'node/src/main.js',
+  plain: 'loadtest/baselines/plain.js',
+  stock: 'loadtest/baselines/stock.js',
+  ceiling: 'loadtest/baselines/ceiling.js',
 };
 const SERVER_ARGS: Record<Exclude<SystemName, 'pushpin'>, string[]> = { switchboard: ['listen'], plain: [], stock: [], ceiling: [] };
-const BENCH_APP_JS = dist('loadtest/harness/bench-app.js');
+
+/** The script and arguments that start one server of `system` from the build at `root`. */
+export function serverCommand(system: Exclude<SystemName, 'pushpin'>, root = DIST_ROOT): string[] {
+  return [dist(SERVER_JS[system], root), ...SERVER_ARGS[system]];
+}
+
+/** A server process's environment: its ports, Redis, the API key; Switchboard's bench settings and app on top. */
+export function serverEnv(
+  system: Exclude<SystemName, 'pushpin'>,
+  variant: Variant,
+  o: { port: number; internalPort: number; redisPort: number; nodeId: string; apiKey: string; backendUrl?: string; root?: string },
+  switchboardEnv: Record<string, string> = {},
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    PORT: String(o.port),
+    HOST: '127.0.0.1',
+    INTERNAL_PORT: String(o.internalPort),
+    REDIS_URL: `redis://127.0.0.1:${o.redisPort}`,
+    NODE_ID: o.nodeId,
+    API_KEYS: o.apiKey,
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'production',
+  };
+  if (variant === 'webhook') {
+    env.BACKEND_URL = o.backendUrl;
+    // Switchboard signs every webhook; the bench backend does not check, but the key is required.
+    env.WEBHOOK_SECRET = 'bench-webhook-secret-0123456789abcdef';
+  }
+  if (system === 'switchboard') {
+    if (variant === 'embedded') env.SWITCHBOARD_APP = dist('loadtest/harness/bench-app.js', o.root);
+    Object.assign(env, SWITCHBOARD_BENCH_ENV, switchboardEnv);
+  }
+  return env;
+}
 const BACKEND_JS = dist('loadtest/harness/backend.js');
 
 /**
@@ -52,7 +89,7 @@ export function systemMissing(system: SystemName): string | undefined {
     if (!hasBinary('pushpin')) return 'pushpin: not installed (apt-get install -y pushpin)';
     return existsSync(BACKEND_JS) ? undefined : 'pushpin: the GRIP backend is not built (run `npm run build`)';
   }
-  return existsSync(SERVER_JS[system]) ? undefined : `${system}: server not built (run \`npm run build\`)`;
+  return existsSync(dist(SERVER_JS[system])) ? undefined : `${system}: server not built (run \`npm run build\`)`;
 }
 
 export interface ServerNode {
@@ -138,37 +175,20 @@ async function startNode(
 ): Promise<ServerNode> {
   const port = await freePort();
   const internalPort = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    INTERNAL_PORT: String(internalPort),
-    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    NODE_ID: `bench-${system}-${index + 1}`,
-    API_KEYS: opts.apiKey,
-    LOG_LEVEL: 'warn',
-    NODE_ENV: 'production',
-  };
-  if (variant === 'webhook') {
-    env.BACKEND_URL = backendUrl;
-    // Switchboard signs every webhook; the bench backend does not check, but the key is required.
-    env.WEBHOOK_SECRET = 'bench-webhook-secret-0123456789abcdef';
-  }
-  if (system === 'switchboard') {
-    if (variant === 'embedded') env.SWITCHBOARD_APP = BENCH_APP_JS;
-    Object.assign(env, SWITCHBOARD_BENCH_ENV, opts.switchboardEnv);
-  }
+  const env = serverEnv(
+    system,
+    variant,
+    { port, internalPort, redisPort, nodeId: `bench-${system}-${index + 1}`, apiKey: opts.apiKey, backendUrl },
+    opts.switchboardEnv,
+  );
   // SB_BENCH_NODE_ARGS: extra flags for the server processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile.
   const nodeArgs = (process.env.SB_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // A profiled node writes its profile on the way out: give it time before SIGKILL.
   const stopGraceMs = nodeArgs.some((a) => a.startsWith('--cpu-prof') || a.startsWith('--heap-prof')) ? 60_000 : 3000;
-  const managed = opts.registry.spawn(
-    `${system} node ${index + 1}`,
-    process.execPath,
-    [...nodeArgs, SERVER_JS[system], ...SERVER_ARGS[system]],
-    { env, stopGraceMs },
-  );
+  const managed = opts.registry.spawn(`${system} node ${index + 1}`, process.execPath, [...nodeArgs, ...serverCommand(system)], {
+    env,
+    stopGraceMs,
+  });
   let dead = false;
   void managed.exited.then(() => (dead = true));
   try {

@@ -10,10 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
-import { startRedis, SWITCHBOARD_BENCH_ENV } from '../cluster.js';
+import { DIST_ROOT, serverCommand, serverEnv, startRedis } from '../cluster.js';
 import { freePort, hasBinary, Processes, waitFor } from '../proc.js';
 
 const { values } = parseArgs({
@@ -31,12 +30,8 @@ if (op !== 'rpc' && op !== 'publish' && op !== 'http-publish') throw new Error(`
 const [warm, ops, rounds] = [values.warm, values.ops, values.rounds].map(Number) as [number, number, number];
 for (const bin of ['valgrind', 'callgrind_control', 'callgrind_annotate'])
   if (!hasBinary(bin)) throw new Error(`${bin} not found: apt-get install -y valgrind`);
-const dist = values.dist ? resolve(values.dist) : fileURLToPath(new URL('../../../', import.meta.url));
-const SERVERS: Record<string, [string, string[]]> = {
-  switchboard: ['node/src/main.js', ['listen']],
-  plain: ['loadtest/baselines/plain.js', []],
-  stock: ['loadtest/baselines/stock.js', []],
-};
+const dist = values.dist ? resolve(values.dist) : DIST_ROOT;
+const SYSTEMS = ['switchboard', 'plain', 'stock'] as const;
 const API_KEY = 'instructions-key-0123456789abcdef';
 const CHANNELS = 200;
 const CLIENTS = 20;
@@ -46,31 +41,28 @@ const CONCURRENCY = 4;
 const registry = new Processes();
 process.on('exit', () => registry.killAll());
 const redis = await startRedis({ registry }, 'instructions');
-// callgrind_control finds the process by names valgrind derives from USER and HOST: the same on both sides.
+// callgrind_control finds the process by names valgrind derives from USER and HOST: the same on both sides (HOST is
+// also the server's listen address, loopback either way).
 const vgEnv = { USER: process.env.USER ?? 'bench', LOGNAME: process.env.USER ?? 'bench', HOST: '127.0.0.1' };
 
-async function measure(system: string): Promise<{ perOp: number; compilerShare: number }> {
-  const [js, args] = SERVERS[system] ?? [];
-  if (!js) throw new Error(`--systems: one of ${Object.keys(SERVERS).join(', ')}, not ${system}`);
+async function measure(system: (typeof SYSTEMS)[number]): Promise<{ perOp: number; compilerShare: number }> {
   const [port, internalPort] = [await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), 'sb-callgrind-'));
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
+  const env = {
+    ...serverEnv(system, 'embedded', {
+      port,
+      internalPort,
+      redisPort: redis.port,
+      nodeId: `instructions-${system}`,
+      apiKey: API_KEY,
+      root: dist,
+    }),
     ...vgEnv,
-    PORT: String(port),
-    INTERNAL_PORT: String(internalPort),
-    REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-    NODE_ID: `instructions-${system}`,
-    API_KEYS: API_KEY,
-    LOG_LEVEL: 'warn',
-    NODE_ENV: 'production',
-    ...(system === 'switchboard' ? { ...SWITCHBOARD_BENCH_ENV, SWITCHBOARD_APP: join(dist, 'loadtest/harness/bench-app.js') } : {}),
   };
   const server = registry.spawn(
     `${system} under callgrind`,
     'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${dir}/out`, process.execPath, join(dist, js), ...args!],
+    ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${dir}/out`, process.execPath, ...serverCommand(system, dist)],
     { env, stopGraceMs: 30_000 },
   );
   const control = (...a: string[]) => {
@@ -157,7 +149,11 @@ async function measure(system: string): Promise<{ perOp: number; compilerShare: 
 }
 
 try {
-  const systems = values.systems.split(',');
+  const systems = values.systems.split(',').map((name) => {
+    const system = SYSTEMS.find((x) => x === name);
+    if (!system) throw new Error(`--systems: one of ${SYSTEMS.join(', ')}, not ${name}`);
+    return system;
+  });
   const rows: string[] = [];
   for (let round = 1; round <= rounds; round++)
     for (const system of systems) {

@@ -32,7 +32,7 @@ interface EngineParts {
   listeners(event: string): unknown[];
   removeListener(event: string, fn: (...a: never[]) => void): void;
   on(event: string, fn: (this: EngineParts, data: unknown) => void): void;
-  /** The Socket.IO client of this Engine.IO session, set by install(). */
+  /** The lane of this Engine.IO session, set by installEventLane(). */
   [LANE]?: Lane;
 }
 
