@@ -160,6 +160,11 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
       s.once('connect_error', (err) =>
         reject(new Error(`connect_error: ${err.message} ${JSON.stringify((err as { data?: unknown }).data ?? '')}`)),
       );
+      // The Engine.IO session can end before the namespace CONNECT is answered (the server's connect timeout, a
+      // ping timeout): socket.io-client then says 'disconnect' and never 'connect_error'.
+      s.once('disconnect', (reason, description) =>
+        reject(new Error(`disconnected before the CONNECT answer: ${reason} ${String((description as Error | undefined)?.message ?? '')}`)),
+      );
     });
   }
 
@@ -196,16 +201,18 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
     // …and never polls again.
   }
 
-  async function cycle(k: number) {
+  async function cycle(k: number, stage: (what: string) => void) {
     const r = new Rng((SEED ^ Math.imul(k + 1, 0x9e3779b1)) >>> 0);
     const node = r.pick(nodes);
     const transport = r.pick<Transport>(['websocket', 'websocket', 'polling', 'upgrade']);
     const user = r.chance(0.8) ? `user-${r.int(60)}` : undefined;
     const kind = r.pick(['full', 'full', 'full', 'full', 'full', 'full', 'full', 'early', 'inflight', 'vanish'] as const);
     count(`kind:${kind}`);
+    stage(`${kind} ${transport} session of ${user ?? 'anonymous'} on ${node.id}: connecting`);
     if (kind === 'vanish') return vanish(k, node, r.pick(PRESENCE));
 
     const s = client(node, transport, user);
+    const at = (what: string) => stage(`${kind} ${transport} session ${s.id ?? ''} of ${user ?? 'anonymous'} on ${node.id}: ${what}`);
     if (kind === 'early') {
       // Gone while the handshake runs (or just after).
       await sleep(r.int(15));
@@ -213,6 +220,7 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
       return;
     }
     await connected(s);
+    at('connected');
     if (kind === 'inflight') {
       // Requests in flight when the client leaves. Over polling, whatever is emitted while a POST is out goes
       // in the next POST together with the disconnect packet.
@@ -227,11 +235,13 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
     const chosen = [...new Set(Array.from({ length: 1 + r.int(3) }, () => (r.chance(0.6) ? r.pick(PRESENCE) : r.pick(PLAIN))))];
     // Sometimes a channel twice at once (two parts of an app subscribing to the same thing).
     const requested = r.chance(0.05) ? [...chosen, chosen[chosen.length - 1]!] : chosen;
+    at(`subscribing to ${requested.join(', ')}`);
     const subs = await Promise.all(requested.map((c) => call(s, 'subscribe', c)));
     subs.forEach((a, i) => a.ok || fail(k, `subscribe ${requested[i]} answered ${JSON.stringify(a)}`));
     if (requested.length > chosen.length) count('double-subscribe');
     const presenceChannel = chosen.find((c) => c.startsWith('demo:'));
     if (presenceChannel) {
+      at(`presence of ${presenceChannel}`);
       const p = (await call(s, 'presence', presenceChannel)) as Ack & { count?: number; members?: { user: string; connections: number }[] };
       const me = user ?? 'anonymous';
       if (!p.ok) fail(k, `presence ${presenceChannel} answered ${JSON.stringify(p)}`);
@@ -240,11 +250,13 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
       count('presence');
     }
     if (r.chance(0.1)) {
+      at('presence of a plain channel');
       const p = await call(s, 'presence', r.pick(PLAIN));
       if (p.ok || p.error?.code !== 'forbidden') fail(k, `presence on a plain channel answered ${JSON.stringify(p)}`);
     }
     let lastId: string | undefined;
     if (r.chance(0.3)) {
+      at('publishing');
       const pub = await call(s, 'publish', r.pick(PRESENCE), 'churn', { k });
       if (!pub.ok) fail(k, `publish answered ${JSON.stringify(pub)}`);
       lastId = pub.id as string | undefined;
@@ -253,12 +265,14 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
     if (r.chance(0.15)) {
       // What the project's client does after a reconnect or a resync notice: subscribe again with its last id.
       const c = r.pick(chosen);
+      at(`re-subscribing to ${c}`);
       const a = await call(s, 'subscribe', c, { since: lastId ?? `${Date.now() - 5000}-0` });
       if (!a.ok) fail(k, `re-subscribe ${c} with since answered ${JSON.stringify(a)}`);
       count('resubscribe');
     }
     if (r.chance(0.2)) {
       const c = r.pick(chosen);
+      at(`unsubscribing from ${c}`);
       const a = await call(s, 'unsubscribe', c);
       if (!a.ok) fail(k, `unsubscribe ${c} answered ${JSON.stringify(a)}`);
       count('unsubscribe');
@@ -266,6 +280,7 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
     const leave = r.pick(['clean', 'clean', 'clean', 'drop', 'drop']);
     if (leave === 'drop' && dropTcp(s)) {
       count('leave:drop');
+      at('waiting to see the dropped connection');
       await waitFor(() => !s.connected, { timeout: CALL_MS, interval: 10, what: 'the client to see its dropped connection' });
     } else {
       count('leave:clean');
@@ -279,11 +294,13 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
       await Promise.all(
         ks.map(async (k) => {
           let timer: NodeJS.Timeout | undefined;
+          // Where the cycle is, for the message when it does not finish.
+          let where = 'starting';
           try {
             await Promise.race([
-              cycle(k),
+              cycle(k, (what) => (where = what)),
               new Promise((_, reject) => {
-                timer = setTimeout(() => reject(new Error('cycle did not finish within 20 s')), 20_000);
+                timer = setTimeout(() => reject(new Error(`cycle did not finish within 20 s (${where})`)), 20_000);
               }),
             ]);
           } catch (err) {
@@ -296,6 +313,9 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
       for (const n of nodes) assert.equal(n.proc.exitCode, null, `node ${n.id} exited during the churn:\n${n.output().slice(-3000)}`);
     }
   }
+
+  /** The end of each node's log (LOG_LEVEL=warn: what went wrong on the server side), for a failure's message. */
+  const nodeLogs = () => nodes.map((n) => `\n--- ${n.id}, last lines:\n${n.output().slice(-2000)}`).join('');
 
   /** Waits until no node counts a connection (gauges by transport and /api/stats); returns the last snapshot. */
   async function settled(what: string): Promise<Record<string, number>> {
@@ -327,14 +347,18 @@ describe(`churn (CHURN_SEED=${SEED})`, { timeout: 240_000 }, () => {
     await settled('connections after the warm-up');
     for (const n of nodes) heapBefore.push(await settledHeap(n));
     console.log(`[churn] warm-up: ${WARMUP} cycles in ${Date.now() - t0} ms; heap baseline ${heapBefore.map(mb).join(', ')}`);
-    assert.deepEqual(errors, [], `errors in the warm-up (CHURN_SEED=${SEED}):\n${errors.slice(0, 20).join('\n')}`);
+    assert.deepEqual(errors, [], `errors in the warm-up (CHURN_SEED=${SEED}):\n${errors.slice(0, 20).join('\n')}${nodeLogs()}`);
   });
 
   test(`${CYCLES} connection cycles in batches of ${BATCH}: every request answered as the contract says`, async () => {
     const t0 = Date.now();
     await round(WARMUP, WARMUP + CYCLES);
     console.log(`[churn] ${CYCLES} cycles in ${Date.now() - t0} ms: ${JSON.stringify(counts)}`);
-    assert.deepEqual(errors, [], `${errors.length} cycle(s) went wrong (CHURN_SEED=${SEED}):\n${errors.slice(0, 20).join('\n')}`);
+    assert.deepEqual(
+      errors,
+      [],
+      `${errors.length} cycle(s) went wrong (CHURN_SEED=${SEED}):\n${errors.slice(0, 20).join('\n')}${nodeLogs()}`,
+    );
   });
 
   test('afterwards: no connections, no subscriptions, no subscribers or members, limits released in Redis', async () => {
