@@ -106,16 +106,21 @@ export function stringifyData(data: unknown): string {
 }
 
 /**
- * True when `v` nests objects or arrays more than `max` levels deep. Iterative, so it answers for any input:
- * the Socket.IO encoder walks an answer recursively and would throw on one nested thousands deep.
+ * True when `v` nests objects or arrays more than `max` levels deep. The walk stops at `max` levels, so it answers
+ * for any input: the Socket.IO encoder walks an answer recursively and would throw on one nested thousands deep.
  */
 export function nestedDeeperThan(v: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[v, 0]];
-  while (stack.length > 0) {
-    const [x, depth] = stack.pop()!;
-    if (x === null || typeof x !== 'object' || ArrayBuffer.isView(x) || x instanceof ArrayBuffer) continue;
-    if (depth >= max) return true;
-    for (const y of Array.isArray(x) ? x : Object.values(x)) if (y !== null && typeof y === 'object') stack.push([y, depth + 1]);
+  return deeper(v, 0, max);
+}
+
+/** nestedDeeperThan's walk: recursion (at most `max` frames) over own enumerable values, no pair per value. */
+function deeper(x: unknown, depth: number, max: number): boolean {
+  if (x === null || typeof x !== 'object' || ArrayBuffer.isView(x) || x instanceof ArrayBuffer) return false;
+  if (depth >= max) return true;
+  const values: unknown[] = Array.isArray(x) ? x : Object.values(x);
+  for (let i = 0; i < values.length; i++) {
+    const y = values[i];
+    if (y !== null && typeof y === 'object' && deeper(y, depth + 1, max)) return true;
   }
   return false;
 }

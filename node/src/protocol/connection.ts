@@ -248,7 +248,9 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     if (st.autoJoin?.length) {
       // Channels named by the backend's /connect answer: subscribed server-side, allowed by definition.
       for (const c of st.autoJoin)
-        HANDLERS.subscribe!(socket, [c], pd).catch((err: unknown) => log.warn({ err, channel: c }, 'auto-subscribe failed'));
+        Promise.resolve(HANDLERS.subscribe!(socket, [c], pd)).catch((err: unknown) =>
+          log.warn({ err, channel: c }, 'auto-subscribe failed'),
+        );
     }
   });
 }

@@ -48,7 +48,9 @@ export interface ProtocolDeps {
   handlers?: Readonly<Record<string, Handler>>;
 }
 
-export type Handler = (socket: Socket, args: unknown[], d: ProtocolDeps) => Promise<Record<string, unknown>>;
+/** What a handler answers (dispatch adds `ok: true` unless it is there), at once or when its promise settles. */
+export type Answer = Record<string, unknown>;
+export type Handler = (socket: Socket, args: unknown[], d: ProtocolDeps) => Answer | Promise<Answer>;
 
 /** A rate_limited error the client has already been told about in this window (not reported again). */
 export class RepeatedRateLimit extends SbError {
@@ -67,9 +69,25 @@ const subscribeOpts = z
   .strict();
 /** Deepest answer sent to a client (an RPC result is the usual carrier); deeper ones are `internal`. */
 const MAX_ANSWER_DEPTH = 100;
-const RPC_METHOD = /^[A-Za-z0-9_.:-]{1,100}$/;
-/** A method that is only dots would become a dot segment of `/rpc/{method}` and name another webhook. */
-const DOTS = /^\.+$/;
+
+/**
+ * An RPC method name: 1-100 characters of A-Z a-z 0-9 _ . : - and not only dots (a method that is only dots would
+ * become a dot segment of `/rpc/{method}` and name another webhook). Character codes rather than a regular
+ * expression: it runs for every call.
+ */
+export function isRpcMethod(m: string): boolean {
+  const n = m.length;
+  if (n < 1 || n > 100) return false;
+  let dotsOnly = true;
+  for (let i = 0; i < n; i++) {
+    const c = m.charCodeAt(i);
+    if (c === 46) continue; // .
+    dotsOnly = false;
+    // 0-9 and : (48-58), A-Z, a-z, _, -
+    if (!((c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45)) return false;
+  }
+  return !dotsOnly;
+}
 
 /**
  * Channels a socket is subscribing to right now. Only while a subscribe is in flight: an idle connection keeps no
@@ -109,19 +127,47 @@ async function join(socket: Socket, channel: string, since: string | undefined, 
   return { recovered: r.recovered, replayed: r.replayed };
 }
 
-/** callApp for an in-process RPC method, without a closure or a hook name built per call (it is the hot path). */
-async function callAppRpc(
+type InFlight = { [RPC_IN_FLIGHT]?: number };
+
+function rpcDone(s: InFlight) {
+  s[RPC_IN_FLIGHT] = (s[RPC_IN_FLIGHT] ?? 1) - 1;
+}
+
+/**
+ * An in-process RPC method's answer: at once when the method returns a value, else when its promise settles (the
+ * call counts as in flight until then). No async function between the client's event and the method: each await
+ * was a promise, a microtask and a resumption per call.
+ */
+function callAppRpc(
   d: ProtocolDeps,
   method: string,
   fn: NonNullable<SwitchboardApp['rpc']>[string],
   params: unknown,
   ctx: ClientContext,
-): Promise<unknown> {
+  s: InFlight,
+): Answer | Promise<Answer> {
+  let v: unknown;
   try {
-    return await fn(params, ctx);
+    v = fn(params, ctx);
   } catch (err) {
     throw appFailure(d.metrics, d.log, `rpc:${method}`, err);
   }
+  if (!isThenable(v)) return { ok: true, result: v ?? null };
+  s[RPC_IN_FLIGHT] = (s[RPC_IN_FLIGHT] ?? 0) + 1;
+  return Promise.resolve(v).then(
+    (result) => {
+      rpcDone(s);
+      return { ok: true, result: result ?? null };
+    },
+    (err: unknown) => {
+      rpcDone(s);
+      throw appFailure(d.metrics, d.log, `rpc:${method}`, err);
+    },
+  );
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
 /** The protocol's events. Frozen: an instance adds its own in ProtocolDeps.handlers, never here. */
@@ -170,28 +216,32 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
     return d.publisher.publish(p.channel, p.event, p.data, 'client', undefined, false, p.json);
   },
 
-  async rpc(socket, args, d) {
+  rpc(socket, args, d) {
     const method = args[0];
-    if (typeof method !== 'string' || !RPC_METHOD.test(method) || DOTS.test(method))
+    if (typeof method !== 'string' || !isRpcMethod(method))
       throw new SbError('bad_request', 'method must be 1-100 characters of A-Z a-z 0-9 _ . : -, and not only dots');
     const params = args[1] ?? null;
     // One connection's slow calls must not take the node's whole /rpc budget: its own calls wait on it, no one else's.
-    const s = socket as unknown as { [RPC_IN_FLIGHT]?: number };
-    const inFlight = s[RPC_IN_FLIGHT] ?? 0;
-    if (inFlight >= d.options.maxRpcInFlight) {
+    const s = socket as unknown as InFlight;
+    if ((s[RPC_IN_FLIGHT] ?? 0) >= d.options.maxRpcInFlight) {
       d.metrics.rejections.inc({ reason: 'rpc_in_flight' });
       throw new SbError('rate_limited', `at most ${d.options.maxRpcInFlight} RPC calls in flight per connection`);
     }
-    s[RPC_IN_FLIGHT] = inFlight + 1;
-    try {
-      const fn = d.app.rpc && Object.hasOwn(d.app.rpc, method) ? d.app.rpc[method] : undefined;
-      // Answered with `ok` in place: dispatch acks the object as it is.
-      if (fn) return { ok: true, result: (await callAppRpc(d, method, fn, params, ctxOf(socket))) ?? null };
-      if (d.backend) return { ok: true, result: (await d.backend.rpc(ctxOf(socket), method, params)) ?? null };
-      throw new SbError('not_found', `no RPC method "${method}"`);
-    } finally {
-      s[RPC_IN_FLIGHT] = (s[RPC_IN_FLIGHT] ?? 1) - 1;
-    }
+    // Answered with `ok` in place: dispatch acks the object as it is.
+    const fn = d.app.rpc && Object.hasOwn(d.app.rpc, method) ? d.app.rpc[method] : undefined;
+    if (fn) return callAppRpc(d, method, fn, params, ctxOf(socket), s);
+    if (!d.backend) throw new SbError('not_found', `no RPC method "${method}"`);
+    s[RPC_IN_FLIGHT] = (s[RPC_IN_FLIGHT] ?? 0) + 1;
+    return d.backend.rpc(ctxOf(socket), method, params).then(
+      (result) => {
+        rpcDone(s);
+        return { ok: true, result: result ?? null };
+      },
+      (err: unknown) => {
+        rpcDone(s);
+        throw err;
+      },
+    );
   },
 
   async presence(socket, args, d) {
@@ -206,8 +256,9 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
 /**
  * Dispatches one client event: the rate check comes first, for every event, with an ack or without. An event without
  * an ack still does its work (`emit('subscribe', ch)`); its failure comes back as `switchboard:error { event, error }`.
- * Every outcome is counted; nothing a client sends throws out of here. One async call per event and no closures: the
- * handler runs in the same tick as the event when the rate check is synchronous (the usual case).
+ * Every outcome is counted; nothing a client sends throws out of here. When the rate check is synchronous (the usual
+ * case) the handler runs in the same tick as the event, and an answer given at once is acked in it: no promise, no
+ * closure. A handler's promise gets one reaction.
  */
 export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {
   const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
@@ -217,20 +268,29 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
   // Without an ack nobody awaits the answer; counted apart so a client that never asks for one shows in metrics.
   if (!ack) d.metrics.eventCells.cell(label, 'no_ack').n++;
   let gate: void | Promise<void>;
+  let r: Answer | Promise<Answer>;
   try {
     gate = d.checkRate(socket);
+    if (gate) return void answerAfter(gate, socket, event, label, handler, args, ack, d);
+    if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
+    r = handler(socket, args, d);
   } catch (err) {
     return failEvent(socket, event, label, ack, err, d);
   }
-  answer(socket, event, label, handler, args, ack, d, gate).catch((err: unknown) =>
-    d.log.warn({ err, event: label }, 'answering a client event failed'),
-  );
+  // A handler that answers at once is acked in this tick; a promise, when it settles.
+  if (r instanceof Promise)
+    r.then(
+      (v) => settle(socket, event, label, v, ack, d),
+      (err: unknown) => failEvent(socket, event, label, ack, err, d),
+    );
+  else settle(socket, event, label, r, ack, d);
 }
 
 type Ack = (r: unknown) => void;
 
-/** Runs the handler (after an asynchronous rate check, if one was given) and acks its answer or its failure. */
-async function answer(
+/** An asynchronous rate check first, then the handler. */
+async function answerAfter(
+  gate: Promise<void>,
   socket: Socket,
   event: string,
   label: string,
@@ -238,30 +298,40 @@ async function answer(
   args: unknown[],
   ack: Ack | undefined,
   d: ProtocolDeps,
-  gate: void | Promise<void>,
 ) {
-  let r: Record<string, unknown>;
+  let r: Answer;
   try {
-    if (gate) await gate;
+    await gate;
     if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
     r = await handler(socket, args, d);
   } catch (err) {
     return failEvent(socket, event, label, ack, err, d);
   }
-  // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
-  if (nestedDeeperThan(r, MAX_ANSWER_DEPTH))
-    return failEvent(
-      socket,
-      event,
-      label,
-      ack,
-      new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`),
-      d,
-    );
-  if (!ack) return;
-  d.metrics.eventCells.cell(label, 'ok').n++;
-  // A handler may answer with `ok: true` already in place (rpc does): no copy of the answer then.
-  ack(r.ok === true ? r : { ok: true, ...r });
+  settle(socket, event, label, r, ack, d);
+}
+
+/** Acks a handler's answer. Never throws: it runs from Socket.IO's event emitter and from promise callbacks. */
+function settle(socket: Socket, event: string, label: string, r: Answer, ack: Ack | undefined, d: ProtocolDeps) {
+  try {
+    // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
+    if (nestedDeeperThan(r, MAX_ANSWER_DEPTH))
+      return failEvent(
+        socket,
+        event,
+        label,
+        ack,
+        new SbError('internal', `the answer is nested more than ${MAX_ANSWER_DEPTH} levels deep and cannot be sent`),
+        d,
+      );
+    if (!ack) return;
+    d.metrics.eventCells.cell(label, 'ok').n++;
+    // A handler may answer with `ok: true` already in place (rpc does): no copy of the answer then.
+    ack(r.ok === true ? r : { ok: true, ...r });
+  } catch (err) {
+    // An answer that cannot be walked (a getter that throws) or an ack that throws (a broken transport) is logged,
+    // never thrown to Socket.IO.
+    d.log.warn({ err, event: label }, 'answering a client event failed');
+  }
 }
 
 /** A failed event: acked as `{ ok: false, error }`, or told as `switchboard:error` when the client asked for no ack. */
