@@ -1,4 +1,6 @@
 // The `switchboard` command line: parses flags and calls start(); nothing else lives here.
+// First: quiets the `debug` loggers of Socket.IO and its kin before they are loaded (see the module).
+import './transport/quiet-debug.js';
 import { parseArgs } from 'node:util';
 import { configTable } from './config/docs.js';
 import { ConfigError, loadConfig } from './config/load.js';

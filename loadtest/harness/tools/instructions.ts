@@ -6,8 +6,9 @@
 // socket.io-clients, counts the instructions of the next N operations, and prints them per operation.
 //   node dist/loadtest/harness/tools/instructions.js [--op rpc|publish|http-publish] [--systems switchboard,plain]
 //        [--warm 12000] [--ops 5000] [--rounds 2] [--dist DIR]   (DIR: another build's dist/, for an A/B of two builds)
+//        [--keep DIR]   (keeps each callgrind dump in DIR as <system>-<round>.callgrind, for callgrind_annotate --inclusive=yes)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     ops: { type: 'string', default: '5000' },
     rounds: { type: 'string', default: '2' },
     dist: { type: 'string' },
+    keep: { type: 'string' },
   },
 });
 const op = values.op;
@@ -45,7 +47,7 @@ const redis = await startRedis({ registry }, 'instructions');
 // also the server's listen address, loopback either way).
 const vgEnv = { USER: process.env.USER ?? 'bench', LOGNAME: process.env.USER ?? 'bench', HOST: '127.0.0.1' };
 
-async function measure(system: (typeof SYSTEMS)[number]): Promise<{ perOp: number; compilerShare: number }> {
+async function measure(system: (typeof SYSTEMS)[number], round: number): Promise<{ perOp: number; compilerShare: number }> {
   const [port, internalPort] = [await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), 'sb-callgrind-'));
   const env = {
@@ -140,6 +142,10 @@ async function measure(system: (typeof SYSTEMS)[number]): Promise<{ perOp: numbe
       const m = /^\s*([\d,]+) .*(compiler::|[Mm]aglev)/.exec(line);
       if (m) compiler += Number(m[1]!.replace(/,/g, ''));
     }
+    if (values.keep) {
+      mkdirSync(values.keep, { recursive: true });
+      copyFileSync(join(dir, out), join(values.keep, `${system}-${round}.callgrind`));
+    }
     return { perOp: totals / ops, compilerShare: compiler / totals };
   } finally {
     for (const c of clients) c.close();
@@ -157,7 +163,7 @@ try {
   const rows: string[] = [];
   for (let round = 1; round <= rounds; round++)
     for (const system of systems) {
-      const r = await measure(system);
+      const r = await measure(system, round);
       rows.push(`| ${round} | ${system} | ${Math.round(r.perOp).toLocaleString('en-US')} | ${(r.compilerShare * 100).toFixed(1)} % |`);
       console.error(rows.at(-1));
     }
