@@ -177,7 +177,9 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
       const res: ScenarioResult = { name: s.name, params: undefined, runs: [], seconds: 0 };
       try {
         res.params = paramsFor(s, opts);
-        res.runs = await runScenario(s, { ctx, systems: systemsFor(s.name, systems), nodes: opts.nodes }, res.params);
+        // Raced against the time limit: a step that never settles (seen once: bus-capacity's cluster start) must not
+        // keep the run from ending and writing what it measured.
+        res.runs = await untilAborted(runScenario(s, { ctx, systems: systemsFor(s.name, systems), nodes: opts.nodes }, res.params), signal);
       } catch (err) {
         if (signal.aborted) {
           res.error = errorText(signal.reason);
@@ -246,4 +248,23 @@ export async function runBench(opts: BenchOptions, outer?: AbortSignal): Promise
   writeFileSync(files.md, markdown(result, `${stamp(started)}.svg`));
   if (!opts.quiet) process.stdout.write(`\n${spreadTable(result)}\n\nwrote ${files.md}\n      ${files.json}\n      ${files.svg}\n`);
   return { result, files };
+}
+
+/** `p`, or a rejection with the signal's reason as soon as it aborts (whatever `p` is still waiting for). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
 }
