@@ -40,8 +40,8 @@ export interface ProtocolDeps {
   backend: Backend | undefined;
   metrics: Metrics;
   log: Logger;
-  /** Counts and limits client events, before anything else is done with them; throws `rate_limited`. */
-  checkRate(socket: Socket): void | Promise<void>;
+  /** Counts and limits client events, before anything else is done with them (synchronously); throws `rate_limited`. */
+  checkRate(socket: Socket): void;
   /** Limits client publications from connections without a user, per address; throws `rate_limited`. */
   checkAnonymousPublish?(ip: string): Promise<void>;
   /** This instance's handlers (HANDLERS plus what the connection layer adds, e.g. `auth:refresh`). @default HANDLERS */
@@ -152,16 +152,23 @@ function callAppRpc(
   } catch (err) {
     throw appFailure(d.metrics, d.log, `rpc:${method}`, err);
   }
-  if (!isThenable(v)) return { ok: true, result: v ?? null };
+  return isThenable(v) ? whenSettled(s, v, d, method) : { ok: true, result: v ?? null };
+}
+
+/**
+ * `{ ok: true, result }` once an RPC call's promise settles; the call counts as in flight until then. A rejection of
+ * in-process code (`method` given) is the app's failure; the backend's errors are already what the client gets.
+ */
+function whenSettled(s: InFlight, p: PromiseLike<unknown>, d: ProtocolDeps, method?: string): Promise<Answer> {
   s[RPC_IN_FLIGHT] = (s[RPC_IN_FLIGHT] ?? 0) + 1;
-  return Promise.resolve(v).then(
+  return Promise.resolve(p).then(
     (result) => {
       rpcDone(s);
       return { ok: true, result: result ?? null };
     },
     (err: unknown) => {
       rpcDone(s);
-      throw appFailure(d.metrics, d.log, `rpc:${method}`, err);
+      throw method === undefined ? err : appFailure(d.metrics, d.log, `rpc:${method}`, err);
     },
   );
 }
@@ -231,17 +238,7 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
     const fn = d.app.rpc && Object.hasOwn(d.app.rpc, method) ? d.app.rpc[method] : undefined;
     if (fn) return callAppRpc(d, method, fn, params, ctxOf(socket), s);
     if (!d.backend) throw new SbError('not_found', `no RPC method "${method}"`);
-    s[RPC_IN_FLIGHT] = (s[RPC_IN_FLIGHT] ?? 0) + 1;
-    return d.backend.rpc(ctxOf(socket), method, params).then(
-      (result) => {
-        rpcDone(s);
-        return { ok: true, result: result ?? null };
-      },
-      (err: unknown) => {
-        rpcDone(s);
-        throw err;
-      },
-    );
+    return whenSettled(s, d.backend.rpc(ctxOf(socket), method, params), d);
   },
 
   async presence(socket, args, d) {
@@ -256,9 +253,8 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
 /**
  * Dispatches one client event: the rate check comes first, for every event, with an ack or without. An event without
  * an ack still does its work (`emit('subscribe', ch)`); its failure comes back as `switchboard:error { event, error }`.
- * Every outcome is counted; nothing a client sends throws out of here. When the rate check is synchronous (the usual
- * case) the handler runs in the same tick as the event, and an answer given at once is acked in it: no promise, no
- * closure. A handler's promise gets one reaction.
+ * Every outcome is counted; nothing a client sends throws out of here. The handler runs in the same tick as the event,
+ * and an answer given at once is acked in it: no promise, no closure. A handler's promise gets one reaction.
  */
 export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {
   const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
@@ -267,11 +263,9 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
   const label = handler ? event : 'unknown';
   // Without an ack nobody awaits the answer; counted apart so a client that never asks for one shows in metrics.
   if (!ack) d.metrics.eventCells.cell(label, 'no_ack').n++;
-  let gate: void | Promise<void>;
   let r: Answer | Promise<Answer>;
   try {
-    gate = d.checkRate(socket);
-    if (gate) return void answerAfter(gate, socket, event, label, handler, args, ack, d);
+    d.checkRate(socket);
     if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
     r = handler(socket, args, d);
   } catch (err) {
@@ -287,28 +281,6 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
 }
 
 type Ack = (r: unknown) => void;
-
-/** An asynchronous rate check first, then the handler. */
-async function answerAfter(
-  gate: Promise<void>,
-  socket: Socket,
-  event: string,
-  label: string,
-  handler: Handler | undefined,
-  args: unknown[],
-  ack: Ack | undefined,
-  d: ProtocolDeps,
-) {
-  let r: Answer;
-  try {
-    await gate;
-    if (!handler) throw new SbError('not_found', `unknown event "${String(event).slice(0, 100)}"`);
-    r = await handler(socket, args, d);
-  } catch (err) {
-    return failEvent(socket, event, label, ack, err, d);
-  }
-  settle(socket, event, label, r, ack, d);
-}
 
 /** Acks a handler's answer. Never throws: it runs from Socket.IO's event emitter and from promise callbacks. */
 function settle(socket: Socket, event: string, label: string, r: Answer, ack: Ack | undefined, d: ProtocolDeps) {

@@ -43,10 +43,8 @@ function quiet(real: DebugFactory): DebugFactory {
   return factory;
 }
 
-/** Makes the listed packages' `debug` quiet; returns how many copies were replaced (0 with DEBUG set). */
-export function quietDebug(env: NodeJS.ProcessEnv = process.env): number {
-  if (env.DEBUG) return 0;
-  let replaced = 0;
+/** Makes the listed packages' `debug` quiet, unless DEBUG is set. */
+if (!process.env.DEBUG) {
   for (const user of USERS) {
     let path: string;
     try {
@@ -56,11 +54,7 @@ export function quietDebug(env: NodeJS.ProcessEnv = process.env): number {
     }
     const loaded = require(path) as DebugFactory;
     const mod = require.cache[path];
-    if (!mod || patched.has(mod.exports as object) || typeof loaded !== 'function') continue;
-    mod.exports = quiet(loaded);
-    replaced++;
+    // A copy two of them share is made quiet once.
+    if (mod && typeof loaded === 'function' && !patched.has(loaded)) mod.exports = quiet(loaded);
   }
-  return replaced;
 }
-
-quietDebug();

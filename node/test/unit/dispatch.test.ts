@@ -31,7 +31,7 @@ function deps(over: Partial<ProtocolDeps> = {}): ProtocolDeps {
     backend: undefined,
     metrics: createMetrics('t'),
     log: createLogger('silent', 't'),
-    checkRate: async () => {},
+    checkRate: () => {},
     ...over,
   };
 }
@@ -50,7 +50,11 @@ test('rpc: result, internal for a throwing handler, app SbErrors pass through, n
 
 test('unknown events answer not_found; rate limiting answers rate_limited', async () => {
   assert.equal((await run('whatever', [1, 2])).error.code, 'not_found');
-  const limited = deps({ checkRate: async () => Promise.reject(new SbError('rate_limited', 'slow down')) });
+  const limited = deps({
+    checkRate: () => {
+      throw new SbError('rate_limited', 'slow down');
+    },
+  });
   assert.deepEqual(await run('rpc', ['ok', {}], limited), { ok: false, error: { code: 'rate_limited', message: 'slow down' } });
 });
 

@@ -105,7 +105,7 @@ test('RPC method names are validated like channel names: `.` and `..` never reac
     backend: { rpc: async (_ctx: unknown, method: string) => (called.push(method), 'x') },
     metrics: createMetrics('t'),
     log: createLogger('silent', 't'),
-    checkRate: async () => {},
+    checkRate: () => {},
   } as any;
   const socket = {
     id: 's1',
