@@ -26,8 +26,44 @@ export interface Held {
  * protocol/connection.ts adds the user's at CONNECT): released together when the session ends.
  */
 export interface SessionSlots {
-  sbAdmission?: Held & { readonly ip: string };
+  sbAdmission?: Admitted | LateAdmission;
   sbUser?: Held;
+}
+
+/** An address slot taken: the admission of a session's first request. */
+export type Admitted = Held & { readonly ip: string };
+
+/**
+ * An admission still being decided while its session is already open (a WebSocket-first handshake: see
+ * transport/socketio.ts). `settled` resolves with the refusal, or undefined once the slot is held; a release before
+ * then gives the slot back as soon as it comes.
+ */
+export class LateAdmission implements Held {
+  private slot: Admitted | undefined;
+  private released = false;
+  readonly settled: Promise<Error | undefined>;
+
+  constructor(admission: Promise<Admitted>) {
+    this.settled = admission.then(
+      (slot) => {
+        if (this.released) slot.release();
+        else this.slot = slot;
+        return undefined;
+      },
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  /** The address counted, once admitted. */
+  get ip(): string | undefined {
+    return this.slot?.ip;
+  }
+
+  release() {
+    this.released = true;
+    this.slot?.release();
+    this.slot = undefined;
+  }
 }
 
 export function releaseSlots(req: SessionSlots) {

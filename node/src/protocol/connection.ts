@@ -2,7 +2,7 @@
 // limit, the dispatcher, token expiry and refresh, and the accounting when it ends.
 import type { Server, Socket } from 'socket.io';
 import type { TokenVerifier } from '../auth/tokens.js';
-import type { ConnectionLimits, Held, SessionSlots } from '../limits/connections.js';
+import { LateAdmission, type ConnectionLimits, type Held, type SessionSlots } from '../limits/connections.js';
 import { SbError } from '../core/errors.js';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import {
@@ -153,6 +153,11 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     const hs = socket.handshake;
     const adm = slotsOf(socket).sbAdmission;
     try {
+      // A WebSocket-first session opened while its address was being admitted: CONNECT waits for the verdict.
+      if (adm instanceof LateAdmission) {
+        const refused = await adm.settled;
+        if (refused) throw refused;
+      }
       const auth = (hs.auth ?? {}) as Record<string, unknown>;
       const ip = adm?.ip ?? d.handshake.clientIp(hs.address, hs.headers['x-forwarded-for'] as string | undefined);
       const id = await d.handshake.identify({

@@ -5,7 +5,7 @@ import type { TemplatedApp } from '@trufflesuite/uws-js-unofficial';
 import type { Bus } from '../bus/bus.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/logger.js';
-import { releaseSlots, type Held, type SessionSlots } from '../limits/connections.js';
+import { LateAdmission, releaseSlots, type Admitted, type SessionSlots } from '../limits/connections.js';
 
 /** Engine.IO and WebSocket settings. */
 export interface SocketServerOptions extends TransportGuardOptions {
@@ -42,7 +42,7 @@ export interface SocketServerDeps {
    * The address part of the shared handshake (protocol/handshake.ts), run on the first request of every Engine.IO
    * session: a session that never sends CONNECT still counts against the per-address rate and connection limits.
    */
-  admit(req: { headers: Record<string, string>; peer: string }): Promise<Held & { readonly ip: string }>;
+  admit(req: { headers: Record<string, string>; peer: string }): Promise<Admitted>;
   metrics: Metrics;
   log: Logger;
 }
@@ -152,6 +152,15 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
     verify(req, upgrade, (code, ctx) => {
       if (code !== undefined || req._query.sid) return fn(code, ctx);
       // The first request of a new session: the per-address rate and slot count from here, CONNECT or not.
+      if (upgrade) {
+        // A WebSocket-first session is upgraded now and admitted alongside; CONNECT waits for the verdict
+        // (protocol/connection.ts) and a refusal closes the session (below). Upgrading after an await instead
+        // means a corked upgrade outside uWS's own callbacks, where uWS's cork() reads the fresh WebSocket's memory
+        // as the HTTP response's state (the socket is reallocated in place) and now and then closes it at once:
+        // 1006 for the client, mostly on a fresh node (uNetworking/uWebSockets#1928). Uncorked, it warns per write.
+        req.sbAdmission = new LateAdmission(d.admit({ headers: req.headers, peer }));
+        return fn();
+      }
       let aborted = false;
       req.res.onAborted(() => (aborted = true));
       d.admit({ headers: req.headers, peer }).then(
@@ -209,6 +218,8 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
   };
   io.engine.on('connection', (conn: EngineSocket) => {
     guard.watch(conn, conn.transport);
+    const adm = conn.request.sbAdmission;
+    if (adm instanceof LateAdmission) void adm.settled.then((err) => err && refuseOpen(conn, err));
     // A WebSocket session's slots go when its transport ends (the guard's subclass): no close listener, which would
     // be the third and grow the listener array to 19 slots. Only polling sessions need one, and can upgrade.
     if (conn.transport.name !== 'websocket') {
@@ -237,6 +248,28 @@ interface EngineSocket {
 }
 
 export const CLOSE_SLOW_CONSUMER = 4008;
+/** WebSocket close codes of a session refused after it opened: 1013 Try Again Later (limits), 1008 otherwise. */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
+export const CLOSE_POLICY_VIOLATION = 1008;
+
+/**
+ * Closes a session whose admission was refused after it opened (a WebSocket-first handshake): the close frame
+ * carries the reason (a raw WebSocket client reads it; socket.io-client reconnects with backoff, as after a
+ * refused handshake). A CONNECT that came meanwhile got the refusal as its connect_error.
+ */
+function refuseOpen(conn: EngineSocket, err: Error & { code?: string; httpStatus?: number }) {
+  const c = conn as { sbCloseReason?: string; readyState?: string };
+  if (c.readyState === 'closed' || c.sbCloseReason !== undefined) return;
+  c.sbCloseReason = err.code ?? 'refused';
+  const code = err.httpStatus === 429 || err.httpStatus === 503 ? CLOSE_TRY_AGAIN_LATER : CLOSE_POLICY_VIOLATION;
+  // A close reason is at most 123 bytes.
+  const reason = Buffer.from(`${err.code ?? 'refused'}: ${err.message}`)
+    .subarray(0, 123)
+    .toString();
+  const ws = conn.transport.socket;
+  if (ws) ws.end(code, reason);
+  else conn.close();
+}
 
 /**
  * Watches every WebSocket transport of its sessions (made from transportClass(), whose methods call it):
