@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FatalError, cpuSeconds, freePort, hasBinary, rssKiB, waitFor, type Managed, type Processes } from './proc.js';
+import { FatalError, cpuSeconds, freeLowPort, freePort, hasBinary, rssKiB, waitFor, type Managed, type Processes } from './proc.js';
 
 export const SYSTEMS = ['switchboard', 'plain', 'stock', 'ceiling', 'pushpin'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
@@ -262,7 +262,11 @@ export async function startCluster(
 async function startPushpin(opts: ClusterOptions): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'sb-bench-pushpin-'));
   const ports: number[] = [];
-  for (let i = 0; i < 6; i++) ports.push(await freePort());
+  // Below the ephemeral range: Pushpin binds them seconds later, by when an outgoing connection may hold one.
+  while (ports.length < 6) {
+    const p = await freeLowPort();
+    if (!ports.includes(p)) ports.push(p);
+  }
   const [httpPort, publishPort, pushIn, pushInSub, command, backendPort] = ports as [number, number, number, number, number, number];
   const backend = opts.registry.spawn('pushpin backend', process.execPath, [BACKEND_JS], {
     env: { PATH: process.env.PATH, PORT: String(backendPort) },

@@ -16,6 +16,25 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * A free port below Linux's ephemeral range (32768–60999), for a process that binds it later (Pushpin's ZeroMQ and
+ * HTTP ports): a port from listen(0) is an ephemeral one, which any outgoing connection on the machine can take
+ * before the process binds it (CI saw Pushpin's handler fail "unable to bind" that way).
+ */
+export async function freeLowPort(host = '127.0.0.1'): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, host, () => srv.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  return freePort(host);
+}
+
 /** Thrown from a waitFor condition to stop waiting at once (the process it waits for has died). */
 export class FatalError extends Error {}
 
