@@ -35,19 +35,24 @@ export type Admitted = Held & { readonly ip: string };
 
 /**
  * An admission still being decided while its session is already open (a WebSocket-first handshake: see
- * transport/socketio.ts). `settled` resolves with the refusal, or undefined once the slot is held; a release before
- * then gives the slot back as soon as it comes.
+ * transport/socketio.ts), as the session's `sbAdmission`. `settled` resolves with the refusal, or undefined once the
+ * slot is held; the slot then takes this object's place on the session, which keeps nothing more per connection
+ * than an admission decided first. A release before then gives the slot back as soon as it comes.
  */
 export class LateAdmission implements Held {
   private slot: Admitted | undefined;
   private released = false;
   readonly settled: Promise<Error | undefined>;
 
-  constructor(admission: Promise<Admitted>) {
+  /** `session`: where this is the `sbAdmission` (set by the caller, before the admission can settle). */
+  constructor(admission: Promise<Admitted>, session: SessionSlots) {
     this.settled = admission.then(
       (slot) => {
         if (this.released) slot.release();
-        else this.slot = slot;
+        else {
+          this.slot = slot;
+          if (session.sbAdmission === this) session.sbAdmission = slot;
+        }
         return undefined;
       },
       (err: unknown) => (err instanceof Error ? err : new Error(String(err))),

@@ -158,7 +158,7 @@ export function createSocketServer(app: TemplatedApp, config: SocketServerOption
         // means a corked upgrade outside uWS's own callbacks, where uWS's cork() reads the fresh WebSocket's memory
         // as the HTTP response's state (the socket is reallocated in place) and now and then closes it at once:
         // 1006 for the client, mostly on a fresh node (uNetworking/uWebSockets#1928). Uncorked, it warns per write.
-        req.sbAdmission = new LateAdmission(d.admit({ headers: req.headers, peer }));
+        req.sbAdmission = new LateAdmission(d.admit({ headers: req.headers, peer }), req);
         return fn();
       }
       let aborted = false;
