@@ -160,15 +160,28 @@ function readBody(res: UwsResponse, reply: Reply, declared: number, limit: numbe
 /** A request copied out of uWS's (valid only until the handler first yields). A class: no closures per request. */
 class RouteRequest implements Request {
   private parsedQuery?: URLSearchParams;
+  private peer?: string;
   constructor(
     readonly method: string,
     readonly path: string,
     private readonly rawQuery: string,
     readonly headers: Record<string, string>,
-    readonly remoteAddress: string,
     private readonly res: UwsResponse,
     private readonly reply: Reply,
   ) {}
+
+  /**
+   * Read from uWS when a handler first asks (a getpeername() system call each time uWS is asked, which the publish
+   * API, with no Origin header, never needs). Handlers read it before their first await, while the response is
+   * live; asked only after the answer or an abort, it is '' (uWS's response object is gone by then).
+   */
+  get remoteAddress(): string {
+    if (this.peer === undefined) {
+      if (this.reply.aborted || this.reply.done) return '';
+      this.peer = Buffer.from(this.res.getRemoteAddressAsText()).toString();
+    }
+    return this.peer;
+  }
 
   /** Parsed when a handler reads it (SSE, GRIP); the publish API never does. */
   get query(): URLSearchParams {
@@ -187,15 +200,7 @@ export function route(log: Logger, handler: Handler, onError?: (err: unknown) =>
     res.onAborted(() => reply.abort());
     const headers: Record<string, string> = {};
     ureq.forEach((k, v) => (headers[k] = v));
-    const req = new RouteRequest(
-      ureq.getMethod().toUpperCase(),
-      ureq.getUrl(),
-      ureq.getQuery() ?? '',
-      headers,
-      Buffer.from(res.getRemoteAddressAsText()).toString(),
-      res,
-      reply,
-    );
+    const req = new RouteRequest(ureq.getMethod().toUpperCase(), ureq.getUrl(), ureq.getQuery() ?? '', headers, res, reply);
     const fail = (err: unknown) => {
       if (err instanceof SbError) return reply.error(err);
       onError?.(err);
