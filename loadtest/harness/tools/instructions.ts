@@ -7,6 +7,8 @@
 //   node dist/loadtest/harness/tools/instructions.js [--op rpc|publish|http-publish] [--systems switchboard,plain]
 //        [--warm 12000] [--ops 5000] [--rounds 2] [--dist DIR]   (DIR: another build's dist/, for an A/B of two builds)
 //        [--keep DIR]   (keeps each callgrind dump in DIR as <system>-<round>.callgrind, for callgrind_annotate --inclusive=yes)
+//        [--by-function N]   (also prints each round's top N functions by self instructions per operation, V8's
+//                             generated code named through its perf map: the server runs with --perf-basic-prof)
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { DIST_ROOT, serverCommand, serverEnv, startRedis } from '../cluster.js';
+import { functionTable } from './callgrind-functions.js';
 import { freePort, hasBinary, Processes, waitFor } from '../proc.js';
 
 const { values } = parseArgs({
@@ -25,11 +28,14 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     dist: { type: 'string' },
     keep: { type: 'string' },
+    'by-function': { type: 'string' },
   },
 });
 const op = values.op;
 if (op !== 'rpc' && op !== 'publish' && op !== 'http-publish') throw new Error(`--op must be rpc, publish or http-publish, not ${op}`);
 const [warm, ops, rounds] = [values.warm, values.ops, values.rounds].map(Number) as [number, number, number];
+const byFunction = values['by-function'] === undefined ? 0 : Number(values['by-function']);
+if (!Number.isInteger(byFunction) || byFunction < 0) throw new Error(`--by-function must be a count, not ${values['by-function']}`);
 for (const bin of ['valgrind', 'callgrind_control', 'callgrind_annotate'])
   if (!hasBinary(bin)) throw new Error(`${bin} not found: apt-get install -y valgrind`);
 const dist = values.dist ? resolve(values.dist) : DIST_ROOT;
@@ -47,7 +53,10 @@ const redis = await startRedis({ registry }, 'instructions');
 // also the server's listen address, loopback either way).
 const vgEnv = { USER: process.env.USER ?? 'bench', LOGNAME: process.env.USER ?? 'bench', HOST: '127.0.0.1' };
 
-async function measure(system: (typeof SYSTEMS)[number], round: number): Promise<{ perOp: number; compilerShare: number }> {
+async function measure(
+  system: (typeof SYSTEMS)[number],
+  round: number,
+): Promise<{ perOp: number; compilerShare: number; functions: string[] }> {
   const [port, internalPort] = [await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), 'sb-callgrind-'));
   const env = {
@@ -64,7 +73,14 @@ async function measure(system: (typeof SYSTEMS)[number], round: number): Promise
   const server = registry.spawn(
     `${system} under callgrind`,
     'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${dir}/out`, process.execPath, ...serverCommand(system, dist)],
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${dir}/out`,
+      process.execPath,
+      ...(byFunction ? ['--perf-basic-prof'] : []),
+      ...serverCommand(system, dist),
+    ],
     { env, stopGraceMs: 30_000 },
   );
   const control = (...a: string[]) => {
@@ -146,7 +162,10 @@ async function measure(system: (typeof SYSTEMS)[number], round: number): Promise
       mkdirSync(values.keep, { recursive: true });
       copyFileSync(join(dir, out), join(values.keep, `${system}-${round}.callgrind`));
     }
-    return { perOp: totals / ops, compilerShare: compiler / totals };
+    const perfMap = `/tmp/perf-${server.proc.pid}.map`;
+    const functions = byFunction ? functionTable(join(dir, out), perfMap, ops, byFunction) : [];
+    if (byFunction) rmSync(perfMap, { force: true });
+    return { perOp: totals / ops, compilerShare: compiler / totals, functions };
   } finally {
     for (const c of clients) c.close();
     await server.stop();
@@ -161,11 +180,19 @@ try {
     return system;
   });
   const rows: string[] = [];
+  const functionTables: string[] = [];
   for (let round = 1; round <= rounds; round++)
     for (const system of systems) {
       const r = await measure(system, round);
       rows.push(`| ${round} | ${system} | ${Math.round(r.perOp).toLocaleString('en-US')} | ${(r.compilerShare * 100).toFixed(1)} % |`);
       console.error(rows.at(-1));
+      if (r.functions.length)
+        functionTables.push(
+          `\n${system}, round ${round}: top ${r.functions.length} functions by self instructions per operation\n`,
+          '| instructions | function |',
+          '|---:|---|',
+          ...r.functions,
+        );
     }
   const what =
     op === 'rpc'
@@ -175,6 +202,7 @@ try {
   console.log('| round | system | instructions per operation | of them in V8’s compiler |');
   console.log('|---|---|---:|---:|');
   for (const row of rows) console.log(row);
+  for (const line of functionTables) console.log(line);
 } finally {
   await redis.managed.stop();
 }
