@@ -233,7 +233,7 @@ export function markdown(result: BenchResult, svgFile?: string): string {
     '- Loss: every acknowledged publication × the subscribers of its channel must arrive (exact count after a drain); in soak, by per-stream sequence numbers with resubscribes that did not recover restarting the stream.',
     '- Server CPU: utime + stime from /proc/<pid>/stat of every node process (and descendants) over the measured window; Redis is reported separately.',
     '- RSS per idle connection: /proc/<pid>/status VmRSS of one node before connecting and after the hold, divided by the connections.',
-    '- RSS per SSE stream: VmRSS of the server (every process of it) before the streams open and after they are held idle for the warm-up time, before the first publication, divided by the streams.',
+    '- RSS per SSE stream: VmRSS of the server (every process of it) before the streams open and at the end of the measured window (while publishing), divided by the streams; it includes what the traffic grows the heap by, so it moves by several KiB from run to run at 1,000 streams.',
     '- Systems alternate per round (ABC, CBA, …) so drift over the run does not favour one.',
     '',
   );

@@ -97,13 +97,10 @@ export async function pubsubRound(
   system: SystemName,
   s: PubSubSession,
   o: PhaseOptions,
-  /** Runs once every subscriber is connected and subscribed, before the first publication. */
-  opened?: () => Promise<void>,
 ): Promise<PhaseResult> {
   ctx.progress.phase(`${o.status} · setting up`);
   try {
     await s.open();
-    await opened?.();
     const res = await s.phase(o);
     const agg = aggs.get(system) ?? new PubSubAgg();
     aggs.set(system, agg);

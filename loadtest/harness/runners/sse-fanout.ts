@@ -31,42 +31,26 @@ export const runSseFanout: Runner<'sse-fanout'> = async ({ ctx, scenario, params
   const rssPerStream = new Map<SystemName, number[]>();
   const failures = await eachRound(ctx, systems, p.rounds, async (system, r) => {
     const cluster = await ctx.clusters.get(system, 'embedded', 1);
-    // Both readings on a server left idle for the same time: the one before the streams open, after the previous
-    // round's traffic, too (its heap may still be shrinking back).
-    ctx.progress.phase(`sse-fanout · ${system} · round ${r + 1}/${p.rounds} · settling`);
-    await ctx.progress.wait(p.warmupSeconds, ctx.signal);
     const rss0 = cluster.rss(0);
     const status = `sse-fanout · ${system} · round ${r + 1}/${p.rounds} · ${p.publishRate} pub/s`;
     const measureSeconds = p.durationSeconds / p.rounds;
     const s = session(ctx, system, p, `r${r}`, cluster);
-    // RSS per stream is read on idle streams, held for the warm-up time before the first publication, as the idle
-    // scenario reads it per connection: what a stream itself holds. Read during the publishing (as before
-    // 2026-12-03, kept as rssKiBPerStreamPublishing) it also held whatever the traffic made the server's heap grow
-    // by (for a Node.js server, up to V8's 16 MB young generation: 16 KiB per stream at 1,000 streams), and it read
-    // 6.85 to 23 KiB for unchanged code.
-    let rssIdle: number | undefined;
-    const res = await pubsubRound(
-      ctx,
-      aggs,
-      system,
-      s,
-      { rate: p.publishRate, warmupSeconds: p.warmupSeconds, measureSeconds, rssSampleSeconds: measureSeconds, status },
-      async () => {
-        ctx.progress.phase(`${status} · streams held idle`);
-        await ctx.progress.wait(p.warmupSeconds, ctx.signal);
-        rssIdle = cluster.rss(0);
-      },
-    );
+    const res = await pubsubRound(ctx, aggs, system, s, {
+      rate: p.publishRate,
+      warmupSeconds: p.warmupSeconds,
+      measureSeconds,
+      rssSampleSeconds: measureSeconds,
+      status,
+    });
     const last = res.rssSamples.at(-1)?.kib[0];
     const streams = Object.values(s.subsByChannel).reduce((a, b) => a + b, 0);
-    if (rssIdle !== undefined && streams > 0) {
-      const perStream = round((rssIdle - rss0) / streams, 3);
+    if (last !== undefined && streams > 0) {
+      const perStream = round((last - rss0) / streams, 3);
       const list = rssPerStream.get(system) ?? [];
       list.push(perStream);
       rssPerStream.set(system, list);
       const rounds = aggs.get(system)!.rounds;
       rounds[rounds.length - 1]!.rssKiBPerStream = perStream;
-      if (last !== undefined) rounds[rounds.length - 1]!.rssKiBPerStreamPublishing = round((last - rss0) / streams, 3);
     }
   });
   const order = roundOrder(systems, p.rounds).filter((s) => !failures.has(s));
