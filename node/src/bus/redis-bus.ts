@@ -101,6 +101,9 @@ if ARGV[4] ~= '' then redis.call('SET', KEYS[3], id, 'EX', ARGV[4]) end
 return {id, 0}
 `;
 
+/** Channels whose keys a node keeps for publishing without receiving them (200-character names: about 1.5 MB at most). */
+const PUBLISH_KEYS_KEPT = 2000;
+
 interface WirePayload {
   c: string; // channel ('' for a canary)
   e: string; // event
@@ -197,6 +200,8 @@ export class RedisBus implements Bus {
   private readonly nodeIdJson: string;
   private readonly shards = new Map<string, Shard>();
   private readonly chans = new Map<string, Chan>();
+  /** Keys of channels this node publishes to without receiving them (a publishers' node); emptied when full. */
+  private readonly publishKeys = new Map<string, { slot: number; stream: string; meta: string; shardChannel: string }>();
   private readonly byShardChannel = new Map<string, Chan>();
   private readonly listeners: ((p: Publication) => void)[] = [];
   private readonly resyncListeners: ((channel: string, kind: ResyncKind) => void)[] = [];
@@ -254,6 +259,15 @@ export class RedisBus implements Bus {
       if (this.current.ready) return resolve();
       this.healthListeners.push((h) => h.ready && resolve());
     });
+  }
+
+  private publishKeysOf(channel: string) {
+    let k = this.publishKeys.get(channel);
+    if (!k) {
+      if (this.publishKeys.size >= PUBLISH_KEYS_KEPT) this.publishKeys.clear();
+      this.publishKeys.set(channel, (k = this.keysOf(channel)));
+    }
+    return k;
   }
 
   private keysOf(channel: string) {
@@ -701,7 +715,9 @@ export class RedisBus implements Bus {
       if (input.once) throw new SbError('unavailable', `the cluster bus is unavailable (${this.current.reason}); retry`);
       return this.publishLocal(input);
     }
-    const k = this.keysOf(input.channel);
+    // A channel's keys are built once, not three key strings per publication: a channel this node receives has them
+    // already, and a node that only publishes to a channel keeps them in a small map.
+    const k = this.chans.get(input.channel) ?? this.publishKeysOf(input.channel);
     const sh = this.shards.get(this.topo.ownerOf(k.slot));
     // One failed shard fails only its own channels, at once, until a replica has taken over.
     if (!sh?.verified)
@@ -719,7 +735,7 @@ export class RedisBus implements Bus {
       const [id, dup] = await this.scripts.sbPublish(
         k.stream,
         k.meta,
-        input.once ? `${this.opts.prefix}:${k.tag}:once:${input.once.key}` : k.stream,
+        input.once ? `${this.opts.prefix}:{${slotTag(k.slot)}}:once:${input.once.key}` : k.stream,
         k.shardChannel,
         payload,
         String(input.history.size),
