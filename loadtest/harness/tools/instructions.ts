@@ -16,8 +16,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { DIST_ROOT, serverCommand, serverEnv, startRedis } from '../cluster.js';
-import { functionTable } from './callgrind-functions.js';
 import { freePort, hasBinary, Processes, waitFor } from '../proc.js';
+import { functionTable } from './callgrind-functions.js';
 
 const { values } = parseArgs({
   options: {

@@ -101,7 +101,7 @@ if ARGV[4] ~= '' then redis.call('SET', KEYS[3], id, 'EX', ARGV[4]) end
 return {id, 0}
 `;
 
-/** Channels whose keys a node keeps for publishing without receiving them (200-character names: about 1.5 MB at most). */
+/** Channels whose keys a node keeps for publishing without receiving them (an estimate, not measured: under 2 MB with 200-character names). */
 const PUBLISH_KEYS_KEPT = 2000;
 
 interface WirePayload {
@@ -154,12 +154,16 @@ interface Seen {
   id: string;
 }
 
-interface Chan {
-  name: string;
+/** Where a channel lives in Redis: its slot, its history stream and meta hash, and its shard channel. */
+interface ChannelKeys {
   slot: number;
   stream: string;
   meta: string;
   shardChannel: string;
+}
+
+interface Chan extends ChannelKeys {
+  name: string;
   /** The shard whose subscriber connection carries it ('' while none). */
   master: string;
   seen?: Seen;
@@ -201,7 +205,7 @@ export class RedisBus implements Bus {
   private readonly shards = new Map<string, Shard>();
   private readonly chans = new Map<string, Chan>();
   /** Keys of channels this node publishes to without receiving them (a publishers' node); emptied when full. */
-  private readonly publishKeys = new Map<string, { slot: number; stream: string; meta: string; shardChannel: string }>();
+  private readonly publishKeys = new Map<string, ChannelKeys>();
   private readonly byShardChannel = new Map<string, Chan>();
   private readonly listeners: ((p: Publication) => void)[] = [];
   private readonly resyncListeners: ((channel: string, kind: ResyncKind) => void)[] = [];
@@ -261,7 +265,7 @@ export class RedisBus implements Bus {
     });
   }
 
-  private publishKeysOf(channel: string) {
+  private publishKeysOf(channel: string): ChannelKeys {
     let k = this.publishKeys.get(channel);
     if (!k) {
       if (this.publishKeys.size >= PUBLISH_KEYS_KEPT) this.publishKeys.clear();
@@ -270,12 +274,11 @@ export class RedisBus implements Bus {
     return k;
   }
 
-  private keysOf(channel: string) {
+  private keysOf(channel: string): ChannelKeys {
     const slot = channelSlot(channel);
     const tag = `{${slotTag(slot)}}`;
     return {
       slot,
-      tag,
       stream: `${this.opts.prefix}:${tag}:h:${channel}`,
       meta: `${this.opts.prefix}:${tag}:m:${channel}`,
       shardChannel: `${this.opts.prefix}:${tag}:c:${channel}`,
@@ -454,13 +457,9 @@ export class RedisBus implements Bus {
       existing.linger = undefined;
       return existing.ready ?? Promise.resolve(this.positionOf(existing));
     }
-    const k = this.keysOf(channel);
     const c: Chan = {
       name: channel,
-      slot: k.slot,
-      stream: k.stream,
-      meta: k.meta,
-      shardChannel: k.shardChannel,
+      ...this.keysOf(channel),
       master: '',
       recent: [],
       deferred: false,

@@ -99,10 +99,10 @@ describe('abuse limits', { timeout: 90_000 }, () => {
   });
 
   test('a foreign Origin gets 403 from the HTTP API and the GRIP endpoint', async () => {
-    const post = (path: string, origin: string, body: unknown) =>
+    const post = (path: string, origin: string, body: unknown, extra: Record<string, string> = {}) =>
       fetch(`${a.url}${path}`, {
         method: 'POST',
-        headers: { origin, 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef' },
+        headers: { origin, 'content-type': 'application/json', authorization: 'Bearer test-key-0123456789abcdef', ...extra },
         body: JSON.stringify(body),
       });
     const evil = await post('/api/publish', EVIL, { channel: 'demo:o', event: 'e', data: 1 });
@@ -111,6 +111,11 @@ describe('abuse limits', { timeout: 90_000 }, () => {
       error: { code: 'forbidden', message: 'origin http://evil.example is not allowed (ALLOWED_ORIGINS)' },
     });
     assert.equal((await post('/api/publish', GOOD, { channel: 'demo:o', event: 'e', data: 1 })).status, 200);
+    // The page's own origin as the trusted proxy (this peer, 127.0.0.1) forwards it: allowed only because the node
+    // reads the peer address of the request (read when a handler asks, not for every request).
+    const viaProxy = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'rt.example' };
+    assert.equal((await post('/api/publish', 'https://rt.example', { channel: 'demo:o', event: 'e', data: 1 }, viaProxy)).status, 200);
+    assert.equal((await post('/api/publish', 'https://rt.example', { channel: 'demo:o', event: 'e', data: 1 })).status, 403);
     const grip = { items: [{ channel: 'demo:o', formats: { 'ws-message': { content: 'x' } } }] };
     assert.equal((await post('/publish/', EVIL, grip)).status, 403);
     assert.equal((await post('/publish/', GOOD, grip)).status, 200);
