@@ -1,5 +1,7 @@
 // The `switchboard` command line: parses flags and calls start(); nothing else lives here.
-// First: quiets the `debug` loggers of Socket.IO and its kin before they are loaded (see the module).
+// First: V8's settings for a server process (see the module), then the `debug` loggers of Socket.IO and its kin made
+// quiet before they are loaded.
+import './lifecycle/v8-flags.js';
 import './transport/quiet-debug.js';
 import { parseArgs } from 'node:util';
 import { configTable } from './config/docs.js';
