@@ -4,7 +4,7 @@
 // kernel's share of each send and receive is not in it.
 // Starts its own Redis and one server under callgrind with instrumentation off, warms it up with real
 // socket.io-clients, counts the instructions of the next N operations, and prints them per operation.
-//   node dist/loadtest/harness/tools/instructions.js [--op rpc|publish|http-publish] [--systems switchboard,plain]
+//   node dist/loadtest/harness/tools/instructions.js [--op rpc|rpc-webhook|publish|http-publish] [--systems switchboard,plain]
 //        [--warm 12000] [--ops 5000] [--rounds 2] [--dist DIR]   (DIR: another build's dist/, for an A/B of two builds)
 //        [--keep DIR]   (keeps each callgrind dump in DIR as <system>-<round>.callgrind, for callgrind_annotate --inclusive=yes)
 //        [--by-function N]   (also prints each round's top N functions by self instructions per operation, V8's
@@ -32,7 +32,10 @@ const { values } = parseArgs({
   },
 });
 const op = values.op;
-if (op !== 'rpc' && op !== 'publish' && op !== 'http-publish') throw new Error(`--op must be rpc, publish or http-publish, not ${op}`);
+const OPS = ['rpc', 'rpc-webhook', 'publish', 'http-publish'];
+if (!OPS.includes(op)) throw new Error(`--op must be one of ${OPS.join(', ')}, not ${op}`);
+/** rpc-webhook: the call goes to the bench backend (BACKEND_URL), as in the rpc scenario's webhook mode. */
+const webhook = op === 'rpc-webhook';
 const [warm, ops, rounds] = [values.warm, values.ops, values.rounds].map(Number) as [number, number, number];
 const byFunction = values['by-function'] === undefined ? 0 : Number(values['by-function']);
 if (!Number.isInteger(byFunction) || byFunction < 0) throw new Error(`--by-function must be a count, not ${values['by-function']}`);
@@ -49,6 +52,18 @@ const CONCURRENCY = 4;
 const registry = new Processes();
 process.on('exit', () => registry.killAll());
 const redis = await startRedis({ registry }, 'instructions');
+// The bench backend, in a process of its own (not counted): answers /connect and /rpc/<method> at once.
+const backendUrl = webhook ? await startBackend() : undefined;
+
+async function startBackend(): Promise<string> {
+  const port = await freePort();
+  registry.spawn('backend', process.execPath, [join(dist, 'loadtest/harness/backend.js')], {
+    env: { PATH: process.env.PATH, PORT: String(port) },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200, 'the bench backend', 10_000);
+  return url;
+}
 // callgrind_control finds the process by names valgrind derives from USER and HOST: the same on both sides (HOST is
 // also the server's listen address, loopback either way).
 const vgEnv = { USER: process.env.USER ?? 'bench', LOGNAME: process.env.USER ?? 'bench', HOST: '127.0.0.1' };
@@ -60,8 +75,9 @@ async function measure(
   const [port, internalPort] = [await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), 'sb-callgrind-'));
   const env = {
-    ...serverEnv(system, 'embedded', {
+    ...serverEnv(system, webhook ? 'webhook' : 'embedded', {
       port,
+      backendUrl,
       internalPort,
       redisPort: redis.port,
       nodeId: `instructions-${system}`,
@@ -107,7 +123,7 @@ async function measure(
     }
     let sent = 0;
     const one = async (n: number) => {
-      if (op === 'rpc') {
+      if (op === 'rpc' || webhook) {
         const a = (await clients[n % CLIENTS]!.timeout(60_000).emitWithAck('rpc', 'echo', { n, pad: 'x'.repeat(64) })) as {
           ok: boolean;
         };
@@ -140,7 +156,7 @@ async function measure(
         }),
       );
       // Publications are delivered after the answer: wait for them, so each window holds its own deliveries.
-      if (op !== 'rpc') await waitFor(() => received >= sent, 'the deliveries', 60_000);
+      if (op === 'publish' || op === 'http-publish') await waitFor(() => received >= sent, 'the deliveries', 60_000);
     };
     await run(warm);
     control('-i', 'on');
@@ -195,8 +211,8 @@ try {
         );
     }
   const what =
-    op === 'rpc'
-      ? 'embedded rpc call (echo, 64-byte pad)'
+    op === 'rpc' || webhook
+      ? `${webhook ? 'webhook' : 'embedded'} rpc call (echo, 64-byte pad)`
       : `${op === 'publish' ? 'client publication (Socket.IO, with ack)' : 'HTTP publication'} (one subscriber each, ${CHANNELS} channels)`;
   console.log(`Instructions per ${what}, ${ops} counted after ${warm} to warm up; build ${dist}\n`);
   console.log('| round | system | instructions per operation | of them in V8’s compiler |');
