@@ -14,7 +14,7 @@ import type {
   PublishResult,
   ResyncKind,
 } from './bus.js';
-import { IdGenerator, parseId } from '../core/ids.js';
+import { IdGenerator, ownCopy, parseId } from '../core/ids.js';
 import { decodeParsed, stringifyData } from '../core/codec.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -542,7 +542,8 @@ export class RedisBus implements Bus {
     const s2 = msg.indexOf(' ', s1 + 1);
     const s3 = msg.indexOf(' ', s2 + 1);
     if (s1 < 0 || s2 < 0 || s3 < 0) return undefined;
-    const id = msg.slice(s2 + 1, s3);
+    // The id is kept well after the message (see ownCopy); the epoch, only when it is new (see()).
+    const id = ownCopy(msg.slice(s2 + 1, s3));
     const ms = Number(id.slice(0, id.indexOf('-')));
     if (ms > this.lastRedisMs) this.lastRedisMs = ms;
     return { seq: Number(msg.slice(0, s1)), epoch: msg.slice(s1 + 1, s2), id, payload: msg.slice(s3 + 1) };
@@ -559,7 +560,7 @@ export class RedisBus implements Bus {
       // The same sequence number again with another id: the shard lost acknowledged writes (failover).
       this.resync(c, 'reset', 'sequence reused');
     }
-    this.see(c, { epoch, seq, id });
+    this.see(c, { epoch: s?.epoch === epoch ? s.epoch : ownCopy(epoch), seq, id });
     return true;
   }
 
