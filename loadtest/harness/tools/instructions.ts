@@ -53,16 +53,17 @@ const registry = new Processes();
 process.on('exit', () => registry.killAll());
 const redis = await startRedis({ registry }, 'instructions');
 // The bench backend, in a process of its own (not counted): answers /connect and /rpc/<method> at once.
-const backendUrl = webhook ? await startBackend() : undefined;
+const backend = webhook ? await startBackend() : undefined;
+const backendUrl = backend?.url;
 
-async function startBackend(): Promise<string> {
+async function startBackend() {
   const port = await freePort();
-  registry.spawn('backend', process.execPath, [join(dist, 'loadtest/harness/backend.js')], {
+  const managed = registry.spawn('backend', process.execPath, [join(dist, 'loadtest/harness/backend.js')], {
     env: { PATH: process.env.PATH, PORT: String(port) },
   });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200, 'the bench backend', 10_000);
-  return url;
+  return { url, managed };
 }
 // callgrind_control finds the process by names valgrind derives from USER and HOST: the same on both sides (HOST is
 // also the server's listen address, loopback either way).
@@ -220,5 +221,6 @@ try {
   for (const row of rows) console.log(row);
   for (const line of functionTables) console.log(line);
 } finally {
+  await backend?.managed.stop();
   await redis.managed.stop();
 }
