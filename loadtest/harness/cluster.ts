@@ -1,7 +1,7 @@
 // Starts what the harness measures: per system a private redis-server and N server processes on free ports, plus the
 // webhook backend for the rpc scenario. Everything started here is stopped here.
 import net from 'node:net';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -189,6 +189,16 @@ async function startNode(
     env,
     stopGraceMs,
   });
+  // SB_BENCH_NODE_OUTPUT=DIR: each server's whole output in DIR/<system>-<n>-<pid>.log (e.g. with --trace-gc in
+  // SB_BENCH_NODE_ARGS); otherwise only its last 16 KiB is kept, for the error of a node that fails to start.
+  const outDir = process.env.SB_BENCH_NODE_OUTPUT;
+  if (outDir) {
+    mkdirSync(outDir, { recursive: true });
+    const log = createWriteStream(join(outDir, `${system}-${index + 1}-${managed.proc.pid}.log`));
+    managed.proc.stdout?.pipe(log, { end: false });
+    managed.proc.stderr?.pipe(log, { end: false });
+    void managed.exited.then(() => log.end());
+  }
   let dead = false;
   void managed.exited.then(() => (dead = true));
   try {

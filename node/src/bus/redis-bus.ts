@@ -167,8 +167,11 @@ interface Chan extends ChannelKeys {
   /** The shard whose subscriber connection carries it ('' while none). */
   master: string;
   seen?: Seen;
-  /** The last few (sequence, id) received, to check a position read against. */
-  recent: [number, string][];
+  /**
+   * The last RECENT (sequence, id) pairs received, to check a position read against, flat: sequence, id, sequence,
+   * id, … (one array per channel instead of one per pair: kept for every channel a node receives).
+   */
+  recent: (number | string)[];
   /** Subscribed while its shard could not be reached: the first position read catches it up. */
   deferred: boolean;
   /** When the last publication of it arrived (ms). */
@@ -568,8 +571,11 @@ export class RedisBus implements Bus {
     // Sequences restart with an epoch: the old epoch's pairs would read as a sequence reused.
     if (c.seen && c.seen.epoch !== s.epoch) c.recent.length = 0;
     c.seen = s;
-    c.recent.push([s.seq, s.id]);
-    if (c.recent.length > RECENT) c.recent.shift();
+    c.recent.push(s.seq, s.id);
+    if (c.recent.length > 2 * RECENT) {
+      c.recent.shift();
+      c.recent.shift();
+    }
   }
 
   private resync(c: Chan, kind: ResyncKind, why: string, missed = 0) {
@@ -643,8 +649,8 @@ export class RedisBus implements Bus {
       this.resync(c, 'reset', 'sequence rolled back');
       this.see(c, at);
     } else {
-      const known = c.recent.find(([q]) => q === at.seq);
-      if (known && known[1] !== at.id) {
+      const i = c.recent.indexOf(at.seq); // a number: never one of the ids
+      if (i >= 0 && c.recent[i + 1] !== at.id) {
         this.resync(c, 'reset', 'sequence reused');
         this.see(c, at);
       }

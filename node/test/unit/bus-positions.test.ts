@@ -15,7 +15,7 @@ function channel() {
   Object.assign(bus, { metrics: createMetrics('unit'), log: createLogger('silent', 'unit'), resyncListeners: [] });
   const resyncs: ResyncKind[] = [];
   (bus.resyncListeners as ((c: string, k: ResyncKind) => void)[]).push((_c, kind) => resyncs.push(kind));
-  const c: { name: string; recent: [number, string][]; deferred: boolean; seen?: Seen } = { name: 'x', recent: [], deferred: false };
+  const c: { name: string; recent: (number | string)[]; deferred: boolean; seen?: Seen } = { name: 'x', recent: [], deferred: false };
   const call = (name: string, ...args: unknown[]) => (bus[name] as (...a: unknown[]) => unknown).apply(bus, args);
   return {
     resyncs,
@@ -80,4 +80,26 @@ test('a sequence received before the read that Redis no longer has: rolled back'
   ch.receive(2, 'E', '11-0');
   ch.read({ epoch: 'E', seq: 1, id: '10-0' }, ch.snapshot());
   assert.deepEqual(ch.resyncs, ['reset']);
+});
+
+test('a sequence this node received with another id than Redis now has (a failover reused it): reset', () => {
+  const ch = channel();
+  ch.receive(1, 'E', '10-0');
+  ch.receive(2, 'E', '11-0');
+  const atRead = ch.snapshot();
+  ch.receive(3, 'E', '12-0');
+  ch.read({ epoch: 'E', seq: 2, id: '11-0' }, atRead);
+  assert.deepEqual(ch.resyncs, [], 'the same id: nothing lost');
+  ch.read({ epoch: 'E', seq: 2, id: '99-0' }, atRead);
+  assert.deepEqual(ch.resyncs, ['reset']);
+});
+
+test('only the last 32 sequences are compared by id: an older one is not found and not a loss', () => {
+  const ch = channel();
+  for (let seq = 1; seq <= 40; seq++) ch.receive(seq, 'E', `${100 + seq}-0`);
+  const atRead = ch.snapshot();
+  ch.read({ epoch: 'E', seq: 8, id: '1-0' }, { ...atRead!, seq: 8 });
+  assert.deepEqual(ch.resyncs, [], 'sequence 8 is no longer kept');
+  ch.read({ epoch: 'E', seq: 9, id: '1-0' }, { ...atRead!, seq: 9 });
+  assert.deepEqual(ch.resyncs, ['reset'], 'sequence 9 is the oldest kept');
 });
