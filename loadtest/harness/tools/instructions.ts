@@ -36,6 +36,7 @@ const OPS = ['rpc', 'rpc-webhook', 'publish', 'http-publish'];
 if (!OPS.includes(op)) throw new Error(`--op must be one of ${OPS.join(', ')}, not ${op}`);
 /** rpc-webhook: the call goes to the bench backend (BACKEND_URL), as in the rpc scenario's webhook mode. */
 const webhook = op === 'rpc-webhook';
+const rpcCall = op === 'rpc' || webhook;
 const [warm, ops, rounds] = [values.warm, values.ops, values.rounds].map(Number) as [number, number, number];
 const byFunction = values['by-function'] === undefined ? 0 : Number(values['by-function']);
 if (!Number.isInteger(byFunction) || byFunction < 0) throw new Error(`--by-function must be a count, not ${values['by-function']}`);
@@ -124,7 +125,7 @@ async function measure(
     }
     let sent = 0;
     const one = async (n: number) => {
-      if (op === 'rpc' || webhook) {
+      if (rpcCall) {
         const a = (await clients[n % CLIENTS]!.timeout(60_000).emitWithAck('rpc', 'echo', { n, pad: 'x'.repeat(64) })) as {
           ok: boolean;
         };
@@ -157,7 +158,7 @@ async function measure(
         }),
       );
       // Publications are delivered after the answer: wait for them, so each window holds its own deliveries.
-      if (op === 'publish' || op === 'http-publish') await waitFor(() => received >= sent, 'the deliveries', 60_000);
+      if (!rpcCall) await waitFor(() => received >= sent, 'the deliveries', 60_000);
     };
     await run(warm);
     control('-i', 'on');
@@ -211,10 +212,9 @@ try {
           ...r.functions,
         );
     }
-  const what =
-    op === 'rpc' || webhook
-      ? `${webhook ? 'webhook' : 'embedded'} rpc call (echo, 64-byte pad)`
-      : `${op === 'publish' ? 'client publication (Socket.IO, with ack)' : 'HTTP publication'} (one subscriber each, ${CHANNELS} channels)`;
+  const what = rpcCall
+    ? `${webhook ? 'webhook' : 'embedded'} rpc call (echo, 64-byte pad)`
+    : `${op === 'publish' ? 'client publication (Socket.IO, with ack)' : 'HTTP publication'} (one subscriber each, ${CHANNELS} channels)`;
   console.log(`Instructions per ${what}, ${ops} counted after ${warm} to warm up; build ${dist}\n`);
   console.log('| round | system | instructions per operation | of them in V8’s compiler |');
   console.log('|---|---|---:|---:|');

@@ -545,7 +545,7 @@ export class RedisBus implements Bus {
     const s2 = msg.indexOf(' ', s1 + 1);
     const s3 = msg.indexOf(' ', s2 + 1);
     if (s1 < 0 || s2 < 0 || s3 < 0) return undefined;
-    // The id is kept well after the message (see ownCopy); the epoch, only when it is new (see()).
+    // The id is kept well after the message (see ownCopy); the epoch is copied only when it is new (track()).
     const id = ownCopy(msg.slice(s2 + 1, s3));
     const ms = Number(id.slice(0, id.indexOf('-')));
     if (ms > this.lastRedisMs) this.lastRedisMs = ms;

@@ -15,7 +15,7 @@ export function compareIds(a: string, b: string): number {
 /**
  * `s` as a string of its own. V8 makes a slice of 13 characters or more a view that keeps the whole string it was
  * cut from alive, so an id cut from a bus message and kept (a channel's last id and recent ids, an SSE stream's
- * position) kept the whole message, payload and all: up to 33 messages per channel a node receives. Prefixing
+ * position) kept the whole message, payload and all: the last 32 messages of every channel a node receives. Prefixing
  * makes a new string that the slice then flattens into a copy; the result refers to that copy only.
  */
 export function ownCopy(s: string): string {
