@@ -11,6 +11,13 @@ export const HEADLINES: readonly Headline[] = [
   { scenario: 'fanout', figure: 'latencyP50Ms', label: 'fanout: cross-node p50 ms', better: 'lower' },
   { scenario: 'fanout', figure: 'latencyP99Ms', label: 'fanout: cross-node p99 ms', better: 'lower' },
   { scenario: 'fanout', figure: 'maxDeliveryRatePerSecond', label: 'fanout: highest delivery rate held /s', better: 'higher', once: true },
+  {
+    scenario: 'fanout',
+    figure: 'highRateCpuSecondsPer1kDeliveries',
+    label: 'fanout, high rate: server CPU s / 1k deliveries',
+    better: 'lower',
+  },
+  { scenario: 'fanout', figure: 'highRateLatencyP99Ms', label: 'fanout, high rate: cross-node p99 ms', better: 'lower' },
   { scenario: 'many-channels', figure: 'cpuSecondsPer1kDeliveries', label: 'many-channels: server CPU s / 1k deliveries', better: 'lower' },
   { scenario: 'many-channels', figure: 'latencyP99Ms', label: 'many-channels: p99 ms', better: 'lower' },
   { scenario: 'many-channels', figure: 'redisCpuPercent', label: 'many-channels: Redis CPU %', better: 'lower' },

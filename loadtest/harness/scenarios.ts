@@ -87,6 +87,12 @@ const FanoutParams = z.strictObject({
   payloadBytes: z.int().nonnegative(),
   /** Harness only: the step search for the highest delivery rate held with p99 under `p99Ms` and no loss. */
   maxRate: MaxRate,
+  /**
+   * Harness only: a second fixed rate (publications per second), measured after the search in rounds of its own
+   * (systems alternating), by each system whose search held at least its delivery rate: CPU and latency where the
+   * work per delivery outweighs what each node costs anyway. Unset: not measured.
+   */
+  highPublishRate: z.number().positive().optional(),
 });
 
 const ManyChannelsParams = z.strictObject({
