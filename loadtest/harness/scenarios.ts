@@ -89,10 +89,15 @@ const FanoutParams = z.strictObject({
   maxRate: MaxRate,
   /**
    * Harness only: a second fixed rate (publications per second), measured after the search in rounds of its own
-   * (systems alternating), by each system whose search held at least its delivery rate: CPU and latency where the
-   * work per delivery outweighs what each node costs anyway. Unset: not measured.
+   * (systems alternating): CPU and latency where the work per delivery outweighs what each node costs anyway.
+   * Unset: not measured.
    */
   highPublishRate: z.number().positive().optional(),
+  /**
+   * The systems measured at `highPublishRate` (named, not taken from the search: its top steps are client-bound and
+   * move from run to run). A system that cannot hold the rate would only queue and lose, so it is left out here.
+   */
+  highRateSystems: z.array(z.enum(['switchboard', 'plain', 'stock', 'ceiling'])).optional(),
 });
 
 const ManyChannelsParams = z.strictObject({
