@@ -103,7 +103,7 @@ async function highRate(
 function addHighRate(run: SystemRun, high: HighRate, system: SystemName) {
   run.figures.highRateDeliveriesOffered = high.deliveryRate;
   const skipped = high.skipped.get(system);
-  // Not an error: a system too slow for the rate is left out on purpose, and its run says why.
+  // Not an error: highRateSystems leaves a system out on purpose, and its run says why.
   if (skipped) run.details = { ...(run.details as object), highRate: skipped };
   const failed = high.failures.get(system)?.errors[0];
   if (failed) run.errors.push(`high rate: ${failed}`);
@@ -119,6 +119,8 @@ function addHighRate(run: SystemRun, high: HighRate, system: SystemName) {
     lost: agg.lost,
   };
   for (const [k, v] of Object.entries(overall)) run.figures[highName(k)] = v;
+  // The headline's "lost" column reads the fixed rate's: a loss here must not pass silently beside its CPU figure.
+  if (agg.lost > 0) run.errors.push(`high rate: ${agg.lost} deliveries lost at ${Math.round(high.deliveryRate)}/s`);
   run.rounds?.forEach((r, i) => {
     for (const [k, v] of Object.entries(agg.rounds[i] ?? {})) r[highName(k)] = v;
   });
