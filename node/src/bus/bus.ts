@@ -1,6 +1,7 @@
 // The cluster bus: how publications get their ids, reach every node in order, and are kept in history.
 // Two implementations: MemoryBus (one node, no Redis) and RedisBus. Everything above the bus is shared.
 import type { ServerOptions } from 'socket.io';
+import { decodeParsed } from '../core/codec.js';
 
 /** A publication as it travels and as history keeps it. */
 export interface Publication {
@@ -15,6 +16,45 @@ export interface Publication {
   localOnly?: boolean;
   /** May be dropped for a subscriber whose outbound buffer is filling, instead of closing it (never in history). */
   volatile?: boolean;
+  /**
+   * `data` as JSON in the codec's wire form (`stringifyData(data)`), when the bus has it as text: a transport sends
+   * it as it is instead of encoding `data` again.
+   */
+  json?: string;
+}
+
+const UNREAD = Symbol('unread');
+
+/**
+ * A publication as it came off the bus: its data stays the JSON text it arrived as until something asks for the
+ * value (Socket.IO rooms and SSE streams send the text as it is, so a publication is never parsed on its way through).
+ */
+export class BusPublication implements Publication {
+  private value: unknown = UNREAD;
+
+  constructor(
+    readonly channel: string,
+    readonly event: string,
+    readonly json: string,
+    readonly ts: number,
+    readonly id: string,
+    readonly volatile?: boolean,
+    data: unknown = UNREAD,
+  ) {
+    this.value = data;
+  }
+
+  get data(): unknown {
+    if (this.value === UNREAD) {
+      try {
+        this.value = decodeParsed(JSON.parse(this.json), this.json);
+      } catch {
+        // Text the bus carried that is not JSON (a damaged Redis): nothing a subscriber could use.
+        this.value = null;
+      }
+    }
+    return this.value;
+  }
 }
 
 export interface PublishInput {

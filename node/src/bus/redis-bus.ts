@@ -14,6 +14,7 @@ import type {
   PublishResult,
   ResyncKind,
 } from './bus.js';
+import { BusPublication } from './bus.js';
 import { IdGenerator, ownCopy, parseId } from '../core/ids.js';
 import { decodeParsed, stringifyData } from '../core/codec.js';
 import type { Logger } from '../log/logger.js';
@@ -107,27 +108,81 @@ const PUBLISH_KEYS_KEPT = 2000;
 interface WirePayload {
   c: string; // channel ('' for a canary)
   e: string; // event
-  d: unknown; // data, in the codec's JSON-safe form
   t: number; // publish time, ms
   o: string; // origin node
   v?: 1; // volatile
+  d: unknown; // data, in the codec's JSON-safe form: last, so a reader can cut it out as text
 }
 
 /**
  * The one place a payload is serialized for the bus: the bytes JSON.stringify gives a WirePayload, same key order,
  * with the data (in the codec's JSON form) and the node id passed in as JSON already, so nothing is built or
- * serialized twice on the way.
+ * serialized twice on the way. The data comes last: a receiver cuts it out as text (readWire) and hands it to its
+ * subscribers as it is, never parsing it; a reader that parses the whole payload (an older node) reads it the same.
  */
-function toWire(channel: string, event: string, dataJson: string, ts: number, nodeIdJson: string, volatile?: boolean): string {
-  return `{"c":${JSON.stringify(channel)},"e":${JSON.stringify(event)},"d":${dataJson},"t":${JSON.stringify(ts)},"o":${nodeIdJson}${volatile ? ',"v":1' : ''}}`;
+export function toWire(channel: string, event: string, dataJson: string, ts: number, nodeIdJson: string, volatile?: boolean): string {
+  return `{"c":${JSON.stringify(channel)},"e":${JSON.stringify(event)},"t":${JSON.stringify(ts)},"o":${nodeIdJson}${volatile ? ',"v":1' : ''},"d":${dataJson}}`;
 }
 
-/** The one place a payload from the bus (live or history) is parsed; undefined when it is not ours. */
-function fromWire(raw: string): (WirePayload & { data: unknown }) | undefined {
+/** A payload from the bus: its header read, its data still the JSON text it came as. */
+interface WireRead {
+  e: string;
+  t: number;
+  v: boolean;
+  dataJson: string;
+  /** The data, when reading it took a parse anyway (a payload in another key order). */
+  data?: unknown;
+}
+
+/** The one place a payload from the bus (live or history) is read; undefined when it is not ours. */
+export function fromWire(raw: string): WireRead | undefined {
+  return readWire(raw) ?? parseWire(raw);
+}
+
+/**
+ * toWire's own layout, read without parsing the data: the header's strings are scanned (escapes and all), the data is
+ * what lies between `"d":` and the closing brace. Undefined for anything else, which parseWire then reads.
+ */
+function readWire(raw: string): WireRead | undefined {
+  if (!raw.startsWith('{"c":"')) return undefined;
+  const cEnd = stringEnd(raw, 5);
+  if (cEnd < 0 || !raw.startsWith(',"e":"', cEnd)) return undefined;
+  const eEnd = stringEnd(raw, cEnd + 5);
+  if (eEnd < 0 || !raw.startsWith(',"t":', eEnd)) return undefined;
+  const tEnd = raw.indexOf(',', eEnd + 5);
+  if (tEnd <= eEnd + 5 || !raw.startsWith(',"o":"', tEnd)) return undefined;
+  const t = Number(raw.slice(eEnd + 5, tEnd));
+  let at = stringEnd(raw, tEnd + 5);
+  if (at < 0 || !Number.isFinite(t)) return undefined;
+  const v = raw.startsWith(',"v":1', at);
+  if (v) at += 6;
+  if (!raw.startsWith(',"d":', at) || raw.length < at + 7 || raw.charCodeAt(raw.length - 1) !== 125 /* } */) return undefined;
+  return { e: jsonString(raw, cEnd + 5, eEnd), t, v, dataJson: raw.slice(at + 5, raw.length - 1) };
+}
+
+/** The index just past the JSON string whose opening quote is at `quote`; -1 when it does not end. */
+function stringEnd(s: string, quote: number): number {
+  for (let i = quote + 1; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch === 92 /* \ */) i++;
+    else if (ch === 34 /* " */) return i + 1;
+  }
+  return -1;
+}
+
+/** The value of the JSON string s[start, end) (quotes included): a slice unless it holds escapes. */
+function jsonString(s: string, start: number, end: number): string {
+  const body = s.slice(start + 1, end - 1);
+  return body.includes('\\') ? (JSON.parse(s.slice(start, end)) as string) : body;
+}
+
+/** A payload in any other key order (as nodes before 2026-12 wrote them): parsed whole, checked field by field. */
+function parseWire(raw: string): WireRead | undefined {
   try {
     const p = JSON.parse(raw) as WirePayload | null;
-    if (!p || typeof p !== 'object') return undefined;
-    return { ...p, data: decodeParsed(p.d, raw) };
+    if (!p || typeof p !== 'object' || typeof p.e !== 'string' || typeof p.t !== 'number') return undefined;
+    const d = p.d === undefined ? null : p.d;
+    return { e: p.e, t: p.t, v: p.v === 1, dataJson: JSON.stringify(d), data: decodeParsed(d, raw) };
   } catch {
     return undefined;
   }
@@ -147,11 +202,49 @@ type ScriptClient = {
   ): Promise<[string, number]>;
 };
 
-/** What this node last received of a channel: its epoch, sequence and id. */
+/** What this node last received of a channel (a Chan's own, updated in place), or a position read off Redis. */
 interface Seen {
   epoch: string;
   seq: number;
   id: string;
+}
+
+const RECENT = 32;
+
+/**
+ * The last RECENT (sequence, id) pairs a channel received, to check a position read against: a ring of numbers
+ * (sequence, id's milliseconds, id's counter), so receiving a publication keeps no object or string of its own and
+ * moves nothing (an array of pairs kept a string per publication and shifted on every one).
+ */
+class Recent {
+  private readonly ring = new Float64Array(3 * RECENT);
+  private size = 0;
+  private next = 0;
+
+  clear() {
+    this.size = 0;
+    this.next = 0;
+  }
+
+  add(seq: number, id: string) {
+    const dash = id.indexOf('-');
+    const j = 3 * this.next;
+    this.ring[j] = seq;
+    this.ring[j + 1] = Number(id.slice(0, dash));
+    this.ring[j + 2] = Number(id.slice(dash + 1));
+    this.next = (this.next + 1) % RECENT;
+    if (this.size < RECENT) this.size++;
+  }
+
+  /** False when `seq` was received here with another id than `id` (the sequence was reused); true otherwise. */
+  agrees(seq: number, id: string): boolean {
+    for (let k = 0; k < this.size; k++) {
+      if (this.ring[3 * k] !== seq) continue;
+      const dash = id.indexOf('-');
+      return dash > 0 && this.ring[3 * k + 1] === Number(id.slice(0, dash)) && this.ring[3 * k + 2] === Number(id.slice(dash + 1));
+    }
+    return true;
+  }
 }
 
 /** Where a channel lives in Redis: its slot, its history stream and meta hash, and its shard channel. */
@@ -167,11 +260,8 @@ interface Chan extends ChannelKeys {
   /** The shard whose subscriber connection carries it ('' while none). */
   master: string;
   seen?: Seen;
-  /**
-   * The last RECENT (sequence, id) pairs received, to check a position read against, flat: sequence, id, sequence,
-   * id, … (one array per channel instead of one per pair: kept for every channel a node receives).
-   */
-  recent: (number | string)[];
+  /** Made with the channel's first publication received. */
+  recent?: Recent;
   /** Subscribed while its shard could not be reached: the first position read catches it up. */
   deferred: boolean;
   /** When the last publication of it arrived (ms). */
@@ -196,7 +286,6 @@ interface Shard {
   checking?: boolean;
 }
 
-const RECENT = 32;
 const FENCE = 'f';
 
 export class RedisBus implements Bus {
@@ -464,7 +553,6 @@ export class RedisBus implements Bus {
       name: channel,
       ...this.keysOf(channel),
       master: '',
-      recent: [],
       deferred: false,
       lastRx: 0,
     };
@@ -536,7 +624,7 @@ export class RedisBus implements Bus {
     c.lastRx = Date.now();
     if (!this.track(c, m.seq, m.epoch, m.id)) return;
     this.metrics.busLatency.observe(Math.max(0, Date.now() - p.t) / 1000);
-    const pub: Publication = { channel: c.name, event: p.e, data: p.data, ts: p.t, id: m.id, ...(p.v ? { volatile: true } : {}) };
+    const pub = new BusPublication(c.name, p.e, p.dataJson, p.t, m.id, p.v || undefined, p.data);
     for (const fn of this.listeners) fn(pub);
   }
 
@@ -563,19 +651,21 @@ export class RedisBus implements Bus {
       // The same sequence number again with another id: the shard lost acknowledged writes (failover).
       this.resync(c, 'reset', 'sequence reused');
     }
-    this.see(c, { epoch: s?.epoch === epoch ? s.epoch : ownCopy(epoch), seq, id });
+    this.see(c, s?.epoch === epoch ? s.epoch : ownCopy(epoch), seq, id);
     return true;
   }
 
-  private see(c: Chan, s: Seen) {
-    // Sequences restart with an epoch: the old epoch's pairs would read as a sequence reused.
-    if (c.seen && c.seen.epoch !== s.epoch) c.recent.length = 0;
-    c.seen = s;
-    c.recent.push(s.seq, s.id);
-    if (c.recent.length > 2 * RECENT) {
-      c.recent.shift();
-      c.recent.shift();
+  private see(c: Chan, epoch: string, seq: number, id: string) {
+    const seen = c.seen;
+    if (!seen) c.seen = { epoch, seq, id };
+    else {
+      // Sequences restart with an epoch: the old epoch's pairs would read as a sequence reused.
+      if (seen.epoch !== epoch) c.recent?.clear();
+      seen.epoch = epoch;
+      seen.seq = seq;
+      seen.id = id;
     }
+    (c.recent ??= new Recent()).add(seq, id);
   }
 
   private resync(c: Chan, kind: ResyncKind, why: string, missed = 0) {
@@ -600,7 +690,8 @@ export class RedisBus implements Bus {
   private async checkPositions(sh: Shard, chans: Chan[], by: 'subscribe' | 'resubscribe' | 'position_check'): Promise<boolean> {
     const client = this.topo.nodeClient(sh.master);
     if (!client || client.status !== 'ready' || sh.sub.status !== 'ready') return false;
-    const before = chans.map((c) => c.seen);
+    // Copies: a channel's own Seen changes in place as publications arrive.
+    const before = chans.map((c) => (c.seen ? { ...c.seen } : undefined));
     let rows: ([Error | null, unknown] | undefined)[];
     try {
       rows = await this.fenced(sh, client, (p) => {
@@ -632,7 +723,7 @@ export class RedisBus implements Bus {
     const deferred = c.deferred;
     c.deferred = false;
     if (!s) {
-      this.see(c, at);
+      this.see(c, at.epoch, at.seq, at.id);
       if (deferred && at.seq > 0) this.resync(c, 'gap', by);
       return;
     }
@@ -640,19 +731,18 @@ export class RedisBus implements Bus {
       // E.g. the read found no state yet, and the channel's first publication arrived before the fence.
       if (s.epoch !== (atRead?.epoch ?? '')) return;
       this.resync(c, 'reset', at.epoch === '' ? 'state lost' : 'epoch changed');
-      this.see(c, at);
+      this.see(c, at.epoch, at.seq, at.id);
     } else if (at.seq > s.seq) {
       this.resync(c, 'gap', by);
-      this.see(c, at);
+      this.see(c, at.epoch, at.seq, at.id);
     } else if (atRead !== undefined && atRead.epoch === at.epoch && at.seq < atRead.seq) {
       // This node had received a sequence before sending the read that Redis no longer has: writes were lost.
       this.resync(c, 'reset', 'sequence rolled back');
-      this.see(c, at);
+      this.see(c, at.epoch, at.seq, at.id);
     } else {
-      const i = c.recent.indexOf(at.seq); // a number: never one of the ids
-      if (i >= 0 && c.recent[i + 1] !== at.id) {
+      if (c.recent && !c.recent.agrees(at.seq, at.id)) {
         this.resync(c, 'reset', 'sequence reused');
-        this.see(c, at);
+        this.see(c, at.epoch, at.seq, at.id);
       }
     }
   }
@@ -774,6 +864,7 @@ export class RedisBus implements Bus {
       id,
       localOnly: true,
       volatile: input.volatile,
+      json: input.dataJson,
     };
     if (this.chans.has(input.channel)) for (const fn of this.listeners) fn(pub);
     return { id, localOnly: true };
@@ -816,7 +907,7 @@ export class RedisBus implements Bus {
     const out: Publication[] = [];
     for (const [id, fields] of rows) {
       const p = fromWire(fields[1] ?? 'null');
-      if (p && p.t >= minTs) out.push({ channel, event: p.e, data: p.data, ts: p.t, id });
+      if (p && p.t >= minTs) out.push(new BusPublication(channel, p.e, p.dataJson, p.t, id, undefined, p.data));
     }
     return out;
   }

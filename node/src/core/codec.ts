@@ -97,7 +97,12 @@ export function decodeData(value: unknown): unknown {
  * when the text cannot hold a marker, which keeps the bus's hot path free of it for ordinary data.
  */
 export function decodeParsed(value: unknown, json: string): unknown {
-  return json.includes(`"${MARK}"`) ? decodeData(value) : value;
+  return mayHoldMarker(json) ? decodeData(value) : value;
+}
+
+/** False when JSON text in the wire form cannot hold bytes or an escaped object: its parsed value is the data itself. */
+export function mayHoldMarker(json: string): boolean {
+  return json.includes(`"${MARK}"`);
 }
 
 /** JSON text of publication data in the wire form (what SSE and history carry). */

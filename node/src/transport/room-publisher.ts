@@ -32,6 +32,15 @@ export class RoomPublisher {
       nsp: '/',
       data: [event, ...args],
     });
+    this.send(room, members, encoded);
+  }
+
+  /** Sends a packet already encoded (socket.io-parser's text form of an event without binary parts). */
+  emitEncoded(room: string, members: ReadonlySet<string>, packet: string) {
+    this.send(room, members, [packet]);
+  }
+
+  private send(room: string, members: ReadonlySet<string>, encoded: (string | Buffer)[]) {
     const topic = topicOf(room);
     for (const e of encoded) this.app.publish(topic, typeof e === 'string' ? `4${e}` : e, typeof e !== 'string');
     if (this.polling.size === 0) return;

@@ -4,7 +4,8 @@ import type { Server } from 'socket.io';
 import type { Publication } from '../bus/bus.js';
 import type { Delivery, DeliverySink } from '../channels/delivery.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { metaOf, type Meta } from '../protocol/publication.js';
+import { metaOf, publicationPacket, type Meta } from '../protocol/publication.js';
+import { mayHoldMarker } from '../core/codec.js';
 import type { RoomPublisher } from './room-publisher.js';
 
 export interface SocketIoSinkOptions {
@@ -43,11 +44,13 @@ export class SocketIoSink implements DeliverySink {
   deliver(p: Publication): number {
     const room = this.members(p.channel);
     if (!room || room.size === 0) return 0;
-    const meta = metaOf(p);
     let n: number;
-    if (p.volatile) n = this.emitVolatile(room, p, meta);
+    if (p.volatile) n = this.emitVolatile(room, p, metaOf(p));
     else {
-      this.o.rooms.emit(p.channel, room, p.event, [p.data, meta]);
+      // Data the bus brought as text goes out as that text; only bytes take the encoder (binary attachments).
+      const json = p.json;
+      if (json !== undefined && !mayHoldMarker(json)) this.o.rooms.emitEncoded(p.channel, room, publicationPacket(p, json));
+      else this.o.rooms.emit(p.channel, room, p.event, [p.data, metaOf(p)]);
       n = room.size;
     }
     this.delivered.n += n;

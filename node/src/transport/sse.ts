@@ -136,8 +136,10 @@ export class SseHub implements DeliverySink {
 
   private body(p: Publication): string {
     // One `data:` line: JSON never contains a raw newline. Event names with a line break are refused at publish;
-    // one from elsewhere (an older node on the bus) still never adds a line.
-    return `event: ${LINE_BREAK.test(p.event) ? p.event.replace(LINE_BREAKS, '') : p.event}\ndata: ${stringifyData(p.data)}\n\n`;
+    // one from elsewhere (an older node on the bus) still never adds a line. The bus's text of the data is sent as it
+    // came (it is JSON.stringify's), unless it holds a line break JSON.stringify would never write.
+    const json = p.json !== undefined && !LINE_BREAK.test(p.json) ? p.json : stringifyData(p.data);
+    return `event: ${LINE_BREAK.test(p.event) ? p.event.replace(LINE_BREAKS, '') : p.event}\ndata: ${json}\n\n`;
   }
 
   /**

@@ -15,14 +15,14 @@ function channel() {
   Object.assign(bus, { metrics: createMetrics('unit'), log: createLogger('silent', 'unit'), resyncListeners: [] });
   const resyncs: ResyncKind[] = [];
   (bus.resyncListeners as ((c: string, k: ResyncKind) => void)[]).push((_c, kind) => resyncs.push(kind));
-  const c: { name: string; recent: (number | string)[]; deferred: boolean; seen?: Seen } = { name: 'x', recent: [], deferred: false };
+  const c: { name: string; deferred: boolean; seen?: Seen } = { name: 'x', deferred: false };
   const call = (name: string, ...args: unknown[]) => (bus[name] as (...a: unknown[]) => unknown).apply(bus, args);
   return {
     resyncs,
     /** A publication arriving live. */
     receive: (seq: number, epoch: string, id: string) => call('track', c, seq, epoch, id),
-    /** What had arrived when a read was sent. */
-    snapshot: () => c.seen,
+    /** What had arrived when a read was sent (a copy, as checkPositions takes: the channel's own changes in place). */
+    snapshot: () => (c.seen ? { ...c.seen } : undefined),
     /** The read's answer (Redis's state then), compared once its fence is back. */
     read: (at: Seen, atRead: Seen | undefined) => call('compare', c, at, atRead, 'position_check'),
   };
@@ -91,6 +91,16 @@ test('a sequence this node received with another id than Redis now has (a failov
   ch.read({ epoch: 'E', seq: 2, id: '11-0' }, atRead);
   assert.deepEqual(ch.resyncs, [], 'the same id: nothing lost');
   ch.read({ epoch: 'E', seq: 2, id: '99-0' }, atRead);
+  assert.deepEqual(ch.resyncs, ['reset']);
+});
+
+test('a sequence received with an id whose counter differs from what Redis has: reset', () => {
+  const ch = channel();
+  ch.receive(1, 'E', '10-0');
+  ch.receive(2, 'E', '10-1');
+  ch.read({ epoch: 'E', seq: 2, id: '10-1' }, ch.snapshot());
+  assert.deepEqual(ch.resyncs, []);
+  ch.read({ epoch: 'E', seq: 2, id: '10-2' }, ch.snapshot());
   assert.deepEqual(ch.resyncs, ['reset']);
 });
 
