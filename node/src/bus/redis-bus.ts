@@ -162,12 +162,15 @@ function readWire(raw: string): WireRead | undefined {
 
 /** The index just past the JSON string whose opening quote is at `quote`; -1 when it does not end. */
 function stringEnd(s: string, quote: number): number {
-  for (let i = quote + 1; i < s.length; i++) {
-    const ch = s.charCodeAt(i);
-    if (ch === 92 /* \ */) i++;
-    else if (ch === 34 /* " */) return i + 1;
+  for (let from = quote + 1; ;) {
+    const q = s.indexOf('"', from);
+    if (q < 0) return -1;
+    // A quote after an odd number of backslashes is escaped.
+    let b = q - 1;
+    while (b > quote && s.charCodeAt(b) === 92 /* \ */) b--;
+    if ((q - 1 - b) % 2 === 0) return q + 1;
+    from = q + 1;
   }
-  return -1;
 }
 
 /** The value of the JSON string s[start, end) (quotes included): a slice unless it holds escapes. */
@@ -620,7 +623,7 @@ export class RedisBus implements Bus {
       this.metrics.badInput.inc({ kind: 'bus_message' });
       return;
     }
-    this.metrics.busReceived.inc();
+    this.metrics.busReceivedCell.n++;
     c.lastRx = Date.now();
     if (!this.track(c, m.seq, m.epoch, m.id)) return;
     this.metrics.busLatency.observe(Math.max(0, Date.now() - p.t) / 1000);

@@ -56,6 +56,8 @@ export function createMetrics(nodeId: string) {
   const webhookCells = new CounterCells(['hook', 'outcome'] as const);
   const publicationCells = new CounterCells(['source'] as const);
   const httpCells = new CounterCells(['route', 'status'] as const);
+  /** Publications received from the bus: counted here (`busReceivedCell.n++`), folded in when collected. */
+  const busReceivedCell = { n: 0 };
   const m = {
     registry,
     providers,
@@ -152,10 +154,16 @@ export function createMetrics(nodeId: string) {
       help: 'Publications missed by this node, detected by per-channel sequence gaps (each caught up from history)',
       registers: r,
     }),
+    busReceivedCell,
     busReceived: new client.Counter({
       name: 'switchboard_bus_received_total',
       help: 'Publications received from the bus by this node (only channels it has subscribers of)',
       registers: r,
+      collect() {
+        if (busReceivedCell.n === 0) return;
+        this.inc(busReceivedCell.n);
+        busReceivedCell.n = 0;
+      },
     }),
     channelGaps: new client.Counter({
       name: 'switchboard_bus_channel_gaps_total',
