@@ -30,7 +30,7 @@ const UNREAD = Symbol('unread');
  * value (Socket.IO rooms and SSE streams send the text as it is, so a publication is never parsed on its way through).
  */
 export class BusPublication implements Publication {
-  private value: unknown = UNREAD;
+  private value: unknown;
 
   constructor(
     readonly channel: string,

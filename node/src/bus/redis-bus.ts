@@ -243,8 +243,8 @@ class Recent {
   agrees(seq: number, id: string): boolean {
     for (let k = 0; k < this.size; k++) {
       if (this.ring[3 * k] !== seq) continue;
-      const dash = id.indexOf('-');
-      return dash > 0 && this.ring[3 * k + 1] === Number(id.slice(0, dash)) && this.ring[3 * k + 2] === Number(id.slice(dash + 1));
+      const p = parseId(id);
+      return p !== undefined && this.ring[3 * k + 1] === p[0] && this.ring[3 * k + 2] === p[1];
     }
     return true;
   }
