@@ -6,7 +6,8 @@
 // socket.io-clients, counts the instructions of the next N operations, and prints them per operation.
 //   node dist/loadtest/harness/tools/instructions.js [--op rpc|rpc-webhook|publish|http-publish] [--systems switchboard,plain]
 //        [--warm 12000] [--ops 5000] [--rounds 2] [--dist DIR]   (DIR: another build's dist/, for an A/B of two builds)
-//        [--keep DIR]   (keeps each callgrind dump in DIR as <system>-<round>.callgrind, for callgrind_annotate --inclusive=yes)
+//        [--keep DIR]   (keeps each callgrind dump in DIR as <system>-<round>.callgrind, for callgrind_annotate --inclusive=yes;
+//                        with --by-function also V8's perf map as <system>-<round>.perf.map, which names generated code)
 //        [--by-function N]   (also prints each round's top N functions by self instructions per operation, V8's
 //                             generated code named through its perf map: the server runs with --perf-basic-prof)
 import { spawnSync } from 'node:child_process';
@@ -182,6 +183,8 @@ async function measure(
     }
     const perfMap = `/tmp/perf-${server.proc.pid}.map`;
     const functions = byFunction ? functionTable(join(dir, out), perfMap, ops, byFunction) : [];
+    // Kept beside the dump: with it, callgrind_annotate's "???:0x…" lines of generated code can be named afterwards.
+    if (byFunction && values.keep) copyFileSync(perfMap, join(values.keep, `${system}-${round}.perf.map`));
     if (byFunction) rmSync(perfMap, { force: true });
     return { perOp: totals / ops, compilerShare: compiler / totals, functions };
   } finally {

@@ -23,6 +23,7 @@ import type { RedisConnectOptions } from './redis-connect.js';
 import { createTopology, type RedisTopology } from './redis-topology.js';
 import { channelSlot, slotTag } from './slots.js';
 import { SbError } from '../core/errors.js';
+import { CommandDeadlines, Script } from './script-command.js';
 
 export interface RedisBusOptions {
   /** Which Redis and how to reach it (one URL, Sentinel, or a Redis Cluster). */
@@ -295,6 +296,9 @@ export class RedisBus implements Bus {
   readonly mode = 'redis' as const;
   private readonly topo: RedisTopology;
   private readonly scripts: ScriptClient;
+  /** The publish script as sent per publication (script-command.ts), and its commands' timeouts. */
+  private readonly publishScript: Script;
+  private readonly deadlines: CommandDeadlines;
   /** NODE_ID as JSON, written into every publication's payload. */
   private readonly nodeIdJson: string;
   private readonly shards = new Map<string, Shard>();
@@ -328,6 +332,9 @@ export class RedisBus implements Bus {
     this.topo = createTopology(opts.redis, { commandTimeoutMs: opts.canaryTimeoutMs, slotsRefreshMs: opts.canaryIntervalMs });
     this.topo.commands.defineCommand('sbPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
     this.scripts = this.topo.commands as unknown as ScriptClient;
+    // Checked four times per timeout: a publish Redis does not answer fails at most a quarter of it late.
+    this.deadlines = new CommandDeadlines(Math.max(10, Math.floor(opts.canaryTimeoutMs / 4)));
+    this.publishScript = new Script(PUBLISH_LUA, this.deadlines);
     const cmd = this.topo.commands as Redis;
     cmd.on('error', (err: Error) =>
       this.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role: 'publisher' }, 'redis error'),
@@ -831,17 +838,18 @@ export class RedisBus implements Bus {
     );
     try {
       // The script makes the id above the channel's last one (meta `i`), with or without a stream.
-      const [id, dup] = await this.scripts.sbPublish(
+      const [id, dup] = (await this.publishScript.run(this.topo.commands, [
+        4,
         k.stream,
         k.meta,
         input.once ? `${this.opts.prefix}:{${slotTag(k.slot)}}:once:${input.once.key}` : k.stream,
         k.shardChannel,
         payload,
-        String(input.history.size),
-        String(Math.max(input.history.ttlMs, 60_000)),
-        input.once ? String(input.once.ttlSeconds) : '',
-        String(Math.max(this.opts.channelStateTtlSeconds * 1000, input.history.ttlMs)),
-      );
+        input.history.size,
+        Math.max(input.history.ttlMs, 60_000),
+        input.once ? input.once.ttlSeconds : '',
+        Math.max(this.opts.channelStateTtlSeconds * 1000, input.history.ttlMs),
+      ])) as [string, number];
       return dup ? { id, duplicate: true } : { id };
     } catch (err) {
       const msg = (err as Error).message;
@@ -1059,6 +1067,7 @@ export class RedisBus implements Bus {
 
   async close() {
     this.closing = true;
+    this.deadlines.close();
     clearInterval(this.canaryTimer);
     clearInterval(this.positionTimer);
     for (const c of this.chans.values()) clearTimeout(c.linger);

@@ -37,11 +37,19 @@ export class Authorizer {
     throw new SbError('forbidden', `the token does not allow ${channel}`);
   }
 
-  async publish(ctx: ClientContext, channel: string, event: string, data: unknown): Promise<void> {
+  /**
+   * Returns (or throws) at once when the channel's rule or the token's claims decide, with no promise on the way of
+   * every client publication; a promise when the app or the backend is asked.
+   */
+  publish(ctx: ClientContext, channel: string, event: string, data: unknown): void | Promise<void> {
     const rule = this.d.rules.for(channel);
     if (rule.publish === 'anyone') return;
     if (rule.publish === 'nobody') throw new SbError('forbidden', `clients may not publish to ${channel}`);
     if (matchesAny(ctx.publish, channel)) return;
+    return this.askPublish(ctx, channel, event, data);
+  }
+
+  private async askPublish(ctx: ClientContext, channel: string, event: string, data: unknown): Promise<void> {
     if (this.d.app.authorizePublish) {
       if (await callApp(this.d.metrics, this.d.log, 'authorizePublish', () => this.d.app.authorizePublish!(ctx, channel, event, data)))
         return;

@@ -4,7 +4,7 @@ import type { Server, Socket } from 'socket.io';
 import type { TokenVerifier } from '../auth/tokens.js';
 import { LateAdmission, type ConnectionLimits, type Held, type SessionSlots } from '../limits/connections.js';
 import { SbError } from '../core/errors.js';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { PerSecondCounter } from '../limits/per-second.js';
 import {
   dispatch,
   HANDLERS,
@@ -134,18 +134,14 @@ export function attachConnections(io: Server, d: ConnectionDeps) {
     return dropped.length ? { dropped } : {};
   };
   // Anyone may publish where a rule says `anyone` (demo:): per address, so one machine's sockets share one budget.
-  const anonymous = new RateLimiterMemory({ points: options.anonymousPublishesPerSecondPerIp, duration: 1 });
-  const checkAnonymousPublish = async (ip: string) => {
-    try {
-      await anonymous.consume(ip);
-    } catch (err) {
-      if (err instanceof Error) throw err;
-      metrics.rejections.inc({ reason: 'anonymous_publish_rate' });
-      throw new SbError(
-        'rate_limited',
-        `more than ${options.anonymousPublishesPerSecondPerIp} publications per second from this address without a user`,
-      );
-    }
+  const anonymous = new PerSecondCounter(options.anonymousPublishesPerSecondPerIp);
+  const checkAnonymousPublish = (ip: string) => {
+    if (anonymous.take(ip)) return;
+    metrics.rejections.inc({ reason: 'anonymous_publish_rate' });
+    throw new SbError(
+      'rate_limited',
+      `more than ${options.anonymousPublishesPerSecondPerIp} publications per second from this address without a user`,
+    );
   };
   const pd: ProtocolDeps = { ...d, checkRate, checkAnonymousPublish, handlers: Object.freeze({ ...HANDLERS, 'auth:refresh': refresh }) };
 

@@ -43,7 +43,8 @@ export interface ProtocolDeps {
   /** Counts and limits client events, before anything else is done with them (synchronously); throws `rate_limited`. */
   checkRate(socket: Socket): void;
   /** Limits client publications from connections without a user, per address; throws `rate_limited`. */
-  checkAnonymousPublish?(ip: string): Promise<void>;
+  /** Throws when this address publishes too often without a user. */
+  checkAnonymousPublish?(ip: string): void;
   /** This instance's handlers (HANDLERS plus what the connection layer adds, e.g. `auth:refresh`). @default HANDLERS */
   handlers?: Readonly<Record<string, Handler>>;
 }
@@ -214,13 +215,15 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
     return {};
   },
 
-  async publish(socket, args, d) {
+  publish(socket, args, d) {
     const p = d.publisher.validate(args[0], args[1], args[2]);
     const ctx = ctxOf(socket);
-    if (ctx.user === undefined) await d.checkAnonymousPublish?.(ctx.ip);
-    await d.authorizer.publish(ctx, p.channel, p.event, p.data);
+    if (ctx.user === undefined) d.checkAnonymousPublish?.(ctx.ip);
     // validate()'s encoding goes along: what was size-checked is what is published, and the bus encodes nothing again.
-    return d.publisher.publish(p.channel, p.event, p.data, 'client', undefined, false, p.json);
+    const publish = () => d.publisher.publish(p.channel, p.event, p.data, 'client', undefined, false, p.json);
+    // Decided at once by the channel's rule or the token's claims (no promise); asked of the app or backend otherwise.
+    const allowed = d.authorizer.publish(ctx, p.channel, p.event, p.data);
+    return allowed ? allowed.then(publish) : publish();
   },
 
   rpc(socket, args, d) {

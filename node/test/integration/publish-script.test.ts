@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { PUBLISH_LUA } from '../../src/bus/redis-bus.js';
+import { CommandDeadlines, Script } from '../../src/bus/script-command.js';
 
 type Publish = (...args: string[]) => Promise<[string, number]>;
 
@@ -101,5 +102,54 @@ describe('the publish script', () => {
       if (due !== lastDue) refreshes++;
       lastDue = due ?? '';
     }
+  });
+});
+
+// How a node sends it (script-command.ts): EVALSHA, EVAL when Redis does not know the script, and a command timeout
+// kept by one deadline list instead of a timer per command.
+describe('the publish script as a node sends it', () => {
+  let redis: TestRedis;
+  let r: Redis;
+  const deadlines = new CommandDeadlines(50);
+  const script = new Script(PUBLISH_LUA, deadlines);
+  const args = (ch: string, payload: string) => [4, ...keys(ch), payload, 10, 60_000, '', 86_400_000];
+
+  before(async () => {
+    redis = await startRedis();
+    r = new Redis(redis.url, { commandTimeout: 300, maxRetriesPerRequest: 0 });
+  });
+  after(async () => {
+    deadlines.close();
+    r.disconnect();
+    await redis.stop();
+  });
+
+  test('runs on a Redis that has never seen it, and again after its script cache is flushed', async () => {
+    assert.deepEqual(await r.script('EXISTS', script.sha), [0]);
+    const [id1, dup1] = (await script.run(r, args('e', 'one'))) as [string, number];
+    assert.match(id1, /^\d+-\d+$/);
+    assert.equal(dup1, 0);
+    assert.deepEqual(await r.script('EXISTS', script.sha), [1], 'EVAL loaded it');
+    await r.script('FLUSH');
+    const [id2] = (await script.run(r, args('e', 'two'))) as [string, number];
+    assert.ok(compareIds(id2, id1) > 0);
+    const rows = await r.xrange('t:{e}:h', '-', '+');
+    assert.deepEqual(
+      rows.map(([, f]) => f[1]),
+      ['one', 'two'],
+    );
+  });
+
+  test('a Redis that does not answer: the command fails with ioredis’s timeout, and the next one works once it is back', async () => {
+    await script.run(r, args('f', 'warm'));
+    redis.signal('SIGSTOP');
+    try {
+      await assert.rejects(script.run(r, args('f', 'lost?')), /Command timed out/);
+    } finally {
+      redis.signal('SIGCONT');
+    }
+    const [id] = (await script.run(r, args('f', 'after'))) as [string, number];
+    assert.match(id, /^\d+-\d+$/);
+    assert.equal(deadlines.pending, 0);
   });
 });
