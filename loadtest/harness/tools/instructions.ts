@@ -8,6 +8,7 @@
 //        [--warm 12000] [--ops 5000] [--rounds 2] [--dist DIR]   (DIR: another build's dist/, for an A/B of two builds)
 //        [--keep DIR]   (keeps each callgrind dump in DIR as <system>-<round>.callgrind, for callgrind_annotate --inclusive=yes;
 //                        with --by-function also V8's perf map as <system>-<round>.perf.map, which names generated code)
+//        [--no-subscribers]   (publish, http-publish: nobody subscribes, as on the fan-out's publishers' node)
 //        [--by-function N]   (also prints each round's top N functions by self instructions per operation, V8's
 //                             generated code named through its perf map: the server runs with --perf-basic-prof)
 import { spawnSync } from 'node:child_process';
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     dist: { type: 'string' },
     keep: { type: 'string' },
     'by-function': { type: 'string' },
+    'no-subscribers': { type: 'boolean', default: false },
   },
 });
 const op = values.op;
@@ -39,6 +41,9 @@ if (!OPS.includes(op)) throw new Error(`--op must be one of ${OPS.join(', ')}, n
 const webhook = op === 'rpc-webhook';
 const rpcCall = op === 'rpc' || webhook;
 const [warm, ops, rounds] = [values.warm, values.ops, values.rounds].map(Number) as [number, number, number];
+/** publish / http-publish to channels nobody on this server subscribes to: a publishers' node (node 1 of the fan-out). */
+const noSubscribers = values['no-subscribers'] === true;
+if (noSubscribers && (op === 'rpc' || op === 'rpc-webhook')) throw new Error('--no-subscribers is for --op publish or http-publish');
 const byFunction = values['by-function'] === undefined ? 0 : Number(values['by-function']);
 if (!Number.isInteger(byFunction) || byFunction < 0) throw new Error(`--by-function must be a count, not ${values['by-function']}`);
 for (const bin of ['valgrind', 'callgrind_control', 'callgrind_annotate'])
@@ -120,7 +125,7 @@ async function measure(
     }
     let received = 0;
     for (const c of clients) c.onAny(() => received++);
-    for (let ch = 0; ch < CHANNELS; ch++) {
+    for (let ch = 0; ch < (noSubscribers ? 0 : CHANNELS); ch++) {
       const a = (await clients[ch % CLIENTS]!.timeout(60_000).emitWithAck('subscribe', `bench:i${ch}`)) as { ok: boolean };
       if (!a.ok) throw new Error(`subscribe: ${JSON.stringify(a)}`);
     }
@@ -159,7 +164,7 @@ async function measure(
         }),
       );
       // Publications are delivered after the answer: wait for them, so each window holds its own deliveries.
-      if (!rpcCall) await waitFor(() => received >= sent, 'the deliveries', 60_000);
+      if (!rpcCall && !noSubscribers) await waitFor(() => received >= sent, 'the deliveries', 60_000);
     };
     await run(warm);
     control('-i', 'on');
@@ -217,7 +222,7 @@ try {
     }
   const what = rpcCall
     ? `${webhook ? 'webhook' : 'embedded'} rpc call (echo, 64-byte pad)`
-    : `${op === 'publish' ? 'client publication (Socket.IO, with ack)' : 'HTTP publication'} (one subscriber each, ${CHANNELS} channels)`;
+    : `${op === 'publish' ? 'client publication (Socket.IO, with ack)' : 'HTTP publication'} (${noSubscribers ? 'no subscriber on the server' : 'one subscriber each'}, ${CHANNELS} channels)`;
   console.log(`Instructions per ${what}, ${ops} counted after ${warm} to warm up; build ${dist}\n`);
   console.log('| round | system | instructions per operation | of them in V8’s compiler |');
   console.log('|---|---|---:|---:|');

@@ -7,7 +7,7 @@
 // per call. Here:
 // - the command is a plain EVALSHA (ioredis's own Command, so routing, Cluster redirections, the offline queue and
 //   the reply's encoding are ioredis's as before); a Redis that does not know the script answers NOSCRIPT and the
-//   caller sends the same command as EVAL once (sendScript does), which loads it;
+//   same command goes again as EVAL (Script.run does), which loads it;
 // - its timeout is a deadline on a list checked by one timer while anything is pending (CommandDeadlines), instead of
 //   one timer per command: a command past its deadline is rejected with ioredis's own "Command timed out", at most
 //   one check interval later than ioredis would have.

@@ -1,8 +1,7 @@
 // A per-key count in the current wall-clock second, answered in the same call (no promise): for limits checked on
-// every client event, where rate-limiter-flexible's RateLimiterMemory costs a promise, a result object and a timer
-// per call (its consume() showed in the publishing node's profile of `npm run bench`). Keys are forgotten when the
-// second turns, so the map holds only the keys seen within one second.
-
+// every client event, where rate-limiter-flexible's RateLimiterMemory costs a promise and a result object per call
+// and a timer per key and window (its consume() showed in the publishing node's profile of `npm run bench`). Keys
+// are forgotten when the second turns, so the map holds only the keys seen within one second.
 export class PerSecondCounter {
   private second = 0;
   private readonly counts = new Map<string, number>();

@@ -38,6 +38,13 @@ export class CounterCells<L extends string> {
   }
 }
 
+/** One series of a histogram as prom-client's get() returns it (its typings say an enum where the value is a string). */
+interface HistogramValue {
+  labels: { le?: number | string };
+  value: number;
+  metricName: string;
+}
+
 /**
  * A histogram without labels whose observe() is a bucket search and three adds, for values observed once per
  * publication on every node that receives it (bus and delivery latency). prom-client's Histogram.observe() builds a
@@ -46,13 +53,6 @@ export class CounterCells<L extends string> {
  * get() returns prom-client's histogram shape, so /metrics, getMetricsAsJSON() and the default `node` label read the
  * same (a unit test compares the exposition with prom-client's Histogram fed the same values).
  */
-/** One series of a histogram as prom-client's get() returns it (its typings say an enum where the value is a string). */
-interface HistogramValue {
-  labels: { le?: number | string };
-  value: number;
-  metricName: string;
-}
-
 export class LatencyHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
