@@ -192,20 +192,6 @@ function parseWire(raw: string): WireRead | undefined {
   }
 }
 
-type ScriptClient = {
-  sbPublish(
-    stream: string,
-    meta: string,
-    once: string,
-    chan: string,
-    payload: string,
-    maxlen: string,
-    ttl: string,
-    onceTtl: string,
-    metaTtl: string,
-  ): Promise<[string, number]>;
-};
-
 /** What this node last received of a channel (a Chan's own, updated in place), or a position read off Redis. */
 interface Seen {
   epoch: string;
@@ -295,8 +281,7 @@ const FENCE = 'f';
 export class RedisBus implements Bus {
   readonly mode = 'redis' as const;
   private readonly topo: RedisTopology;
-  private readonly scripts: ScriptClient;
-  /** The publish script as sent per publication (script-command.ts), and its commands' timeouts. */
+  /** The publish script, as every publication and canary sends it (script-command.ts), and its commands' timeouts. */
   private readonly publishScript: Script;
   private readonly deadlines: CommandDeadlines;
   /** NODE_ID as JSON, written into every publication's payload. */
@@ -330,8 +315,6 @@ export class RedisBus implements Bus {
     this.nodeIdJson = JSON.stringify(opts.nodeId);
     // Commands fail fast while Redis is away (publish answers `unavailable`), instead of queueing in memory.
     this.topo = createTopology(opts.redis, { commandTimeoutMs: opts.canaryTimeoutMs, slotsRefreshMs: opts.canaryIntervalMs });
-    this.topo.commands.defineCommand('sbPublish', { numberOfKeys: 4, lua: PUBLISH_LUA });
-    this.scripts = this.topo.commands as unknown as ScriptClient;
     // Checked four times per timeout: a publish Redis does not answer fails at most a quarter of it late.
     this.deadlines = new CommandDeadlines(Math.max(10, Math.floor(opts.canaryTimeoutMs / 4)));
     this.publishScript = new Script(PUBLISH_LUA, this.deadlines);
@@ -954,18 +937,20 @@ export class RedisBus implements Bus {
     const tag = `{${slotTag(sh.slot)}}`;
     const key = `${this.opts.prefix}:${tag}:k:${this.opts.nodeId}`;
     const payload = toWire('', token, 'null', now, this.nodeIdJson);
-    this.scripts
-      .sbPublish(
+    // Through the publications' own path (script, command, timeout), so a canary back means that path works.
+    this.publishScript
+      .run(this.topo.commands, [
+        4,
         key,
         `${key}:m`,
         key,
         sh.fence,
         payload,
-        '0',
-        String(this.opts.canaryTimeoutMs * 10),
+        0,
+        this.opts.canaryTimeoutMs * 10,
         '',
-        String(this.opts.canaryTimeoutMs * 10),
-      )
+        this.opts.canaryTimeoutMs * 10,
+      ])
       .catch((err: Error) => this.log.debug({ err: { message: err.message }, master: sh.master }, 'canary publish failed'));
   }
 

@@ -1,5 +1,5 @@
-// The publish script's command, sent once per publication, without the per-command work ioredis does for a script
-// defined with defineCommand and for a client with a command timeout.
+// The publish script's command, sent once per publication (and per canary), without the per-command work ioredis
+// does for a script defined with defineCommand and for a client with a command timeout.
 //
 // Why: measured with `node dist/loadtest/harness/tools/instructions.js --op publish --by-function`, ioredis arms a
 // Node timer for every command on a client with `commandTimeout` and clears it on the reply (about 3.6k of a
