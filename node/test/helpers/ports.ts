@@ -5,10 +5,10 @@ export { freePort } from '../../../loadtest/harness/proc.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a truthy value or the deadline passes. */
+/** Polls `fn` until it returns a truthy value or the deadline passes. `what` names it in the error (a function: read then). */
 export async function waitFor<T>(
   fn: () => T | Promise<T>,
-  { timeout = 10_000, interval = 50, what = 'condition' } = {},
+  { timeout = 10_000, interval = 50, what = 'condition' as string | (() => string) } = {},
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeout;
   let lastErr: unknown;
@@ -19,7 +19,10 @@ export async function waitFor<T>(
     } catch (err) {
       lastErr = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeout} ms waiting for ${typeof what === 'function' ? what() : what}${lastErr ? `: ${String(lastErr)}` : ''}`,
+      );
     await sleep(interval);
   }
 }

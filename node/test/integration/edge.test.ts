@@ -61,10 +61,19 @@ function probe(url: string, ca: string, opts: ClientOptions, channel?: string, n
     disconnects: [],
     received: [],
     async ready(timeout = 8000) {
-      await waitFor(() => socket.connected && (subscribed || !channel), {
-        timeout,
-        what: `${name} connected${channel ? ' and subscribed' : ''}`,
-      });
+      // Connected and subscribed as far as the client knows, and proven by a round trip: a long-polling client whose
+      // node went away learns it only on its next request (400 Session ID unknown), and until then still says connected.
+      await waitFor(
+        async () =>
+          socket.connected &&
+          (subscribed || !channel) &&
+          // Subscribing again is answered at once on a subscribed connection; without a channel, any answer will do.
+          ((await (
+            channel ? socket.timeout(1000).emitWithAck('subscribe', channel, {}) : socket.timeout(1000).emitWithAck('rpc', 'ping')
+          ).catch(() => undefined)) as unknown) !== undefined &&
+          socket.connected,
+        { timeout, what: `${name} connected${channel ? ' and subscribed' : ''}, answering` },
+      );
     },
     transport: () => socket.io.engine?.transport?.name,
     close() {
@@ -123,11 +132,34 @@ async function spread(nodes: TestNode[]): Promise<Map<TestNode, number>> {
 async function allReceive(ps: Probe[], n: number, timeout = 5000) {
   await waitFor(() => ps.every((p) => p.received.some((r) => r.data.n === n)), {
     timeout,
-    what: `publication ${n} at every client (missing at ${ps
-      .filter((p) => !p.received.some((r) => r.data.n === n))
-      .map((p) => p.name)
-      .join(', ')})`,
+    what: () =>
+      `publication ${n} at every client (missing at ${ps
+        .filter((p) => !p.received.some((r) => r.data.n === n))
+        .map((p) => p.name)
+        .join(', ')})`,
   });
+}
+
+/** What a failed delivery check needs to be understood: each probe's history, the survivor's view and its warnings. */
+async function explain(ps: Probe[], node: TestNode, counts: Map<TestNode, number>): Promise<string> {
+  const lines = ps.map(
+    (p) =>
+      `${p.name}: connected ${p.socket.connected} via ${p.transport()}, connects ${p.connects}, received ${p.received.length}, ` +
+      `disconnects ${JSON.stringify(p.disconnects)}, errors ${JSON.stringify(p.errors)}`,
+  );
+  lines.push(
+    `connections before: ${[...counts].map(([n, c]) => `${n.id} ${c}`).join(', ')}; now on ${node.id}: ${await connectionsOn(node).catch(String)}`,
+  );
+  const metrics = await (await fetch(`${node.internalUrl}/metrics`)).text().catch(String);
+  lines.push(...metrics.split('\n').filter((l) => /^switchboard_(bus|canary|resync|channel|shard|epoch|loss)/.test(l)));
+  lines.push(
+    ...node
+      .output()
+      .split('\n')
+      .filter((l) => /"level":(40|50|60)/.test(l))
+      .slice(-30),
+  );
+  return lines.join('\n');
 }
 
 /** Six clients through the edge into `ps` (so a failure still closes them), WebSocket and polling alternating, each ready. */
@@ -528,7 +560,9 @@ describe('edge: HAProxy in front of three nodes', { timeout: 180_000 }, () => {
       }
       assert.deepEqual(problems, []);
       await publishVia(survivor, channel, { n: 1 });
-      await allReceive(ps, 1);
+      await allReceive(ps, 1).catch(async (err: Error) => {
+        throw new Error(`${err.message}\n${await explain(ps, survivor, counts)}`);
+      });
       // Every probe is on the survivor now (the only node left). Its gauge may briefly also count a session
       // from an earlier test that the engine has not reaped yet, so this asks for at least all of ours.
       let seen = 0;
