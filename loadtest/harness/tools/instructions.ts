@@ -11,6 +11,9 @@
 //        [--no-subscribers]   (publish, http-publish: nobody subscribes, as on the fan-out's publishers' node)
 //        [--by-function N]   (also prints each round's top N functions by self instructions per operation, V8's
 //                             generated code named through its perf map: the server runs with --perf-basic-prof)
+//        [--kernel]   (no valgrind: the server runs as in the bench; after the warm-up, user and system CPU per operation
+//                      from /proc over one window of --ops, then system calls per operation by name under strace -c over
+//                      another: the kernel's share, which instruction counts leave out) [--rate N] (operations/s, default 1000)
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +35,8 @@ const { values } = parseArgs({
     keep: { type: 'string' },
     'by-function': { type: 'string' },
     'no-subscribers': { type: 'boolean', default: false },
+    kernel: { type: 'boolean', default: false },
+    rate: { type: 'string', default: '1000' },
   },
 });
 const op = values.op;
@@ -46,8 +51,14 @@ const noSubscribers = values['no-subscribers'] === true;
 if (noSubscribers && (op === 'rpc' || op === 'rpc-webhook')) throw new Error('--no-subscribers is for --op publish or http-publish');
 const byFunction = values['by-function'] === undefined ? 0 : Number(values['by-function']);
 if (!Number.isInteger(byFunction) || byFunction < 0) throw new Error(`--by-function must be a count, not ${values['by-function']}`);
-for (const bin of ['valgrind', 'callgrind_control', 'callgrind_annotate'])
+const kernel = values.kernel === true;
+/** --kernel: operations per second sent (the bench's rpc sends 1,000 calls/s to each node). */
+const rate = Number(values.rate);
+if (!(rate > 0)) throw new Error(`--rate must be a positive number, not ${values.rate}`);
+if (kernel && byFunction) throw new Error('--kernel counts no instructions: leave out --by-function');
+for (const bin of kernel ? [] : ['valgrind', 'callgrind_control', 'callgrind_annotate'])
   if (!hasBinary(bin)) throw new Error(`${bin} not found: apt-get install -y valgrind`);
+if (kernel && !hasBinary('strace')) throw new Error('strace not found: apt-get install -y strace');
 const dist = values.dist ? resolve(values.dist) : DIST_ROOT;
 const SYSTEMS = ['switchboard', 'plain', 'stock'] as const;
 const API_KEY = 'instructions-key-0123456789abcdef';
@@ -75,6 +86,75 @@ async function startBackend() {
 // callgrind_control finds the process by names valgrind derives from USER and HOST: the same on both sides (HOST is
 // also the server's listen address, loopback either way).
 const vgEnv = { USER: process.env.USER ?? 'bench', LOGNAME: process.env.USER ?? 'bench', HOST: '127.0.0.1' };
+
+/**
+ * The load, as the bench's clients make it: CLIENTS WebSocket clients (subscribed to CHANNELS channels unless
+ * --no-subscribers) sending `op` CONCURRENCY at a time, or at `rate` per second. `run(n)` resolves once n operations
+ * (and their deliveries) are done.
+ */
+async function driver(port: number, clients: Socket[]): Promise<(count: number, rate?: number) => Promise<void>> {
+  for (let i = 0; i < CLIENTS; i++) {
+    const c = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false });
+    await new Promise<void>((res, rej) => (c.once('connect', res), c.once('connect_error', rej)));
+    clients.push(c);
+  }
+  let received = 0;
+  for (const c of clients) c.onAny(() => received++);
+  for (let ch = 0; ch < (noSubscribers ? 0 : CHANNELS); ch++) {
+    const a = (await clients[ch % CLIENTS]!.timeout(60_000).emitWithAck('subscribe', `bench:i${ch}`)) as { ok: boolean };
+    if (!a.ok) throw new Error(`subscribe: ${JSON.stringify(a)}`);
+  }
+  let sent = 0;
+  const one = async (n: number) => {
+    if (rpcCall) {
+      const a = (await clients[n % CLIENTS]!.timeout(60_000).emitWithAck('rpc', 'echo', { n, pad: 'x'.repeat(64) })) as {
+        ok: boolean;
+      };
+      if (!a.ok) throw new Error(`rpc: ${JSON.stringify(a)}`);
+      return;
+    }
+    if (op === 'publish') {
+      // A client's publish with an ack, from a client that is not the channel's subscriber.
+      const data = { n, t: Date.now(), pad: 'x'.repeat(100) };
+      const a = (await clients[(n + 1) % CLIENTS]!.timeout(60_000).emitWithAck('publish', `bench:i${n % CHANNELS}`, 'm', data)) as {
+        ok: boolean;
+      };
+      if (!a.ok) throw new Error(`publish: ${JSON.stringify(a)}`);
+      sent++;
+      return;
+    }
+    const res = await fetch(`http://127.0.0.1:${port}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: `bench:i${n % CHANNELS}`, event: 'm', data: { n, t: Date.now(), pad: 'x'.repeat(100) } }),
+    });
+    if (res.status !== 200) throw new Error(`publish: ${res.status} ${await res.text()}`);
+    sent++;
+  };
+  const run = async (count: number, rate?: number) => {
+    let next = 0;
+    if (rate) {
+      // At a fixed rate, as the bench's clients send: each operation its own wake-up of the server.
+      const t0 = performance.now();
+      const pending: Promise<void>[] = [];
+      while (next < count) {
+        const due = t0 + (next * 1000) / rate;
+        const now = performance.now();
+        if (due > now) await new Promise((r) => setTimeout(r, due - now));
+        pending.push(one(next++));
+      }
+      await Promise.all(pending);
+    } else
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < count) await one(next++);
+        }),
+      );
+    // Publications are delivered after the answer: wait for them, so each window holds its own deliveries.
+    if (!rpcCall && !noSubscribers) await waitFor(() => received >= sent, 'the deliveries', 60_000);
+  };
+  return run;
+}
 
 async function measure(
   system: (typeof SYSTEMS)[number],
@@ -118,54 +198,7 @@ async function measure(
       `${system} under valgrind`,
       120_000,
     );
-    for (let i = 0; i < CLIENTS; i++) {
-      const c = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false });
-      await new Promise<void>((res, rej) => (c.once('connect', res), c.once('connect_error', rej)));
-      clients.push(c);
-    }
-    let received = 0;
-    for (const c of clients) c.onAny(() => received++);
-    for (let ch = 0; ch < (noSubscribers ? 0 : CHANNELS); ch++) {
-      const a = (await clients[ch % CLIENTS]!.timeout(60_000).emitWithAck('subscribe', `bench:i${ch}`)) as { ok: boolean };
-      if (!a.ok) throw new Error(`subscribe: ${JSON.stringify(a)}`);
-    }
-    let sent = 0;
-    const one = async (n: number) => {
-      if (rpcCall) {
-        const a = (await clients[n % CLIENTS]!.timeout(60_000).emitWithAck('rpc', 'echo', { n, pad: 'x'.repeat(64) })) as {
-          ok: boolean;
-        };
-        if (!a.ok) throw new Error(`rpc: ${JSON.stringify(a)}`);
-        return;
-      }
-      if (op === 'publish') {
-        // A client's publish with an ack, from a client that is not the channel's subscriber.
-        const data = { n, t: Date.now(), pad: 'x'.repeat(100) };
-        const a = (await clients[(n + 1) % CLIENTS]!.timeout(60_000).emitWithAck('publish', `bench:i${n % CHANNELS}`, 'm', data)) as {
-          ok: boolean;
-        };
-        if (!a.ok) throw new Error(`publish: ${JSON.stringify(a)}`);
-        sent++;
-        return;
-      }
-      const res = await fetch(`http://127.0.0.1:${port}/api/publish`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ channel: `bench:i${n % CHANNELS}`, event: 'm', data: { n, t: Date.now(), pad: 'x'.repeat(100) } }),
-      });
-      if (res.status !== 200) throw new Error(`publish: ${res.status} ${await res.text()}`);
-      sent++;
-    };
-    const run = async (count: number) => {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          while (next < count) await one(next++);
-        }),
-      );
-      // Publications are delivered after the answer: wait for them, so each window holds its own deliveries.
-      if (!rpcCall && !noSubscribers) await waitFor(() => received >= sent, 'the deliveries', 60_000);
-    };
+    const run = await driver(port, clients);
     await run(warm);
     control('-i', 'on');
     await run(ops);
@@ -199,12 +232,86 @@ async function measure(
   }
 }
 
+/** CPU seconds (user, system) of one process so far, from /proc. */
+function cpuOf(pid: number): { user: number; sys: number } {
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  const hz = 100;
+  return { user: Number(f[11]) / hz, sys: Number(f[12]) / hz };
+}
+
+/** --kernel: user and system CPU per operation over one window, then system calls per operation under strace over another. */
+async function measureKernel(system: (typeof SYSTEMS)[number]): Promise<{ userUs: number; sysUs: number; calls: Map<string, number> }> {
+  const [port, internalPort] = [await freePort(), await freePort()];
+  const env = serverEnv(system, webhook ? 'webhook' : 'embedded', {
+    port,
+    backendUrl,
+    internalPort,
+    redisPort: redis.port,
+    nodeId: `kernel-${system}`,
+    apiKey: API_KEY,
+    root: dist,
+  });
+  const server = registry.spawn(system, process.execPath, serverCommand(system, dist), { env });
+  const clients: Socket[] = [];
+  try {
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${port}/socket.io/?EIO=4&transport=polling`).catch(() => undefined))?.status === 200,
+      system,
+      30_000,
+    );
+    const run = await driver(port, clients);
+    await run(warm);
+    const pid = server.proc.pid!;
+    const c0 = cpuOf(pid);
+    await run(ops, rate);
+    const c1 = cpuOf(pid);
+    const dir = mkdtempSync(join(tmpdir(), 'sb-strace-'));
+    const tracer = registry.spawn('strace', 'strace', ['-c', '-f', '-U', 'name,calls', '-o', join(dir, 'out'), '-p', String(pid)]);
+    // strace prints "Process N attached" (one line per thread) once it holds the process.
+    await waitFor(() => /attached/.test(tracer.output()), 'strace attached', 10_000);
+    await run(ops, rate);
+    tracer.proc.kill('SIGINT');
+    await new Promise((r) => tracer.proc.once('exit', r));
+    const calls = new Map<string, number>();
+    for (const line of readFileSync(join(dir, 'out'), 'utf8').split('\n')) {
+      const m = /^\s*(\w+)\s+(\d+)\s*$/.exec(line);
+      if (m && m[1] !== 'total') calls.set(m[1]!, Number(m[2]) / ops);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    return { userUs: ((c1.user - c0.user) / ops) * 1e6, sysUs: ((c1.sys - c0.sys) / ops) * 1e6, calls };
+  } finally {
+    for (const c of clients) c.close();
+    await server.stop();
+  }
+}
+
 try {
   const systems = values.systems.split(',').map((name) => {
     const system = SYSTEMS.find((x) => x === name);
     if (!system) throw new Error(`--systems: one of ${SYSTEMS.join(', ')}, not ${name}`);
     return system;
   });
+  if (kernel) {
+    const results: ({ round: number; system: string } & Awaited<ReturnType<typeof measureKernel>>)[] = [];
+    for (let round = 1; round <= rounds; round++)
+      for (const system of systems) {
+        const r = await measureKernel(system);
+        results.push({ round, system, ...r });
+        console.error(`${round} ${system}: user ${r.userUs.toFixed(1)} µs, system ${r.sysUs.toFixed(1)} µs per operation`);
+      }
+    const names = [...new Set(results.flatMap((r) => [...r.calls.keys()]))].sort(
+      (a, b) => Math.max(...results.map((r) => r.calls.get(b) ?? 0)) - Math.max(...results.map((r) => r.calls.get(a) ?? 0)),
+    );
+    console.log(`CPU and system calls per ${op} at ${rate}/s, ${ops} operations per window after ${warm} to warm up; build ${dist}\n`);
+    console.log(`| round | system | user µs | system µs | ${names.join(' | ')} |`);
+    console.log(`|---|---|---:|---:|${names.map(() => '---:').join('|')}|`);
+    for (const r of results)
+      console.log(
+        `| ${r.round} | ${r.system} | ${r.userUs.toFixed(1)} | ${r.sysUs.toFixed(1)} | ${names.map((n) => (r.calls.get(n) ?? 0).toFixed(2)).join(' | ')} |`,
+      );
+    process.exit(0);
+  }
   const rows: string[] = [];
   const functionTables: string[] = [];
   for (let round = 1; round <= rounds; round++)

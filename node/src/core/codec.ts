@@ -110,22 +110,39 @@ export function stringifyData(data: unknown): string {
   return JSON.stringify(encodeData(data) ?? null);
 }
 
-/**
- * True when `v` nests objects or arrays more than `max` levels deep. The walk stops at `max` levels, so it answers
- * for any input: the Socket.IO encoder walks an answer recursively and would throw on one nested thousands deep.
- */
-export function nestedDeeperThan(v: unknown, max: number): boolean {
-  return deeper(v, 0, max);
+/** What answerShape() found in an answer. */
+export const enum Shape {
+  /** JSON text: JSON.stringify alone encodes it as Socket.IO's encoder would (no bytes, no toJSON to call). */
+  Plain = 0,
+  /** Holds bytes (which Socket.IO sends as attachments) or an object with toJSON(): Socket.IO's encoder must see it. */
+  Special = 1,
+  /** Nests objects or arrays more than the limit. */
+  TooDeep = 2,
 }
 
-/** nestedDeeperThan's walk: recursion (at most `max` frames) over own enumerable values, no pair per value. */
-function deeper(x: unknown, depth: number, max: number): boolean {
-  if (x === null || typeof x !== 'object' || ArrayBuffer.isView(x) || x instanceof ArrayBuffer) return false;
-  if (depth >= max) return true;
+/**
+ * Walks `v` once, at most `max` levels deep, so it answers for any input: whether it nests deeper than `max` (the
+ * Socket.IO encoder walks an answer recursively and would throw on one nested thousands deep), and else whether it
+ * is plain JSON text or holds something Socket.IO's encoder treats on its own (bytes, toJSON()).
+ */
+export function answerShape(v: unknown, max: number): Shape {
+  return shapeOf(v, 0, max);
+}
+
+/** answerShape's walk: recursion (at most `max` frames) over own enumerable values, no pair per value. */
+function shapeOf(x: unknown, depth: number, max: number): Shape {
+  if (x === null || typeof x !== 'object') return Shape.Plain;
+  if (ArrayBuffer.isView(x) || x instanceof ArrayBuffer || x instanceof Blob) return Shape.Special;
+  if (depth >= max) return Shape.TooDeep;
+  // An object with toJSON() is still walked for depth (Socket.IO walks what toJSON() gives, JSON.stringify too).
+  let shape = typeof (x as { toJSON?: unknown }).toJSON === 'function' ? Shape.Special : Shape.Plain;
   const values: unknown[] = Array.isArray(x) ? x : Object.values(x);
   for (let i = 0; i < values.length; i++) {
     const y = values[i];
-    if (y !== null && typeof y === 'object' && deeper(y, depth + 1, max)) return true;
+    if (y === null || typeof y !== 'object') continue;
+    const s = shapeOf(y, depth + 1, max);
+    if (s === Shape.TooDeep) return s;
+    if (s === Shape.Special) shape = s;
   }
-  return false;
+  return shape;
 }

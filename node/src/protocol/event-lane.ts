@@ -8,7 +8,9 @@
 // What stays the same, on purpose:
 // - the one deferral (process.nextTick, as Socket.IO's own), so events keep their order with every other packet;
 // - the packet check of socket.io-parser 4 (type, id, JSON array payload, event name a string and not reserved);
-// - the ack: Socket.IO's own ack function, so answers are encoded and written exactly as before.
+// - the answer's bytes: an ack (LaneAck) is the text frame Socket.IO's encoder would make, `43<id>[answer]`, written
+//   straight to the WebSocket by its transport (sendFrame) when the answer is plain JSON and nothing waits in the
+//   session's buffer; otherwise (bytes, toJSON, polling, an upgrade, compression) Socket.IO's own ack function.
 // Anything else — binary events and their attachments, other namespaces, a packet that would fail the check, a
 // socket with middlewares or other listeners (the admin UI adds one) — takes Socket.IO's path untouched, which
 // also keeps its error handling for bad packets.
@@ -27,6 +29,13 @@ interface SocketParts {
   _anyListeners?: unknown[];
   fns?: unknown[];
   ack(id: number): (...args: unknown[]) => void;
+}
+/** What a LaneAck reads of the Engine.IO session. */
+interface SessionParts {
+  readyState: string;
+  writeBuffer: unknown[];
+  /** Set on a WebSocket transport that takes an encoded frame itself (TransportGuard's). */
+  transport: { sendFrame?(frame: string): boolean };
 }
 interface EngineParts {
   listeners(event: string): unknown[];
@@ -118,6 +127,39 @@ function take(lane: Lane, data: string): boolean {
 
 function deliver(lane: Lane, socket: Socket, payload: unknown[], id: number | undefined) {
   const event = payload.shift() as string;
-  if (id !== undefined) payload.push((socket as unknown as SocketParts).ack(id));
+  if (id !== undefined) payload.push(new LaneAck(socket, id));
   lane.handle(socket, event, payload);
+}
+
+/**
+ * The ack of an event that came by the lane, in the last place of its arguments (where Socket.IO puts its ack
+ * function; JSON text can't make one of these). Answers once, as Socket.IO's ack does.
+ */
+export class LaneAck {
+  private sent = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly id: number,
+  ) {}
+
+  /**
+   * Sends `answer`. `plain`: the caller walked it (answerShape) and found plain JSON, so JSON.stringify makes the
+   * frame Socket.IO's encoder would; then it goes straight to the transport when the session is open with nothing
+   * buffered before it (ordering), else, and for anything else, through Socket.IO's own ack.
+   */
+  send(answer: unknown, plain: boolean) {
+    if (this.sent) return;
+    this.sent = true;
+    const conn = this.socket.conn as unknown as SessionParts;
+    // '4' an Engine.IO message, '3' a Socket.IO ACK of the main namespace, then its id and [answer].
+    if (
+      plain &&
+      conn.readyState === 'open' &&
+      conn.writeBuffer.length === 0 &&
+      conn.transport.sendFrame?.(`43${this.id}${JSON.stringify([answer])}`)
+    )
+      return;
+    (this.socket as unknown as SocketParts).ack(this.id)(answer);
+  }
 }

@@ -17,7 +17,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { ClientContext, SwitchboardApp } from '../core/app.js';
 import { SbError, errorAck } from '../core/errors.js';
 import { formatIssues } from '../core/issues.js';
-import { nestedDeeperThan } from '../core/codec.js';
+import { answerShape, Shape } from '../core/codec.js';
+import { LaneAck } from './event-lane.js';
 
 export interface SocketState {
   ctx: ClientContext;
@@ -260,7 +261,8 @@ export const HANDLERS: Readonly<Record<string, Handler>> = Object.freeze({
  * and an answer given at once is acked in it: no promise, no closure. A handler's promise gets one reaction.
  */
 export function dispatch(socket: Socket, event: string, args: unknown[], d: ProtocolDeps) {
-  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
+  const last = args[args.length - 1];
+  const ack = typeof last === 'function' || last instanceof LaneAck ? (args.pop() as Ack) : undefined;
   const handlers = d.handlers ?? HANDLERS;
   const handler = Object.hasOwn(handlers, event) ? handlers[event] : undefined;
   const label = handler ? event : 'unknown';
@@ -283,13 +285,20 @@ export function dispatch(socket: Socket, event: string, args: unknown[], d: Prot
   else settle(socket, event, label, r, ack, d);
 }
 
-type Ack = (r: unknown) => void;
+/** Socket.IO's ack function, or the event lane's ack (which can write a plain answer itself). */
+type Ack = ((r: unknown) => void) | LaneAck;
+
+function answer(ack: Ack, r: unknown, plain: boolean) {
+  if (ack instanceof LaneAck) ack.send(r, plain);
+  else ack(r);
+}
 
 /** Acks a handler's answer. Never throws: it runs from Socket.IO's event emitter and from promise callbacks. */
 function settle(socket: Socket, event: string, label: string, r: Answer, ack: Ack | undefined, d: ProtocolDeps) {
   try {
     // Checked before the ack: socket.io's ack fires once, and its encoder would throw on the answer after that.
-    if (nestedDeeperThan(r, MAX_ANSWER_DEPTH))
+    const shape = answerShape(r, MAX_ANSWER_DEPTH);
+    if (shape === Shape.TooDeep)
       return failEvent(
         socket,
         event,
@@ -301,7 +310,7 @@ function settle(socket: Socket, event: string, label: string, r: Answer, ack: Ac
     if (!ack) return;
     d.metrics.eventCells.cell(label, 'ok').n++;
     // A handler may answer with `ok: true` already in place (rpc does): no copy of the answer then.
-    ack(r.ok === true ? r : { ok: true, ...r });
+    answer(ack, r.ok === true ? r : { ok: true, ...r }, shape === Shape.Plain);
   } catch (err) {
     // An answer that cannot be walked (a getter that throws) or an ack that throws (a broken transport) is logged,
     // never thrown to Socket.IO.
@@ -316,7 +325,7 @@ function failEvent(socket: Socket, event: string, label: string, ack: Ack | unde
     if (a.error.code === 'internal' && !(err instanceof SbError)) d.log.error({ err, event: label }, 'event handler failed');
     if (ack) {
       d.metrics.eventCells.cell(label, a.error.code).n++;
-      return ack(a);
+      return answer(ack, a, false);
     }
     // Told once per window: answering every event of a flood would only feed it.
     if (!(err instanceof RepeatedRateLimit) && socket.connected)

@@ -368,6 +368,26 @@ export class TransportGuard {
         }
       }
 
+      /**
+       * One encoded Engine.IO text frame (the event lane's acks) straight to the WebSocket, as send() would write it
+       * with the same slow-consumer check, minus the packet objects, emits and closures of Engine.IO's path. False
+       * when it can't now (not open, mid-send, compression on): the caller sends it Engine.IO's way.
+       */
+      sendFrame(frame: string): boolean {
+        const self = this as unknown as { writable: boolean; perMessageDeflate?: unknown };
+        if (!self.writable || self.perMessageDeflate || !this.socket) return false;
+        const conn = guard.open.get(this);
+        if (conn && guard.tooSlow(conn, this)) guard.metrics.dropped.inc({ reason: 'slow_consumer' });
+        else {
+          (this.socket as unknown as { send(d: string, binary: boolean, compress: boolean): unknown }).send(frame, false, false);
+          if (conn) {
+            guard.sent.add(this);
+            guard.arm();
+          }
+        }
+        return true;
+      }
+
       override onClose(code?: number, message?: ArrayBuffer) {
         const conn = guard.open.get(this);
         if (conn) {

@@ -21,7 +21,14 @@ describe('client events: the event lane and Socket.IO’s path', () => {
         channelRules: JSON.stringify([{ prefix: 'lane:', subscribe: 'anyone', publish: 'anyone' }]),
         anonymousPublishesPerSecondPerIp: '1000',
       },
-      { rpc: { echo: async (params: unknown) => params } },
+      {
+        rpc: {
+          echo: async (params: unknown) => params,
+          bytes: () => ({ raw: Buffer.from([1, 2, 3]) }),
+          when: () => ({ at: new Date(0) }),
+          now: (params: unknown) => params,
+        },
+      },
     ));
   });
   after(async () => {
@@ -60,6 +67,31 @@ describe('client events: the event lane and Socket.IO’s path', () => {
     const bytes = got.map((g) => (g.data as { bytes?: unknown }).bytes);
     assert.ok(Buffer.isBuffer(bytes[1]) && Buffer.isBuffer(bytes[3]), 'binary data arrives as Buffers');
     assert.deepEqual([...(bytes[1] as Buffer)], [1, 2, 3]);
+  });
+
+  test('answers are what Socket.IO would send: plain JSON, bytes, toJSON, errors; over WebSocket and long-polling', async () => {
+    for (const transports of [['websocket'], ['polling']]) {
+      const c = await pool.open(url, { transports });
+      // The Engine.IO messages that carry acks: a text ACK ('3') or a binary one ('6', attachments after it).
+      const acks: string[] = [];
+      c.io.engine.on('packet', (p: { type: string; data?: unknown }) => {
+        if (p.type === 'message' && typeof p.data === 'string' && /^[36]/.test(p.data)) acks.push(p.data);
+      });
+      const text = { s: 'é "quoted" \\ \u2028', n: [1, 2.5, -0, null], nested: { a: { b: [true, false] } } };
+      assert.deepEqual(await call(c, 'rpc', 'echo', text), { ok: true, result: { ...text, n: [1, 2.5, 0, null] } }, transports[0]);
+      assert.deepEqual(await call(c, 'rpc', 'now', 'plain'), { ok: true, result: 'plain' });
+      const bytes = await call<{ ok: boolean; result: { raw: Buffer } }>(c, 'rpc', 'bytes');
+      assert.ok(Buffer.isBuffer(bytes.result.raw), `bytes arrive as a Buffer (${transports[0]})`);
+      assert.deepEqual([...bytes.result.raw], [1, 2, 3]);
+      assert.deepEqual(await call(c, 'rpc', 'when'), { ok: true, result: { at: '1970-01-01T00:00:00.000Z' } });
+      assert.deepEqual(await call(c, 'rpc', 'missing'), { ok: false, error: { code: 'not_found', message: 'no RPC method "missing"' } });
+      // Five answers, one ack packet each, the bytes one as a binary ACK: nothing sent twice, nothing another way.
+      assert.deepEqual(
+        acks.map((a) => a[0]),
+        ['3', '3', '6', '3', '3'],
+      );
+      c.disconnect();
+    }
   });
 
   test('a text event while a binary one waits for its attachment is refused with the connection, as Socket.IO does', async () => {

@@ -1,7 +1,7 @@
 // The binary codec: bytes survive JSON, and user data can never be mistaken for the marker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeData, decodeParsed, encodeData, stringifyData } from '../../src/core/codec.js';
+import { answerShape, decodeData, decodeParsed, encodeData, Shape, stringifyData } from '../../src/core/codec.js';
 import { SbError } from '../../src/core/errors.js';
 
 const roundTrip = (v: unknown) => {
@@ -66,4 +66,23 @@ test('data nested too deeply to walk is bad input (bad_request), as the HTTP API
     () => decodeData(deep),
     (e: unknown) => e instanceof SbError && e.code === 'bad_request',
   );
+});
+
+test('answerShape: plain JSON, bytes or toJSON anywhere (Socket.IO must encode it), or nested past the limit', () => {
+  assert.equal(answerShape({ ok: true, result: { a: [1, 'x', null, { b: false }] } }, 100), Shape.Plain);
+  assert.equal(answerShape('text', 100), Shape.Plain);
+  assert.equal(answerShape({ ok: true, result: [{ bytes: Buffer.from([1]) }] }, 100), Shape.Special);
+  assert.equal(answerShape({ r: new Uint8Array(2).buffer }, 100), Shape.Special);
+  assert.equal(answerShape({ r: new Blob(['x']) }, 100), Shape.Special);
+  assert.equal(answerShape({ when: new Date(0) }, 100), Shape.Special);
+  // Depth decides first, also below an object with toJSON (its own values are walked as before).
+  let deep: unknown = 1;
+  for (let i = 0; i < 150; i++) deep = [deep];
+  assert.equal(answerShape({ when: new Date(0), deep }, 100), Shape.TooDeep);
+  const dated = Object.assign(new Date(0), { deep });
+  assert.equal(answerShape(dated, 100), Shape.TooDeep);
+  let edge: unknown = 1;
+  for (let i = 0; i < 99; i++) edge = [edge];
+  assert.equal(answerShape({ edge }, 100), Shape.Plain, 'exactly the limit is allowed');
+  assert.equal(answerShape({ edge: [edge] }, 100), Shape.TooDeep);
 });
