@@ -58,3 +58,17 @@ if (!process.env.DEBUG) {
     if (mod && typeof loaded === 'function' && !patched.has(loaded)) mod.exports = quiet(loaded);
   }
 }
+
+/**
+ * True when DEBUG, as the process started, enables one of `namespaces` in Socket.IO's copy of `debug`: the paths
+ * that write past Socket.IO's code (the event lane's acks) then step aside, so a trace shows every packet as usual.
+ */
+export function traced(...namespaces: string[]): boolean {
+  if (!process.env.DEBUG) return false;
+  try {
+    const d = require(createRequire(require.resolve('socket.io')).resolve('debug')) as DebugFactory;
+    return namespaces.some((n) => d.enabled(n));
+  } catch {
+    return false;
+  }
+}

@@ -6,6 +6,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/logger.js';
 import { LateAdmission, releaseSlots, type Admitted, type SessionSlots } from '../limits/connections.js';
+import { traced } from './quiet-debug.js';
 
 /** Engine.IO and WebSocket settings. */
 export interface SocketServerOptions extends TransportGuardOptions {
@@ -247,6 +248,9 @@ interface EngineSocket {
   close(): void;
 }
 
+/** DEBUG traces Socket.IO's or Engine.IO's packets: acks take their path, so the trace shows them (sendFrame). */
+const ACKS_TRACED = traced('socket.io:socket', 'socket.io-parser', 'engine:socket', 'engine:ws');
+
 export const CLOSE_SLOW_CONSUMER = 4008;
 /** WebSocket close codes of a session refused after it opened: 1013 Try Again Later (limits), 1008 otherwise. */
 export const CLOSE_TRY_AGAIN_LATER = 1013;
@@ -375,7 +379,7 @@ export class TransportGuard {
        */
       sendFrame(frame: string): boolean {
         const self = this as unknown as { writable: boolean; perMessageDeflate?: unknown };
-        if (!self.writable || self.perMessageDeflate || !this.socket) return false;
+        if (ACKS_TRACED || !self.writable || self.perMessageDeflate || !this.socket) return false;
         const conn = guard.open.get(this);
         if (conn && guard.tooSlow(conn, this)) guard.metrics.dropped.inc({ reason: 'slow_consumer' });
         else {
