@@ -1,7 +1,8 @@
 // The Backend over HTTP: signed JSON POSTs to BACKEND_URL with a timeout, and a bulkhead per hook (its own
 // concurrency budget and circuit breaker; one breaker per RPC method), so one client's failing method can't
 // refuse another user's connect. Answers are validated, and refusals become the contract's error codes.
-import { Pool, type Dispatcher } from 'undici';
+import http from 'node:http';
+import https from 'node:https';
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../log/logger.js';
@@ -86,9 +87,16 @@ export class Webhooks implements Backend {
   private readonly base: string;
   /** BACKEND_URL taken apart once (a URL parse per call showed in the profile). */
   private readonly target: {
-    /** The base path, without a trailing slash: every call's path is this plus the hook's. */
+    module: typeof http | typeof https;
+    protocol: string;
+    hostname: string;
+    port: string;
     pathname: string;
-    /** The headers every call sends, as [name, value, ...]: Basic auth from the URL's credentials, and the body's type. */
+    /**
+     * The headers every call sends, as [name, value, ...]: Host (as Node would make it) and Basic auth from the URL's
+     * credentials. Headers given as an array go out as they are; an object cost a header-name validation, a lower-case
+     * copy and a dictionary store per header and call (node:http's setHeader).
+     */
     fixedHeaders: readonly string[];
   };
   private readonly bulkheads: Record<Hook, Bulkhead>;
@@ -96,8 +104,7 @@ export class Webhooks implements Backend {
   private readonly methodBreakers = new Map<string, CircuitBreaker>();
   private readonly disconnects: RetryQueue<{ user: string | null; reason: string }>;
   private readonly log: Logger;
-  /** Kept-alive connections to the backend's origin (undici: a call costs about two thirds of node:http's instructions). */
-  private readonly pool: Pool;
+  private readonly agent: http.Agent;
   /** WEBHOOK_SECRET imported once as an HMAC key. */
   private readonly key: KeyObject;
 
@@ -111,8 +118,15 @@ export class Webhooks implements Backend {
     this.base = opts.url.replace(/\/+$/, '');
     const u = new URL(this.base);
     this.target = {
+      module: u.protocol === 'https:' ? https : http,
+      protocol: u.protocol,
+      hostname: u.hostname.replace(/^\[|\]$/g, ''),
+      port: u.port,
       pathname: u.pathname.replace(/\/+$/, ''),
+      // u.host: the hostname (IPv6 in brackets) and the port unless it is the scheme's default, as Node's Host header.
       fixedHeaders: [
+        'host',
+        u.host,
         ...(u.username
           ? [
               'authorization',
@@ -128,11 +142,17 @@ export class Webhooks implements Backend {
     // Kept-alive, bounded connections: global fetch opened a new connection per concurrent call under load
     // (thousands of sockets and 250 ms p99 at 2,000 RPC/s in `npm run bench`); a pool of reused ones doesn't.
     // Room for every hook's budget at once: a pool smaller than their sum would queue /connect behind hung /rpc calls.
-    // Idle connections stay open until the backend's keep-alive hint (or 4 s) ends them: closing them after every
-    // burst made the node open and close backend connections all the time (1 s p99 stalls in an earlier profile).
-    // No pipelining: a slow answer must not hold up the calls queued behind it on its connection.
     const hooks: Hook[] = ['connect', 'subscribe', 'publish', 'rpc', 'disconnect'];
-    this.pool = new Pool(u.origin, { connections: opts.concurrency * hooks.length, pipelining: 1 });
+    // Idle sockets are kept (up to one hook's budget): closing the ones past a small pool after every burst made the
+    // node open and close backend connections all the time (connect/close syscalls in the profile, 1 s p99 stalls).
+    // LIFO reuse keeps the busy few warm; the backend's keep-alive timeout closes the rest once a burst is over.
+    const agentOptions = {
+      keepAlive: true,
+      maxSockets: opts.concurrency * hooks.length,
+      maxFreeSockets: opts.concurrency,
+      scheduling: 'lifo' as const,
+    };
+    this.agent = this.base.startsWith('https:') ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.bulkheads = Object.fromEntries(
       hooks.map((h) => [h, { inflight: 0, breaker: this.newBreaker(h), duration: metrics.webhookDuration.labels({ hook: h }) }]),
     ) as Record<Hook, Bulkhead>;
@@ -190,7 +210,7 @@ export class Webhooks implements Backend {
     while (this.disconnects.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (this.disconnects.size > 0) this.log.warn({ pending: this.disconnects.size }, 'shutting down with /disconnect webhooks undelivered');
     this.disconnects.close();
-    await this.pool.destroy().catch(() => {});
+    this.agent.destroy();
   }
 
   /**
@@ -300,89 +320,54 @@ export class Webhooks implements Backend {
   }
 
   private post(path: string, raw: string): Promise<Answer> {
-    const pathname = this.target.pathname + path;
+    const target = this.target;
+    const pathname = target.pathname + path;
+    const limit = this.opts.maxAnswerBytes;
     return new Promise<Answer>((resolve, reject) => {
-      const call = new Call(path, this.opts.maxAnswerBytes, resolve, reject);
-      // One deadline for the whole exchange, answer body included (a plain timer: an AbortSignal per call cost
-      // ~5 % of a node's CPU at 2,000 calls/s); it also covers the wait for a free connection.
-      call.deadline = setTimeout(() => call.fail(timeoutError()), this.opts.timeoutMs);
-      this.pool.dispatch(
+      const req = target.module.request(
         {
+          protocol: target.protocol,
+          hostname: target.hostname,
+          port: target.port,
           path: pathname,
           method: 'POST',
-          headers: this.target.fixedHeaders.concat(SIGNATURE_HEADER, sign(this.key, { method: 'POST', path: pathname, body: raw })),
-          body: raw,
-          // The deadline above decides; undici's own timeouts (300 s by default) never come first.
-          headersTimeout: 0,
-          bodyTimeout: 0,
+          agent: this.agent,
+          headers: target.fixedHeaders.concat(
+            'content-length',
+            String(Buffer.byteLength(raw)),
+            SIGNATURE_HEADER,
+            sign(this.key, { method: 'POST', path: pathname, body: raw }),
+          ),
         },
-        call,
+        (res) => {
+          const declared = Number(res.headers['content-length'] ?? 0);
+          if (declared > limit) {
+            res.destroy();
+            return reject(new InvalidAnswer(path, `an answer of ${declared} bytes; at most ${limit} are read`));
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > limit) {
+              res.destroy();
+              reject(new InvalidAnswer(path, `an answer over ${limit} bytes`));
+            } else chunks.push(chunk);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', (err) => reject(wrap(err)));
+        },
       );
+      // One deadline for the whole exchange, answer body included (a plain timer: an AbortSignal per call cost
+      // ~5 % of a node's CPU at 2,000 calls/s). Redirects are not followed.
+      const deadline = setTimeout(() => {
+        reject(timeoutError());
+        req.destroy();
+      }, this.opts.timeoutMs);
+      req.on('close', () => clearTimeout(deadline));
+      req.on('error', (err) => reject(wrap(err)));
+      req.end(raw);
     });
-  }
-}
-
-/**
- * One webhook exchange, as undici's dispatch handler: collects the answer up to the size limit and settles once —
- * with the answer, an InvalidAnswer (too large), the deadline's timeout error or the connection's error. Redirects
- * are not followed (dispatch never does).
- */
-class Call implements Dispatcher.DispatchHandler {
-  deadline: NodeJS.Timeout | undefined;
-  private controller: Dispatcher.DispatchController | undefined;
-  private settled = false;
-  private status = 0;
-  private size = 0;
-  private readonly chunks: Buffer[] = [];
-
-  constructor(
-    private readonly path: string,
-    private readonly limit: number,
-    private readonly resolve: (a: Answer) => void,
-    private readonly reject: (err: Error) => void,
-  ) {}
-
-  /** Ends the exchange with `err` (the deadline, an answer too large): the connection is closed, not reused. */
-  fail(err: Error) {
-    if (this.settled) return;
-    this.settle();
-    this.reject(err);
-    this.controller?.abort(err);
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController) {
-    this.controller = controller;
-    // Failed while it waited for a connection: it goes no further.
-    if (this.settled) controller.abort(timeoutError());
-  }
-
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>) {
-    this.status = statusCode;
-    const declared = Number(headers['content-length'] ?? 0);
-    if (declared > this.limit) this.fail(new InvalidAnswer(this.path, `an answer of ${declared} bytes; at most ${this.limit} are read`));
-  }
-
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer) {
-    this.size += chunk.length;
-    if (this.size > this.limit) this.fail(new InvalidAnswer(this.path, `an answer over ${this.limit} bytes`));
-    else this.chunks.push(chunk);
-  }
-
-  onResponseEnd() {
-    if (this.settled) return;
-    this.settle();
-    this.resolve({ status: this.status, text: Buffer.concat(this.chunks).toString('utf8') });
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error) {
-    if (this.settled) return;
-    this.settle();
-    this.reject(wrap(err));
-  }
-
-  private settle() {
-    this.settled = true;
-    clearTimeout(this.deadline);
   }
 }
 
@@ -444,7 +429,7 @@ function parseAnswer<S extends z.ZodType>(path: string, text: string, schema: S)
   return r.data;
 }
 
-/** A connection's error (undici passes the socket's own, with its code) in the shape describe()/isTimeout() read. */
+/** Node's request errors in the shape describe()/isTimeout() read (a fetch-like cause). */
 function wrap(err: Error): Error {
   if (err.name === 'AbortError' || err.name === 'TimeoutError') return timeoutError();
   return Object.assign(new Error(err.message), { cause: err });
