@@ -34,6 +34,7 @@ interface SocketParts {
 interface SessionParts {
   readyState: string;
   writeBuffer: unknown[];
+  listenerCount(event: string): number;
   /** Set on a WebSocket transport that takes an encoded frame itself (TransportGuard's). */
   transport: { sendFrame?(frame: string): boolean };
 }
@@ -146,7 +147,8 @@ export class LaneAck {
   /**
    * Sends `answer`. `plain`: the caller walked it (answerShape) and found plain JSON, so JSON.stringify makes the
    * frame Socket.IO's encoder would; then it goes straight to the transport when the session is open with nothing
-   * buffered before it (ordering), else, and for anything else, through Socket.IO's own ack.
+   * buffered before it (ordering) and nobody listens for Engine.IO's packets, else, and for anything else, through
+   * Socket.IO's own ack.
    */
   send(answer: unknown, plain: boolean) {
     if (this.sent) return;
@@ -157,6 +159,8 @@ export class LaneAck {
       plain &&
       conn.readyState === 'open' &&
       conn.writeBuffer.length === 0 &&
+      // Someone counts the packets Engine.IO makes (the admin UI's server stats): they go Engine.IO's way.
+      conn.listenerCount('packetCreate') === 0 &&
       conn.transport.sendFrame?.(`43${this.id}${JSON.stringify([answer])}`)
     )
       return;

@@ -94,6 +94,15 @@ describe('client events: the event lane and Socket.IO’s path', () => {
     }
   });
 
+  test("with a listener for Engine.IO's packets (the admin UI's server stats), every ack is still one of them", async () => {
+    const c = await pool.open(url, { transports: ['websocket'] });
+    const server = [...sb.io.of('/').sockets.values()].find((s) => s.id === c.id)!;
+    const made: string[] = [];
+    server.conn.on('packetCreate', (p: { data?: unknown }) => made.push(String(p.data)));
+    assert.deepEqual(await call(c, 'rpc', 'echo', { counted: true }), { ok: true, result: { counted: true } });
+    assert.equal(made.filter((d) => /^3\d+\[/.test(d)).length, 1, `the ack among the packets made: ${made.join(' | ')}`);
+  });
+
   test('a text event while a binary one waits for its attachment is refused with the connection, as Socket.IO does', async () => {
     const channel = 'lane:refused';
     const [bystander, c] = await Promise.all([pool.open(url), pool.open(url)]);

@@ -9,6 +9,8 @@ import { call, clientPool } from '../helpers/client.js';
 import { startInProcess } from '../helpers/inprocess.js';
 
 const SECRET = 'request-secret-0123456789abcdefghij';
+/** MAX_HTTP_BODY_BYTES of the node: also the largest webhook answer it reads. */
+const LIMIT = 4096;
 
 interface Seen {
   method: string;
@@ -36,6 +38,18 @@ describe('a webhook call as the backend sees it', () => {
       });
       const json = (v: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v));
       if (req.url === '/hooks/connect') return json({ user: 'u1' });
+      if (req.url === '/hooks/rpc/huge') {
+        const text = JSON.stringify({ result: 'x'.repeat(LIMIT) });
+        return res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+      }
+      if (req.url === '/hooks/rpc/streamed') {
+        // No content-length: the size shows only as the chunks come.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"result":"');
+        for (let i = 0; i < 8; i++) res.write('y'.repeat(LIMIT / 4));
+        return res.end('"}');
+      }
+      if (req.url === '/hooks/rpc/moved') return res.writeHead(302, { location: '/hooks/rpc/echo' }).end();
       if (req.url?.startsWith('/hooks/rpc/')) return json({ result: JSON.parse(body).params });
       json({});
     });
@@ -49,7 +63,11 @@ describe('a webhook call as the backend sees it', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as { port: number }).port;
     // Credentials with characters that are percent-encoded in a URL; a base path with a trailing slash.
-    ({ sb, url } = await startInProcess({ backendUrl: `http://hook%40user:p%3Ass@127.0.0.1:${port}/hooks/`, webhookSecret: SECRET }));
+    ({ sb, url } = await startInProcess({
+      backendUrl: `http://hook%40user:p%3Ass@127.0.0.1:${port}/hooks/`,
+      webhookSecret: SECRET,
+      maxHttpBodyBytes: String(LIMIT),
+    }));
   });
   after(async () => {
     pool.close();
@@ -81,5 +99,21 @@ describe('a webhook call as the backend sees it', () => {
     }
     assert.deepEqual(JSON.parse(rpcs[0]!.body), { user: 'u1', params });
     assert.equal(rpcs[0]!.socket, rpcs[1]!.socket, "the second call reused the first one's connection");
+  });
+
+  test('an answer over the size limit (declared, or only as it streams) and a redirect fail the call as `unavailable`; the next call works', async () => {
+    const c = await pool.open(url);
+    const huge = await call(c, 'rpc', 'huge');
+    assert.equal(huge.ok, false);
+    assert.equal(huge.error.code, 'unavailable');
+    assert.match(huge.error.message, new RegExp(`an answer of \\d+ bytes; at most ${LIMIT} are read`));
+    const streamed = await call(c, 'rpc', 'streamed');
+    assert.equal(streamed.error?.code, 'unavailable');
+    assert.match(streamed.error.message, new RegExp(`an answer over ${LIMIT} bytes`));
+    const moved = await call(c, 'rpc', 'moved');
+    assert.equal(moved.error?.code, 'unavailable');
+    assert.match(moved.error.message, /a redirect \(302\); BACKEND_URL must point at the webhooks themselves/);
+    assert.equal(seen.filter((s) => s.url === '/hooks/rpc/echo').length, 0, 'the redirect was not followed');
+    assert.deepEqual(await call(c, 'rpc', 'after', { fine: 1 }), { ok: true, result: { fine: 1 } });
   });
 });
